@@ -1,0 +1,3 @@
+//! Spec files -> validated Plan (pure; file:line errors).
+
+pub mod template;
