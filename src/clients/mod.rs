@@ -1,1 +1,3 @@
-//! clients
+//! One thin module per remote service.
+
+pub mod nats;

@@ -1,0 +1,340 @@
+//! The sentinel probe: publish tasks with fresh trace context, await results.
+
+use super::envelope::{ResultEnvelope, TaskMessage, MSG_ID_HEADER, TRACEPARENT_HEADER};
+use super::latency::{Latencies, LatencySummary};
+use super::traceparent::TraceParent;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{oneshot, Semaphore};
+
+/// What one probe run needs, already rendered from the spec and target.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub name: String,
+    pub stream: String,
+    pub subject: String,
+    pub result_subject: String,
+    pub agent_type: String,
+    pub count: usize,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("probe {probe}: cannot subscribe to result subject {subject}: {reason}")]
+    Subscribe {
+        probe: String,
+        subject: String,
+        reason: String,
+    },
+    #[error("probe {probe}: JetStream stream {stream} is not reachable: {reason}. Check that the stream exists on this NATS and the probe spec names it")]
+    Stream {
+        probe: String,
+        stream: String,
+        reason: String,
+    },
+}
+
+/// A task the worker answered with a different trace id than it was sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceMismatch {
+    pub task_id: String,
+    pub sent: String,
+    pub received: String,
+}
+
+/// A task whose publish was not acknowledged by JetStream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishFailure {
+    pub task_id: String,
+    pub reason: String,
+}
+
+/// The first sentinel of a run, for templates (`{{sentinel.task_id}}`) and links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentinelRef {
+    pub task_id: String,
+    pub trace_id: String,
+}
+
+/// Everything a probe run observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeOutcome {
+    pub name: String,
+    pub subject: String,
+    pub agent_type: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub sent: u64,
+    pub acked: u64,
+    pub completed: u64,
+    pub timed_out: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub trace_mismatches: Vec<TraceMismatch>,
+    pub publish_failures: Vec<PublishFailure>,
+    pub latency: LatencySummary,
+    /// Completed round trips per second of wall time.
+    pub throughput_per_s: f64,
+    pub sentinel: Option<SentinelRef>,
+}
+
+impl ProbeOutcome {
+    /// A probe passes when every task came back in time with its own trace id.
+    pub fn passed(&self) -> bool {
+        self.sent > 0
+            && self.timed_out.is_empty()
+            && self.trace_mismatches.is_empty()
+            && self.publish_failures.is_empty()
+            && self.completed == self.sent
+    }
+
+    /// One line per failure class, naming the task ids (capped).
+    pub fn failure_reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.sent == 0 {
+            out.push("no sentinel was sent".to_string());
+        }
+        if !self.publish_failures.is_empty() {
+            let ids: Vec<&str> = self.publish_failures.iter().map(|f| f.task_id.as_str()).collect();
+            out.push(format!(
+                "{} publish(es) not acknowledged by JetStream ({}): {}",
+                ids.len(),
+                self.publish_failures[0].reason,
+                list_ids(&ids)
+            ));
+        }
+        if !self.timed_out.is_empty() {
+            let ids: Vec<&str> = self.timed_out.iter().map(String::as_str).collect();
+            out.push(format!("{} task(s) timed out: {}", ids.len(), list_ids(&ids)));
+        }
+        if !self.trace_mismatches.is_empty() {
+            let ids: Vec<&str> = self.trace_mismatches.iter().map(|m| m.task_id.as_str()).collect();
+            out.push(format!(
+                "{} result(s) carried a different trace_id: {}",
+                ids.len(),
+                list_ids(&ids)
+            ));
+        }
+        out
+    }
+}
+
+fn list_ids(ids: &[&str]) -> String {
+    const SHOWN: usize = 20;
+    let mut s = ids.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    if ids.len() > SHOWN {
+        s.push_str(&format!(" … and {} more (see report.json)", ids.len() - SHOWN));
+    }
+    s
+}
+
+/// Progress callback: called with the number of tasks settled so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+enum Settled {
+    Completed {
+        latency: Duration,
+        trace_id: String,
+    },
+    TimedOut,
+    PublishFailed(String),
+}
+
+struct Pending {
+    tx: Option<oneshot::Sender<(Instant, ResultEnvelope)>>,
+}
+
+/// Publishes `cfg.count` sentinels with at most `cfg.concurrency` awaiting
+/// their results at once, and collects what came back.
+pub async fn run_probe(
+    client: &async_nats::Client,
+    cfg: &ProbeConfig,
+    progress: Option<Progress>,
+) -> Result<ProbeOutcome, ProbeError> {
+    let js = async_nats::jetstream::new(client.clone());
+    js.get_stream(&cfg.stream).await.map_err(|e| ProbeError::Stream {
+        probe: cfg.name.clone(),
+        stream: cfg.stream.clone(),
+        reason: e.to_string(),
+    })?;
+
+    let pending: Arc<Mutex<HashMap<String, Pending>>> = Arc::default();
+    let duplicated: Arc<Mutex<Vec<String>>> = Arc::default();
+
+    // Subscribe before the first publish so no result can be missed.
+    let mut results = client
+        .subscribe(cfg.result_subject.clone())
+        .await
+        .map_err(|e| ProbeError::Subscribe {
+            probe: cfg.name.clone(),
+            subject: cfg.result_subject.clone(),
+            reason: e.to_string(),
+        })?;
+    client.flush().await.ok();
+    let collector = {
+        let pending = pending.clone();
+        let duplicated = duplicated.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = results.next().await {
+                let received = Instant::now();
+                let Ok(env) = serde_json::from_slice::<ResultEnvelope>(&msg.payload) else {
+                    continue;
+                };
+                let mut map = pending.lock().expect("probe map poisoned");
+                match map.get_mut(&env.task_id) {
+                    Some(p) => match p.tx.take() {
+                        Some(tx) => {
+                            let _ = tx.send((received, env));
+                        }
+                        None => duplicated.lock().expect("poisoned").push(env.task_id.clone()),
+                    },
+                    // Results of other runs sharing the subject are not ours.
+                    None => {}
+                }
+            }
+        })
+    };
+
+    let started_at = Utc::now();
+    let wall = Instant::now();
+    let semaphore = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let mut handles = Vec::with_capacity(cfg.count);
+    let mut sentinel = None;
+    let settled_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let base_headers = {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("firedrill-probe", cfg.name.as_str());
+        h
+    };
+
+    for _ in 0..cfg.count {
+        let permit = semaphore.clone().acquire_owned().await.expect("semaphore never closed");
+        let task_id = new_task_id();
+        let tp = TraceParent::random();
+        if sentinel.is_none() {
+            sentinel = Some(SentinelRef {
+                task_id: task_id.clone(),
+                trace_id: tp.trace_id_hex(),
+            });
+        }
+        let task = TaskMessage {
+            task_id: task_id.clone(),
+            agent_type: cfg.agent_type.clone(),
+            kind: "sentinel".to_string(),
+            reply_subject: cfg.result_subject.clone(),
+            payload: cfg.payload.clone(),
+        };
+        let body = serde_json::to_vec(&task).expect("task serialises");
+        let mut headers = base_headers.clone();
+        headers.insert(TRACEPARENT_HEADER, tp.to_string().as_str());
+        headers.insert(MSG_ID_HEADER, task_id.as_str());
+        let (tx, rx) = oneshot::channel();
+        pending
+            .lock()
+            .expect("probe map poisoned")
+            .insert(task_id.clone(), Pending { tx: Some(tx) });
+
+        let js = js.clone();
+        let subject = cfg.subject.clone();
+        let timeout = cfg.timeout;
+        let progress = progress.clone();
+        let settled_count = settled_count.clone();
+        handles.push(tokio::spawn(async move {
+            let sent_at = Instant::now();
+            let settled = match js.publish_with_headers(subject, headers, body.into()).await {
+                Err(e) => Settled::PublishFailed(e.to_string()),
+                Ok(ack) => match tokio::time::timeout(timeout, async {
+                    match ack.await {
+                        Err(e) => Err(e.to_string()),
+                        Ok(_) => Ok(rx.await),
+                    }
+                })
+                .await
+                {
+                    Err(_) => Settled::TimedOut,
+                    Ok(Err(e)) => Settled::PublishFailed(e),
+                    Ok(Ok(Err(_))) => Settled::TimedOut,
+                    Ok(Ok(Ok((received, env)))) => Settled::Completed {
+                        latency: received.saturating_duration_since(sent_at),
+                        trace_id: env.trace_id,
+                    },
+                },
+            };
+            drop(permit);
+            let n = settled_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(p) = progress {
+                p(n);
+            }
+            (task_id, tp.trace_id_hex(), settled)
+        }));
+    }
+
+    let mut latencies = Latencies::default();
+    let mut out = ProbeOutcome {
+        name: cfg.name.clone(),
+        subject: cfg.subject.clone(),
+        agent_type: cfg.agent_type.clone(),
+        started_at,
+        finished_at: started_at,
+        sent: cfg.count as u64,
+        acked: 0,
+        completed: 0,
+        timed_out: Vec::new(),
+        duplicated: Vec::new(),
+        trace_mismatches: Vec::new(),
+        publish_failures: Vec::new(),
+        latency: LatencySummary::default(),
+        throughput_per_s: 0.0,
+        sentinel,
+    };
+    for h in handles {
+        let (task_id, sent_trace, settled) = h.await.expect("probe task panicked");
+        match settled {
+            Settled::Completed { latency, trace_id } => {
+                out.acked += 1;
+                out.completed += 1;
+                latencies.record(latency);
+                if trace_id != sent_trace {
+                    out.trace_mismatches.push(TraceMismatch {
+                        task_id,
+                        sent: sent_trace,
+                        received: trace_id,
+                    });
+                }
+            }
+            Settled::TimedOut => {
+                out.acked += 1;
+                out.timed_out.push(task_id);
+            }
+            Settled::PublishFailed(reason) => out.publish_failures.push(PublishFailure { task_id, reason }),
+        }
+    }
+    let elapsed = wall.elapsed();
+    collector.abort();
+    out.finished_at = Utc::now();
+    out.latency = latencies.summary();
+    out.duplicated = std::mem::take(&mut *duplicated.lock().expect("poisoned"));
+    out.throughput_per_s = if elapsed.as_secs_f64() > 0.0 {
+        out.completed as f64 / elapsed.as_secs_f64()
+    } else {
+        0.0
+    };
+    Ok(out)
+}
+
+/// Sentinel task ids: `sentinel-<unix ms>-<random>`, unique across runs.
+fn new_task_id() -> String {
+    use rand::Rng;
+    format!(
+        "sentinel-{}-{:012x}",
+        Utc::now().timestamp_millis(),
+        rand::rng().random::<u64>() & 0xffff_ffff_ffff
+    )
+}
