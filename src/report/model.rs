@@ -1,0 +1,212 @@
+//! The one `Report` value that runners fill and renderers read.
+
+use crate::probe::ProbeOutcome;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on any breaking change to the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Skipped,
+    Pending,
+    Error,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Skipped => "skipped",
+            Verdict::Pending => "pending",
+            Verdict::Error => "error",
+            Verdict::Fail => "fail",
+        }
+    }
+
+    /// Symbol for tables; plain text so it renders everywhere.
+    pub fn badge(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✅ pass",
+            Verdict::Skipped => "⏭️ skipped",
+            Verdict::Pending => "⏳ pending",
+            Verdict::Error => "⚠️ error",
+            Verdict::Fail => "❌ fail",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    pub git_commit: Option<String>,
+    pub git_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub name: String,
+    pub description: String,
+    /// `local` (a stack firedrill started) or `remote`.
+    pub kind: String,
+    pub namespace: String,
+    pub nats_url: String,
+    pub prometheus_url: Option<String>,
+    pub alertmanager_url: Option<String>,
+    pub grafana_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// One probe's result as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    #[serde(flatten)]
+    pub outcome: ProbeOutcome,
+}
+
+impl ProbeResult {
+    pub fn from_outcome(outcome: ProbeOutcome) -> Self {
+        ProbeResult {
+            verdict: if outcome.passed() { Verdict::Pass } else { Verdict::Fail },
+            reasons: outcome.failure_reasons(),
+            outcome,
+        }
+    }
+}
+
+/// One returned series of a criterion's query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesValue {
+    pub labels: BTreeMap<String, String>,
+    /// As Prometheus wrote it (`"NaN"`, `"+Inf"` stay strings).
+    pub value: String,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriterionResult {
+    pub id: String,
+    pub title: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    /// The PromQL that ran, templates filled.
+    pub query: Option<String>,
+    /// e.g. `< 1500`.
+    pub condition: Option<String>,
+    pub series: Vec<SeriesValue>,
+    /// Prometheus graph UI link for the same query over the window.
+    pub query_url: Option<String>,
+    pub evidence: Vec<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub label: String,
+    pub url: Option<String>,
+}
+
+/// One timestamped event of a drill's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub event: String,
+    pub at: DateTime<Utc>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillTrial {
+    pub trial: u32,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub timeline: Vec<TimelineEvent>,
+    pub time_to_pending_ms: Option<i64>,
+    pub time_to_fire_ms: Option<i64>,
+    pub time_to_notify_ms: Option<i64>,
+    pub time_to_resolve_ms: Option<i64>,
+    pub alert_labels: BTreeMap<String, String>,
+    pub reverted: bool,
+    pub revert_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillResult {
+    pub name: String,
+    pub alert: String,
+    pub fault: String,
+    pub deadline_ms: u64,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub trials: Vec<DrillTrial>,
+    pub alert_urls: Vec<Link>,
+    /// Exactly what to do by hand if a revert failed.
+    pub manual_recovery: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub command: String,
+    pub tool: ToolInfo,
+    pub target: TargetInfo,
+    pub window: RunWindow,
+    pub verdict: Verdict,
+    pub probes: Vec<ProbeResult>,
+    pub criteria: Vec<CriterionResult>,
+    pub drills: Vec<DrillResult>,
+    /// Problems not tied to one probe/criterion/drill (e.g. a dependency down).
+    pub errors: Vec<String>,
+    /// Set when the run was interrupted by a signal.
+    pub interrupted: bool,
+}
+
+impl Report {
+    /// The overall verdict: any fail wins, then any error; skipped and
+    /// pending items never make a run pass on their own.
+    pub fn compute_verdict(&self) -> Verdict {
+        let items = self
+            .probes
+            .iter()
+            .map(|p| p.verdict)
+            .chain(self.criteria.iter().map(|c| c.verdict))
+            .chain(self.drills.iter().map(|d| d.verdict));
+        let worst = items.max().unwrap_or(Verdict::Pass);
+        let worst = if !self.errors.is_empty() { worst.max(Verdict::Error) } else { worst };
+        match worst {
+            Verdict::Fail => Verdict::Fail,
+            Verdict::Error => Verdict::Error,
+            _ => Verdict::Pass,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_order_puts_fail_last() {
+        assert!(Verdict::Fail > Verdict::Error);
+        assert!(Verdict::Error > Verdict::Pending);
+        assert!(Verdict::Pending > Verdict::Pass);
+    }
+}
