@@ -1,3 +1,6 @@
 //! One thin module per remote service.
 
+pub mod alertmanager;
+pub mod http;
 pub mod nats;
+pub mod prometheus;

@@ -30,7 +30,9 @@ pub async fn connect(url: &str, creds_env: Option<&str>) -> Result<async_nats::C
         .client_capacity(65_536)
         .subscription_capacity(262_144);
     if let Some(var) = creds_env {
-        let path = std::env::var_os(var).ok_or_else(|| NatsError::CredsEnvMissing { var: var.to_string() })?;
+        let path = std::env::var_os(var).ok_or_else(|| NatsError::CredsEnvMissing {
+            var: var.to_string(),
+        })?;
         let path = PathBuf::from(path);
         opts = opts
             .credentials_file(&path)

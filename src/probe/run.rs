@@ -102,7 +102,11 @@ impl ProbeOutcome {
             out.push("no sentinel was sent".to_string());
         }
         if !self.publish_failures.is_empty() {
-            let ids: Vec<&str> = self.publish_failures.iter().map(|f| f.task_id.as_str()).collect();
+            let ids: Vec<&str> = self
+                .publish_failures
+                .iter()
+                .map(|f| f.task_id.as_str())
+                .collect();
             out.push(format!(
                 "{} publish(es) not acknowledged by JetStream ({}): {}",
                 ids.len(),
@@ -112,10 +116,18 @@ impl ProbeOutcome {
         }
         if !self.timed_out.is_empty() {
             let ids: Vec<&str> = self.timed_out.iter().map(String::as_str).collect();
-            out.push(format!("{} task(s) timed out: {}", ids.len(), list_ids(&ids)));
+            out.push(format!(
+                "{} task(s) timed out: {}",
+                ids.len(),
+                list_ids(&ids)
+            ));
         }
         if !self.trace_mismatches.is_empty() {
-            let ids: Vec<&str> = self.trace_mismatches.iter().map(|m| m.task_id.as_str()).collect();
+            let ids: Vec<&str> = self
+                .trace_mismatches
+                .iter()
+                .map(|m| m.task_id.as_str())
+                .collect();
             out.push(format!(
                 "{} result(s) carried a different trace_id: {}",
                 ids.len(),
@@ -128,9 +140,17 @@ impl ProbeOutcome {
 
 fn list_ids(ids: &[&str]) -> String {
     const SHOWN: usize = 20;
-    let mut s = ids.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    let mut s = ids
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if ids.len() > SHOWN {
-        s.push_str(&format!(" … and {} more (see report.json)", ids.len() - SHOWN));
+        s.push_str(&format!(
+            " … and {} more (see report.json)",
+            ids.len() - SHOWN
+        ));
     }
     s
 }
@@ -139,10 +159,7 @@ fn list_ids(ids: &[&str]) -> String {
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 enum Settled {
-    Completed {
-        latency: Duration,
-        trace_id: String,
-    },
+    Completed { latency: Duration, trace_id: String },
     TimedOut,
     PublishFailed(String),
 }
@@ -159,11 +176,13 @@ pub async fn run_probe(
     progress: Option<Progress>,
 ) -> Result<ProbeOutcome, ProbeError> {
     let js = async_nats::jetstream::new(client.clone());
-    js.get_stream(&cfg.stream).await.map_err(|e| ProbeError::Stream {
-        probe: cfg.name.clone(),
-        stream: cfg.stream.clone(),
-        reason: e.to_string(),
-    })?;
+    js.get_stream(&cfg.stream)
+        .await
+        .map_err(|e| ProbeError::Stream {
+            probe: cfg.name.clone(),
+            stream: cfg.stream.clone(),
+            reason: e.to_string(),
+        })?;
 
     let pending: Arc<Mutex<HashMap<String, Pending>>> = Arc::default();
     let duplicated: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -193,7 +212,10 @@ pub async fn run_probe(
                         Some(tx) => {
                             let _ = tx.send((received, env));
                         }
-                        None => duplicated.lock().expect("poisoned").push(env.task_id.clone()),
+                        None => duplicated
+                            .lock()
+                            .expect("poisoned")
+                            .push(env.task_id.clone()),
                     },
                     // Results of other runs sharing the subject are not ours.
                     None => {}
@@ -215,7 +237,11 @@ pub async fn run_probe(
     };
 
     for _ in 0..cfg.count {
-        let permit = semaphore.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let task_id = new_task_id();
         let tp = TraceParent::random();
         if sentinel.is_none() {
@@ -313,7 +339,9 @@ pub async fn run_probe(
                 out.acked += 1;
                 out.timed_out.push(task_id);
             }
-            Settled::PublishFailed(reason) => out.publish_failures.push(PublishFailure { task_id, reason }),
+            Settled::PublishFailed(reason) => out
+                .publish_failures
+                .push(PublishFailure { task_id, reason }),
         }
     }
     let elapsed = wall.elapsed();

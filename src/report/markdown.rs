@@ -42,8 +42,16 @@ fn head(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "| Commit | {} {} |",
-        r.tool.git_commit.as_deref().map(|c| format!("`{c}`")).unwrap_or_else(|| "unknown".into()),
-        r.tool.git_ref.as_deref().map(|c| format!("(`{c}`)")).unwrap_or_default()
+        r.tool
+            .git_commit
+            .as_deref()
+            .map(|c| format!("`{c}`"))
+            .unwrap_or_else(|| "unknown".into()),
+        r.tool
+            .git_ref
+            .as_deref()
+            .map(|c| format!("(`{c}`)"))
+            .unwrap_or_default()
     );
     let _ = writeln!(s, "| Tool | {} {} |", r.tool.name, r.tool.version);
     if r.interrupted {
@@ -117,7 +125,10 @@ fn probes(s: &mut String, r: &Report) {
             s,
             "| sent | acked | completed | timed out | duplicated | trace mismatches | p50 | p90 | p99 | max | throughput |"
         );
-        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let l = &o.latency;
         let _ = writeln!(
             s,
@@ -159,7 +170,11 @@ fn latency_chart(s: &mut String, p: &ProbeResult) {
     }
     let labels: Vec<String> = b.iter().map(|b| format!("\"≤{}ms\"", b.le_ms)).collect();
     let counts: Vec<String> = b.iter().map(|b| b.count.to_string()).collect();
-    let _ = writeln!(s, "```mermaid\nxychart-beta\n    title \"Round-trip latency ({} sentinels)\"", p.outcome.completed);
+    let _ = writeln!(
+        s,
+        "```mermaid\nxychart-beta\n    title \"Round-trip latency ({} sentinels)\"",
+        p.outcome.completed
+    );
     let _ = writeln!(s, "    x-axis [{}]", labels.join(", "));
     let _ = writeln!(s, "    y-axis \"sentinels\"");
     let _ = writeln!(s, "    bar [{}]\n```\n", counts.join(", "));
@@ -186,6 +201,7 @@ pub fn human_ms(ms: i64) -> String {
     if ms.abs() < 60_000 {
         format!("{:.3} s", ms as f64 / 1000.0)
     } else {
-        humantime::format_duration(std::time::Duration::from_secs((ms / 1000).unsigned_abs())).to_string()
+        humantime::format_duration(std::time::Duration::from_secs((ms / 1000).unsigned_abs()))
+            .to_string()
     }
 }

@@ -86,7 +86,11 @@ pub struct ProbeResult {
 impl ProbeResult {
     pub fn from_outcome(outcome: ProbeOutcome) -> Self {
         ProbeResult {
-            verdict: if outcome.passed() { Verdict::Pass } else { Verdict::Fail },
+            verdict: if outcome.passed() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
             reasons: outcome.failure_reasons(),
             outcome,
         }
@@ -190,7 +194,11 @@ impl Report {
             .chain(self.criteria.iter().map(|c| c.verdict))
             .chain(self.drills.iter().map(|d| d.verdict));
         let worst = items.max().unwrap_or(Verdict::Pass);
-        let worst = if !self.errors.is_empty() { worst.max(Verdict::Error) } else { worst };
+        let worst = if !self.errors.is_empty() {
+            worst.max(Verdict::Error)
+        } else {
+            worst
+        };
         match worst {
             Verdict::Fail => Verdict::Fail,
             Verdict::Error => Verdict::Error,

@@ -1,0 +1,368 @@
+//! Prometheus HTTP API: queries, rules, alerts, series.
+
+use super::http::{client, send_with_retry};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+
+pub type Labels = BTreeMap<String, String>;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum PromError {
+    #[error("Prometheus at {url} is unreachable: {reason}. Check the target's prometheus_url and that Prometheus is up")]
+    Unreachable { url: String, reason: String },
+    #[error("Prometheus at {url} answered {error_type}: {error}")]
+    Api {
+        url: String,
+        error_type: String,
+        error: String,
+    },
+    #[error(
+        "Prometheus at {url} answered HTTP {status} with a body firedrill cannot read: {body}"
+    )]
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// A sample value as Prometheus wrote it (a string, so `NaN`/`+Inf` survive).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Sample(pub f64, pub String);
+
+impl Sample {
+    pub fn value(&self) -> f64 {
+        parse_value(&self.1)
+    }
+}
+
+/// Prometheus' float format: `NaN`, `+Inf`, `-Inf` or a number.
+pub fn parse_value(s: &str) -> f64 {
+    match s {
+        "NaN" => f64::NAN,
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        other => other.parse().unwrap_or(f64::NAN),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VectorSample {
+    pub metric: Labels,
+    pub value: Sample,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MatrixSeries {
+    pub metric: Labels,
+    pub values: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+pub enum QueryResult {
+    Vector(Vec<VectorSample>),
+    Matrix(Vec<MatrixSeries>),
+    Scalar(Sample),
+    String(Sample),
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    status: String,
+    data: Option<T>,
+    #[serde(rename = "errorType")]
+    error_type: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RulesData {
+    pub groups: Vec<RuleGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RuleGroup {
+    pub name: String,
+    pub file: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Rule {
+    pub name: String,
+    pub query: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub duration: f64,
+    #[serde(default)]
+    pub labels: Labels,
+    #[serde(default)]
+    pub annotations: Labels,
+    #[serde(default)]
+    pub alerts: Vec<PromAlert>,
+    #[serde(default)]
+    pub health: String,
+    #[serde(rename = "lastError", default)]
+    pub last_error: Option<String>,
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PromAlert {
+    pub labels: Labels,
+    #[serde(default)]
+    pub annotations: Labels,
+    /// `pending` or `firing`.
+    pub state: String,
+    #[serde(rename = "activeAt")]
+    pub active_at: Option<DateTime<Utc>>,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertsData {
+    alerts: Vec<PromAlert>,
+}
+
+/// A thin client for one Prometheus.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Prometheus {
+    pub fn new(base_url: &str) -> Self {
+        Prometheus {
+            base: base_url.trim_end_matches('/').to_string(),
+            http: client(Duration::from_secs(30)),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Instant query evaluated at `time`.
+    pub async fn query(&self, promql: &str, time: DateTime<Utc>) -> Result<QueryResult, PromError> {
+        let t = format_time(time);
+        self.get("/api/v1/query", &[("query", promql), ("time", &t)])
+            .await
+    }
+
+    /// Range query over `[start, end]` at `step`.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<QueryResult, PromError> {
+        let (s, e) = (format_time(start), format_time(end));
+        let step = format!("{}", step.as_secs_f64().max(0.001));
+        self.get(
+            "/api/v1/query_range",
+            &[
+                ("query", promql),
+                ("start", &s),
+                ("end", &e),
+                ("step", &step),
+            ],
+        )
+        .await
+    }
+
+    pub async fn rules(&self) -> Result<Vec<RuleGroup>, PromError> {
+        let d: RulesData = self.get("/api/v1/rules", &[("type", "alert")]).await?;
+        Ok(d.groups)
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<PromAlert>, PromError> {
+        let d: AlertsData = self.get("/api/v1/alerts", &[]).await?;
+        Ok(d.alerts)
+    }
+
+    /// Series matching `selector` in `[start, end]`.
+    pub async fn series(
+        &self,
+        selector: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Labels>, PromError> {
+        let (s, e) = (format_time(start), format_time(end));
+        self.get(
+            "/api/v1/series",
+            &[("match[]", selector), ("start", &s), ("end", &e)],
+        )
+        .await
+    }
+
+    /// Prometheus' own graph UI for `promql`, showing the window's end.
+    pub fn graph_url(&self, promql: &str, end: DateTime<Utc>, range: Duration) -> String {
+        graph_url(&self.base, promql, end, range)
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<T, PromError> {
+        let url = format!("{}{}", self.base, path);
+        let resp = send_with_retry(|| self.http.get(&url).query(params), 3)
+            .await
+            .map_err(|e| PromError::Unreachable {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| PromError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        decode(&self.base, status, &body)
+    }
+}
+
+/// Decodes any API envelope; `status: error` becomes `PromError::Api`.
+pub fn decode<T: for<'de> Deserialize<'de>>(
+    base: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, PromError> {
+    let env: Envelope<T> = serde_json::from_slice(body).map_err(|_| PromError::Http {
+        url: base.to_string(),
+        status,
+        body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+    })?;
+    match (env.status.as_str(), env.data) {
+        ("success", Some(data)) => Ok(data),
+        _ => Err(PromError::Api {
+            url: base.to_string(),
+            error_type: env.error_type.unwrap_or_else(|| format!("HTTP {status}")),
+            error: env.error.unwrap_or_else(|| "no error message".into()),
+        }),
+    }
+}
+
+fn format_time(t: DateTime<Utc>) -> String {
+    format!("{:.3}", t.timestamp_millis() as f64 / 1000.0)
+}
+
+/// `<base>/graph?g0.expr=...&g0.tab=0&g0.range_input=...&g0.end_input=...`
+pub fn graph_url(base: &str, promql: &str, end: DateTime<Utc>, range: Duration) -> String {
+    let mut u = url::Url::parse(&format!("{}/graph", base.trim_end_matches('/')))
+        .unwrap_or_else(|_| url::Url::parse("http://invalid/graph").expect("static url"));
+    u.query_pairs_mut()
+        .append_pair("g0.expr", promql)
+        .append_pair("g0.tab", "0")
+        .append_pair("g0.range_input", &format!("{}s", range.as_secs().max(1)))
+        .append_pair("g0.end_input", &end.format("%Y-%m-%d %H:%M:%S").to_string());
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/prometheus/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn decodes_vector_scalar_matrix_and_nan() {
+        let v: QueryResult = decode("p", 200, &fixture("query-vector.json")).unwrap();
+        let QueryResult::Vector(v) = v else {
+            panic!("not a vector")
+        };
+        assert_eq!(v[0].metric["reason"], "ImagePullBackOff");
+        assert_eq!(v[0].value.value(), 0.0);
+
+        let s: QueryResult = decode("p", 200, &fixture("query-scalar.json")).unwrap();
+        assert!(matches!(s, QueryResult::Scalar(ref x) if x.value() == 9.0));
+
+        let m: QueryResult = decode("p", 200, &fixture("query-range-matrix.json")).unwrap();
+        let QueryResult::Matrix(m) = m else {
+            panic!("not a matrix")
+        };
+        assert_eq!(m[0].values.len(), 3);
+
+        let n: QueryResult =
+            decode("p", 200, &fixture("query-histogram-quantile-nan.json")).unwrap();
+        let QueryResult::Vector(n) = n else {
+            panic!("not a vector")
+        };
+        assert!(n[0].value.value().is_nan());
+
+        let e: QueryResult = decode("p", 200, &fixture("query-empty.json")).unwrap();
+        assert_eq!(e, QueryResult::Vector(vec![]));
+    }
+
+    #[test]
+    fn error_envelope_becomes_api_error() {
+        let err =
+            decode::<QueryResult>("p", 400, &fixture("query-error-bad-data.json")).unwrap_err();
+        match err {
+            PromError::Api {
+                error_type, error, ..
+            } => {
+                assert_eq!(error_type, "bad_data");
+                assert!(error.contains("unclosed left parenthesis"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_rules_alerts_series() {
+        let r: RulesData = decode("p", 200, &fixture("rules-firing.json")).unwrap();
+        let rule = &r.groups[0].rules[0];
+        assert_eq!(rule.name, "WorkerImagePullBackOff");
+        assert_eq!(rule.duration, 5.0);
+        assert_eq!(rule.alerts[0].state, "firing");
+        assert_eq!(
+            rule.alerts[0].active_at.unwrap().to_rfc3339(),
+            "2026-11-23T09:54:49.851404264+00:00"
+        );
+        let a: AlertsData = decode("p", 200, &fixture("alerts-pending.json")).unwrap();
+        assert_eq!(a.alerts[0].state, "pending");
+        let s: Vec<Labels> = decode("p", 200, &fixture("series.json")).unwrap();
+        assert_eq!(s.len(), 1);
+        let s: Vec<Labels> = decode("p", 200, &fixture("series-empty.json")).unwrap();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn special_values() {
+        assert!(parse_value("NaN").is_nan());
+        assert_eq!(parse_value("+Inf"), f64::INFINITY);
+        assert_eq!(parse_value("-Inf"), f64::NEG_INFINITY);
+        assert_eq!(parse_value("1e+00"), 1.0);
+    }
+
+    #[test]
+    fn graph_url_encodes_the_query() {
+        let end = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let u = graph_url(
+            "http://127.0.0.1:9090/",
+            "up{job=\"x\"} > 0",
+            end,
+            Duration::from_secs(90),
+        );
+        assert!(
+            u.starts_with("http://127.0.0.1:9090/graph?g0.expr=up%7Bjob%3D%22x%22%7D+%3E+0"),
+            "{u}"
+        );
+        assert!(u.contains("g0.range_input=90s"));
+    }
+}
