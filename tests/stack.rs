@@ -373,3 +373,98 @@ async fn a_startup_timeout_names_the_child_and_url() {
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(processes_mentioning(&tmp.path().to_string_lossy()).is_empty());
 }
+
+/// Env var that turns `sigkill_helper` into the process under test.
+const HELPER_ENV: &str = "FIREDRILL_STACK_SIGKILL_HELPER";
+
+/// Not a test on its own: `children_die_when_firedrill_is_sigkilled` runs
+/// this test binary again with only this test, as a stand-in firedrill.
+#[tokio::test]
+#[ignore = "helper process for children_die_when_firedrill_is_sigkilled"]
+async fn sigkill_helper() {
+    let Some(report) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let stack = LocalStack::start(options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pids: Vec<String> = stack.child_pids().iter().map(u32::to_string).collect();
+    std::fs::write(&report, pids.join(" ")).unwrap();
+    // Wait to be killed; nothing of ours runs after SIGKILL.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    drop(stack);
+}
+
+/// SIGKILL skips every destructor, so only PR_SET_PDEATHSIG stands between
+/// a killed firedrill and three orphaned servers.
+#[tokio::test]
+async fn children_die_when_firedrill_is_sigkilled() {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("pids");
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigkill_helper", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, &report)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pids: Vec<u32> = loop {
+        if let Ok(text) = std::fs::read_to_string(&report) {
+            if !text.is_empty() {
+                break text.split(' ').map(|p| p.parse().unwrap()).collect();
+            }
+        }
+        assert!(
+            helper.try_wait().unwrap().is_none(),
+            "helper exited before starting the stack"
+        );
+        assert!(Instant::now() < deadline, "helper never started the stack");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(pids.len(), 3);
+
+    helper.kill().unwrap(); // SIGKILL
+    helper.wait().unwrap();
+
+    // The children are reparented to init (or a subreaper), which may be
+    // slow to reap or not reap at all in a container: dead or zombie is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| alive_and_not_zombie(p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let survivors: Vec<u32> = pids
+        .into_iter()
+        .filter(|&p| alive_and_not_zombie(p))
+        .collect();
+    for &pid in &survivors {
+        // Do not leave them running just because the test failed.
+        let _ =
+            nix::sys::signal::killpg(Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(
+        survivors.is_empty(),
+        "children {survivors:?} survived their parent's SIGKILL"
+    );
+    // SIGKILL also skips removing the temp dir; that one is ours to clean.
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert!(dirs.iter().any(|d| d
+        .file_name()
+        .to_string_lossy()
+        .starts_with("firedrill-stack-")));
+}
+
+fn alive_and_not_zombie(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
