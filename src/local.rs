@@ -27,7 +27,10 @@ impl LocalEnv {
 
     /// Like [`LocalEnv::start`], with a hook to adjust the fleet (benchmarks
     /// turn simulated cold start and work off).
-    pub async fn start_with(target: &Target, adjust: impl FnOnce(&mut FleetConfig)) -> Result<LocalEnv, Error> {
+    pub async fn start_with(
+        target: &Target,
+        adjust: impl FnOnce(&mut FleetConfig),
+    ) -> Result<LocalEnv, Error> {
         let fleet_spec = target.fleet().ok_or_else(|| {
             Error::Usage(format!(
                 "target `{}` is not a local-stack target (it has no `stack = \"local\"`); use --target local, or a target with a [targets.<name>.fleet] table",
@@ -106,11 +109,16 @@ pub fn fleet_config(spec: &FleetSpec, namespace: &str, nats_url: &str) -> FleetC
 
 /// Waits until Prometheus has scraped the fleet successfully at least once,
 /// so criteria over the run window have a sample before the first sentinel.
-pub async fn wait_for_first_scrape(prom: &crate::clients::prometheus::Prometheus, timeout: Duration) -> bool {
+pub async fn wait_for_first_scrape(
+    prom: &crate::clients::prometheus::Prometheus,
+    timeout: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     let q = format!("up{{job=\"{FLEET_JOB}\"}} == 1");
     while tokio::time::Instant::now() < deadline {
-        if let Ok(crate::clients::prometheus::QueryResult::Vector(v)) = prom.query(&q, chrono::Utc::now()).await {
+        if let Ok(crate::clients::prometheus::QueryResult::Vector(v)) =
+            prom.query(&q, chrono::Utc::now()).await
+        {
             if !v.is_empty() {
                 return true;
             }

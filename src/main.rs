@@ -2,7 +2,6 @@ use clap::Parser;
 use firedrill::cli::{Cli, Command};
 use firedrill::commands;
 
-
 fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log)
@@ -35,4 +34,3 @@ fn main() {
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code.code());
 }
-

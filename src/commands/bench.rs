@@ -34,7 +34,7 @@ struct Row {
     messages: usize,
     #[tabled(rename = "in flight")]
     in_flight: usize,
-    #[tabled(display = "per_s")]
+    #[tabled(rename = "rate", display = "per_s")]
     per_second: f64,
     #[tabled(rename = "vs (a)", display = "ratio")]
     vs_raw: f64,
@@ -57,10 +57,16 @@ struct BenchReport {
     peak_rss_mib_10k_in_flight: Option<f64>,
 }
 
-pub async fn run(global: &Global, args: &ProbeArgs, plan: &Plan, spec: &ProbeSpec) -> Result<ExitCode, Error> {
+pub async fn run(
+    global: &Global,
+    args: &ProbeArgs,
+    plan: &Plan,
+    spec: &ProbeSpec,
+) -> Result<ExitCode, Error> {
     if !plan.target.is_local() {
         return Err(Error::Usage(
-            "--bench runs on the local stack only (it creates scratch streams); use --target local".into(),
+            "--bench runs on the local stack only (it creates scratch streams); use --target local"
+                .into(),
         ));
     }
     let count = args.count.unwrap_or(20_000);
@@ -87,15 +93,31 @@ pub async fn run(global: &Global, args: &ProbeArgs, plan: &Plan, spec: &ProbeSpe
             .map(|m| format!("{m:.1} MiB (goal <= 64 MiB)"))
             .unwrap_or_else(|| "unknown (no /proc)".into())
     );
-    let dir = global.reports_dir.join(crate::runinfo::new_run_id(chrono::Utc::now()));
+    let dir = global
+        .reports_dir
+        .join(crate::runinfo::new_run_id(chrono::Utc::now()));
     std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(dir.join("bench.json"), serde_json::to_vec_pretty(&report).expect("serialises")))
-        .map_err(|source| Error::ReportWrite { path: dir.clone(), source })?;
+        .and_then(|_| {
+            std::fs::write(
+                dir.join("bench.json"),
+                serde_json::to_vec_pretty(&report).expect("serialises"),
+            )
+        })
+        .map_err(|source| Error::ReportWrite {
+            path: dir.clone(),
+            source,
+        })?;
     eprintln!("wrote {}", dir.join("bench.json").display());
     Ok(ExitCode::Success)
 }
 
-async fn measure(global: &Global, env: &LocalEnv, spec: &ProbeSpec, count: usize, in_flight: usize) -> Result<BenchReport, Error> {
+async fn measure(
+    global: &Global,
+    env: &LocalEnv,
+    spec: &ProbeSpec,
+    count: usize,
+    in_flight: usize,
+) -> Result<BenchReport, Error> {
     let client = nats::connect(&env.stack.nats_url, None).await?;
     let js = jetstream::new(client.clone());
     let dep = |what: &str, e: String| Error::Usage(format!("bench: {what}: {e}"));
@@ -110,7 +132,9 @@ async fn measure(global: &Global, env: &LocalEnv, spec: &ProbeSpec, count: usize
         .map_err(|e| dep("create scratch stream", e.to_string()))?;
 
     eprintln!("bench (a): {count} raw publishes, {in_flight} in flight…");
-    let a = raw_publish(&js, count, in_flight).await.map_err(|e| dep("raw publish", e))?;
+    let a = raw_publish(&js, count, in_flight)
+        .await
+        .map_err(|e| dep("raw publish", e))?;
     eprintln!("bench (b): {count} minimal round trips…");
     let b = minimal_round_trip(&client, &js, &stream, count, in_flight)
         .await
@@ -124,7 +148,10 @@ async fn measure(global: &Global, env: &LocalEnv, spec: &ProbeSpec, count: usize
     }
     let c = c_out.throughput_per_s;
     if !c_out.passed() {
-        eprintln!("warning: sentinel round trips were not all clean: {}", c_out.failure_reasons().join("; "));
+        eprintln!(
+            "warning: sentinel round trips were not all clean: {}",
+            c_out.failure_reasons().join("; ")
+        );
     }
 
     eprintln!("bench: {RSS_IN_FLIGHT} sentinels in flight for peak RSS…");
@@ -153,7 +180,11 @@ async fn measure(global: &Global, env: &LocalEnv, spec: &ProbeSpec, count: usize
     })
 }
 
-async fn raw_publish(js: &jetstream::Context, count: usize, in_flight: usize) -> Result<f64, String> {
+async fn raw_publish(
+    js: &jetstream::Context,
+    count: usize,
+    in_flight: usize,
+) -> Result<f64, String> {
     let sem = Arc::new(Semaphore::new(in_flight));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(count);
@@ -197,20 +228,29 @@ async fn minimal_round_trip(
         .map_err(|e| e.to_string())?;
     let responder_client = client.clone();
     let responder = tokio::spawn(async move {
-        let Ok(mut msgs) = consumer.messages().await else { return };
+        let Ok(mut msgs) = consumer.messages().await else {
+            return;
+        };
         while let Some(Ok(msg)) = msgs.next().await {
-            let _ = responder_client.publish(RT_REPLY, msg.payload.clone()).await;
+            let _ = responder_client
+                .publish(RT_REPLY, msg.payload.clone())
+                .await;
             let _ = msg.ack().await;
         }
     });
 
     let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
-    let mut replies = client.subscribe(RT_REPLY).await.map_err(|e| e.to_string())?;
+    let mut replies = client
+        .subscribe(RT_REPLY)
+        .await
+        .map_err(|e| e.to_string())?;
     let matcher = {
         let pending = pending.clone();
         tokio::spawn(async move {
             while let Some(m) = replies.next().await {
-                let id = std::str::from_utf8(&m.payload).ok().and_then(|s| s.parse::<u64>().ok());
+                let id = std::str::from_utf8(&m.payload)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
                 if let Some(tx) = id.and_then(|id| pending.lock().expect("poisoned").remove(&id)) {
                     let _ = tx.send(());
                 }
@@ -231,7 +271,10 @@ async fn minimal_round_trip(
             .await
             .map_err(|e| e.to_string())?;
         handles.push(tokio::spawn(async move {
-            let ok = ack.await.is_ok() && tokio::time::timeout(Duration::from_secs(30), rx).await.is_ok();
+            let ok = ack.await.is_ok()
+                && tokio::time::timeout(Duration::from_secs(30), rx)
+                    .await
+                    .is_ok();
             drop(permit);
             ok
         }));
@@ -244,7 +287,9 @@ async fn minimal_round_trip(
     responder.abort();
     matcher.abort();
     if ok < count {
-        return Err(format!("only {ok} of {count} minimal round trips completed"));
+        return Err(format!(
+            "only {ok} of {count} minimal round trips completed"
+        ));
     }
     Ok(rate)
 }

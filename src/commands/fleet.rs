@@ -15,11 +15,19 @@ pub async fn run(global: &Global, args: &FleetArgs) -> Result<ExitCode, Error> {
     })?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}; pass a free address with --listen", args.listen)))?;
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {}: {e}; pass a free address with --listen",
+                args.listen
+            ))
+        })?;
     let cfg = crate::local::fleet_config(spec, &plan.target.namespace, &args.nats_url);
     let fleet = crate::fleet::Fleet::start(cfg, listener).await?;
     let url = format!("http://{}", fleet.http_addr());
-    println!("reference fleet consuming `{}` on {}", spec.stream, args.nats_url);
+    println!(
+        "reference fleet consuming `{}` on {}",
+        spec.stream, args.nats_url
+    );
     println!("  metrics {url}/metrics   collector stand-in {url}/collector/metrics   faults {url}/faults");
     println!("press Ctrl-C to stop");
     let sig = shutdown_signal().await;

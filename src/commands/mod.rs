@@ -32,7 +32,11 @@ fn explicit(given: &Path, default: &str) -> Option<PathBuf> {
 }
 
 /// The probe's run settings: the spec, with CLI overrides.
-pub fn probe_config(spec: &ProbeSpec, count: Option<usize>, concurrency: Option<usize>) -> ProbeConfig {
+pub fn probe_config(
+    spec: &ProbeSpec,
+    count: Option<usize>,
+    concurrency: Option<usize>,
+) -> ProbeConfig {
     ProbeConfig {
         name: spec.name.clone(),
         stream: spec.stream.clone(),
@@ -47,17 +51,28 @@ pub fn probe_config(spec: &ProbeSpec, count: Option<usize>, concurrency: Option<
 }
 
 /// The report's view of a target; URLs of a local stack are the live ones.
-pub fn target_info(target: &Target, nats_url: &str, prometheus: Option<&str>, alertmanager: Option<&str>) -> TargetInfo {
+pub fn target_info(
+    target: &Target,
+    nats_url: &str,
+    prometheus: Option<&str>,
+    alertmanager: Option<&str>,
+) -> TargetInfo {
     let remote = target.remote();
     TargetInfo {
         name: target.name.clone(),
         description: target.description.clone(),
-        kind: if target.is_local() { "local".into() } else { "remote".into() },
+        kind: if target.is_local() {
+            "local".into()
+        } else {
+            "remote".into()
+        },
         namespace: target.namespace.clone(),
         nats_url: nats_url.to_string(),
         prometheus_url: prometheus.map(str::to_string),
         alertmanager_url: alertmanager.map(str::to_string),
-        grafana_url: remote.and_then(|r| r.grafana_url.as_ref()).map(|u| u.to_string()),
+        grafana_url: remote
+            .and_then(|r| r.grafana_url.as_ref())
+            .map(|u| u.to_string()),
     }
 }
 
@@ -80,17 +95,21 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
 }
 
 pub fn probe_results(outcomes: Vec<ProbeOutcome>) -> Vec<ProbeResult> {
-    outcomes.into_iter().map(ProbeResult::from_outcome).collect()
+    outcomes
+        .into_iter()
+        .map(ProbeResult::from_outcome)
+        .collect()
 }
 
 /// Writes every format into `<reports_dir>/<run-id>/` and prints where.
 pub fn write_report(report: &mut Report, reports_dir: &Path) -> Result<PathBuf, Error> {
     report.verdict = report.compute_verdict();
     let dir = reports_dir.join(&report.run_id);
-    let written = crate::report::write::write_all(report, &dir).map_err(|source| Error::ReportWrite {
-        path: dir.clone(),
-        source,
-    })?;
+    let written =
+        crate::report::write::write_all(report, &dir).map_err(|source| Error::ReportWrite {
+            path: dir.clone(),
+            source,
+        })?;
     for p in &written {
         eprintln!("wrote {}", p.display());
     }
@@ -111,18 +130,30 @@ pub fn exit_code_for(report: &Report) -> crate::exit::ExitCode {
 }
 
 /// A progress callback drawing an indicatif bar, or `None` in CI / off a TTY.
-pub fn progress_bar(global: &Global, total: usize, what: &str) -> (Option<crate::probe::run::Progress>, Option<indicatif::ProgressBar>) {
+pub fn progress_bar(
+    global: &Global,
+    total: usize,
+    what: &str,
+) -> (
+    Option<crate::probe::run::Progress>,
+    Option<indicatif::ProgressBar>,
+) {
     use std::io::IsTerminal;
     if global.ci || !std::io::stderr().is_terminal() {
         return (None, None);
     }
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})")
-            .expect("static template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     let b = bar.clone();
-    (Some(std::sync::Arc::new(move |n| b.set_position(n))), Some(bar))
+    (
+        Some(std::sync::Arc::new(move |n| b.set_position(n))),
+        Some(bar),
+    )
 }

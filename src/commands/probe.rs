@@ -28,7 +28,10 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let run_id = crate::runinfo::new_run_id(started);
 
     let env = if plan.target.is_local() {
-        eprintln!("starting the local stack and fleet for target `{}`…", plan.target.name);
+        eprintln!(
+            "starting the local stack and fleet for target `{}`…",
+            plan.target.name
+        );
         Some(tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
@@ -83,6 +86,10 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         println!("{t}");
     }
     let dir = write_report(&mut report, &global.reports_dir)?;
-    println!("verdict: {}  report: {}", report.verdict, dir.join("report.md").display());
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
     Ok(exit_code_for(&report))
 }

@@ -36,7 +36,11 @@ pub async fn run(global: &Global, args: &SmokeArgs) -> Result<ExitCode, Error> {
         println!("{t}");
     }
     let dir = write_report(&mut report, &global.reports_dir)?;
-    println!("verdict: {}  report: {}", report.verdict, dir.join("report.md").display());
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
     Ok(exit_code_for(&report))
 }
 

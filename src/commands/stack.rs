@@ -20,7 +20,10 @@ pub async fn run(global: &Global, args: &StackArgs) -> Result<ExitCode, Error> {
     println!("  webhook       {}", env.stack.webhook.url);
     println!("  fleet         {fleet}/metrics  {fleet}/collector/metrics  {fleet}/faults");
     println!("  configs/logs  {}", env.stack.dir().display());
-    println!("try: curl -X PUT {fleet}/faults/worker-image-tag   (then watch {}/alerts)", env.stack.prometheus_url);
+    println!(
+        "try: curl -X PUT {fleet}/faults/worker-image-tag   (then watch {}/alerts)",
+        env.stack.prometheus_url
+    );
     println!("press Ctrl-C to stop");
     let sig = shutdown_signal().await;
     eprintln!("{sig}: stopping the stack…");
