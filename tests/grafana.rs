@@ -447,7 +447,7 @@ async fn a_rejected_token_names_the_env_var_never_the_token() {
     assert!(msg.contains("Invalid API key [api-key.invalid]"), "{msg}");
     assert!(msg.contains("Editor"), "{msg}");
     assert!(!msg.contains(wrong) && !format!("{err:?}").contains(wrong));
-    let (v, _) = ac5_verdict(&SnapshotOutcome::Failed(msg), false);
+    let (v, _) = ac5_verdict(&SnapshotOutcome::from(Err(err)), false);
     assert_eq!(v, Verdict::Error);
 }
 

@@ -421,7 +421,7 @@ async fn find_open_issue(
         if let Some(found) = page
             .items
             .iter()
-            .find(|i| i.pull_request.is_none() && i.title == title)
+            .find(|i| i.pull_request.is_none() && i.title.trim() == title.trim())
         {
             return Ok(Some(found.clone()));
         }

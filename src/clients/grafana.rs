@@ -13,7 +13,7 @@ pub use snapshot_body::SnapshotSettings;
 use super::http::{client, send_with_retry};
 use super::prometheus::Prometheus;
 use crate::report::model::RunWindow;
-use crate::report::snapshot::SnapshotInfo;
+use crate::report::snapshot::{SnapshotInfo, SnapshotOutcome};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -119,6 +119,17 @@ impl GrafanaError {
     /// to say so.)
     pub fn is_dependency(&self) -> bool {
         true
+    }
+}
+
+impl From<Result<SnapshotInfo, GrafanaError>> for SnapshotOutcome {
+    /// `snapshot_run`'s result as the report records it: an error before
+    /// anything was created becomes `Failed` with the error's text.
+    fn from(r: Result<SnapshotInfo, GrafanaError>) -> Self {
+        match r {
+            Ok(info) => SnapshotOutcome::Created(info),
+            Err(e) => SnapshotOutcome::Failed(e.to_string()),
+        }
     }
 }
 
