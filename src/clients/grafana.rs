@@ -113,15 +113,6 @@ pub enum GrafanaError {
     },
 }
 
-impl GrafanaError {
-    /// The error is Grafana's or the network's, not the run's: verdict
-    /// `error`, exit code 3. (All of them are, today; kept as the one place
-    /// to say so.)
-    pub fn is_dependency(&self) -> bool {
-        true
-    }
-}
-
 impl From<Result<SnapshotInfo, GrafanaError>> for SnapshotOutcome {
     /// `snapshot_run`'s result as the report records it: an error before
     /// anything was created becomes `Failed` with the error's text.
