@@ -4,6 +4,7 @@ pub mod console;
 pub mod json;
 pub mod markdown;
 pub mod model;
+pub mod snapshot;
 pub mod write;
 
 pub use model::{Report, Verdict};
