@@ -2,6 +2,7 @@
 
 pub mod console;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 pub mod model;
 pub mod write;
