@@ -30,19 +30,44 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// Targets file (`[targets.<name>]`); a built-in `local` target is used if it is absent.
-    #[arg(long, global = true, env = "FIREDRILL_CONFIG", default_value = "firedrill.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "FIREDRILL_CONFIG",
+        default_value = "firedrill.toml"
+    )]
     pub config: PathBuf,
     /// Directory of probe specs (`*.toml`); built-in sentinel probe if absent.
-    #[arg(long, global = true, env = "FIREDRILL_PROBES_DIR", default_value = "probes")]
+    #[arg(
+        long,
+        global = true,
+        env = "FIREDRILL_PROBES_DIR",
+        default_value = "probes"
+    )]
     pub probes_dir: PathBuf,
     /// Directory of acceptance criteria specs (`*.toml`).
-    #[arg(long, global = true, env = "FIREDRILL_ACCEPTANCE_DIR", default_value = "acceptance")]
+    #[arg(
+        long,
+        global = true,
+        env = "FIREDRILL_ACCEPTANCE_DIR",
+        default_value = "acceptance"
+    )]
     pub acceptance_dir: PathBuf,
     /// Directory of drill specs (`*.toml`, one per fault).
-    #[arg(long, global = true, env = "FIREDRILL_DRILLS_DIR", default_value = "induced-failures")]
+    #[arg(
+        long,
+        global = true,
+        env = "FIREDRILL_DRILLS_DIR",
+        default_value = "induced-failures"
+    )]
     pub drills_dir: PathBuf,
     /// Where runs write `reports/<run-id>/`.
-    #[arg(long, global = true, env = "FIREDRILL_REPORTS_DIR", default_value = "reports")]
+    #[arg(
+        long,
+        global = true,
+        env = "FIREDRILL_REPORTS_DIR",
+        default_value = "reports"
+    )]
     pub reports_dir: PathBuf,
     /// Plain log lines instead of progress bars (set automatically when CI is set).
     #[arg(long, global = true, env = "CI", value_parser = clap::builder::FalseyValueParser::new())]

@@ -4,10 +4,16 @@
 //! accept) -> `report::Report` -> renderers.
 
 pub mod accept;
+pub mod cli;
 pub mod clients;
+pub mod commands;
+pub mod error;
 pub mod exit;
 pub mod fleet;
+pub mod local;
 pub mod probe;
 pub mod report;
+pub mod runinfo;
+pub mod signals;
 pub mod spec;
 pub mod stack;

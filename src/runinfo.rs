@@ -5,7 +5,11 @@ use rand::Rng;
 
 /// `20261123T103700Z-3f9a`: sortable, unique enough for one machine.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
-    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%SZ"), rand::rng().random::<u16>())
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rand::rng().random::<u16>()
+    )
 }
 
 /// Commit and ref: from GitHub Actions' env when present, else from git.
