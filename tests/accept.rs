@@ -1,6 +1,6 @@
-//! Acceptance criteria against a REAL Prometheus (the `prometheus` binary on
-//! PATH or `FIREDRILL_PROMETHEUS_BIN`) scraping a tiny exporter in this test
-//! every second, on loopback only.
+//! Acceptance criteria against a REAL Prometheus (the local stack:
+//! `stack::LocalStack`) scraping a tiny exporter in this test every second,
+//! on loopback only.
 //!
 //! Proves: AC1 from `acceptance/phase5.toml` passes on real cold-start
 //! histogram data; AC2 finds the sentinel's task duration; a criterion on a
@@ -9,8 +9,7 @@
 //! listing the offending series; the snapshot criterion stays pending.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +21,7 @@ use firedrill::probe::SentinelRef;
 use firedrill::report::model::{CriterionResult, RunWindow};
 use firedrill::report::Verdict;
 use firedrill::spec::{builtin_local_target, load_criteria, load_target, Vars};
+use firedrill::stack::{LocalStack, ScrapeJob, StackOptions};
 
 const SENTINEL_TASK: &str = "sentinel-it-0001";
 const SENTINEL_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -77,33 +77,6 @@ fn exposition(n: u64) -> String {
     s
 }
 
-/// A real Prometheus in a temp dir; killed on drop.
-struct PromProcess {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PromProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn prometheus_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("FIREDRILL_PROMETHEUS_BIN") {
-        return p.into();
-    }
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join("prometheus");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("prometheus not found on PATH: run scripts/install-deps (Debian package `prometheus`) or set FIREDRILL_PROMETHEUS_BIN");
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -112,47 +85,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_prometheus(exporter: std::net::SocketAddr) -> PromProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: fleet\n    static_configs:\n      - targets: ['{exporter}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let child = Command::new(prometheus_bin())
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    let p = PromProcess {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let ready = format!("{}/-/ready", p.url);
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(&ready).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "prometheus not ready in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    p
+/// The project's local stack (real nats-server, alertmanager, prometheus;
+/// killed on drop) scraping the test exporter every second.
+async fn start_stack(exporter: std::net::SocketAddr) -> LocalStack {
+    LocalStack::start(StackOptions {
+        scrape_jobs: vec![ScrapeJob {
+            job_name: "fleet".into(),
+            target: exporter.to_string(),
+            metrics_path: "/metrics".into(),
+        }],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until Prometheus holds at least `samples` scrapes of every series.
@@ -205,8 +150,8 @@ pass_if = "< 30"
 async fn criteria_against_real_prometheus() {
     let started = Utc::now();
     let exporter = start_exporter().await;
-    let process = start_prometheus(exporter).await;
-    let prom = Prometheus::new(&process.url);
+    let stack = start_stack(exporter).await;
+    let prom = Prometheus::new(&stack.prometheus_url);
     wait_for_samples(&prom, 4).await;
     let window = RunWindow {
         start: started,
@@ -249,7 +194,10 @@ async fn criteria_against_real_prometheus() {
     );
     let url = ac1.query_url.as_deref().unwrap();
     assert!(
-        url.starts_with(&format!("{}/graph?g0.expr=histogram_quantile", process.url)),
+        url.starts_with(&format!(
+            "{}/graph?g0.expr=histogram_quantile",
+            stack.prometheus_url
+        )),
         "{url}"
     );
     assert!(url.contains(&format!("g0.range_input={secs}s")), "{url}");
@@ -334,6 +282,8 @@ async fn criteria_against_real_prometheus() {
     );
     assert_eq!(links[1].0, "Trace of the sentinel task");
     assert!(links[1].1.contains(SENTINEL_TRACE), "{}", links[1].1);
+
+    stack.shutdown().await.unwrap();
 }
 
 #[tokio::test]
