@@ -165,6 +165,16 @@ pub struct DrillResult {
     pub manual_recovery: Option<String>,
 }
 
+/// The Grafana snapshot of the run window. Only what a reviewer may see:
+/// the delete URL and key are never kept in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    pub url: String,
+    pub dashboard_uid: String,
+    /// Whether the snapshot was read back from Grafana after creation.
+    pub verified: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -181,6 +191,9 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Set when the run was interrupted by a signal.
     pub interrupted: bool,
+    /// Set by the snapshot step; absent (null) when it did not run or failed.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotSummary>,
 }
 
 impl Report {
