@@ -94,6 +94,22 @@ pub enum Command {
     ///
     /// Example: firedrill stack
     Stack(StackArgs),
+    /// Evaluate every acceptance criterion (`acceptance/*.toml`) against the
+    /// target's live Prometheus over a window, and print a verdict table.
+    ///
+    /// Example: firedrill accept --target aks-test --since 30m --sentinel-task-id sentinel-...
+    Accept(AcceptArgs),
+    /// The acceptance job: probe, then criteria over the run window, then the
+    /// Grafana snapshot, then every report format (and GitHub summary,
+    /// outputs, check run). This is what the workflow_dispatch job calls.
+    ///
+    /// Example: firedrill run --target aks-test --require-snapshot --github-check
+    Run(RunArgs),
+    /// Create a Grafana snapshot of a dashboard over a time range, with the
+    /// panels' data from the target's Prometheus embedded.
+    ///
+    /// Example: firedrill snapshot --target aks-test --dashboard fleet-overview --from 2026-11-23T09:00:00Z --to 2026-11-23T09:30:00Z
+    Snapshot(SnapshotArgs),
     /// Run only the reference fleet against a given NATS server.
     ///
     /// Example: firedrill fleet --nats-url nats://127.0.0.1:4222 --listen 127.0.0.1:9400
@@ -146,4 +162,97 @@ pub struct FleetArgs {
     /// Target whose `[targets.<name>.fleet]` naming to use.
     #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
     pub target: String,
+}
+
+/// A point in time: RFC 3339 (`2026-11-23T09:00:00Z`) or unix seconds.
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    s.parse::<f64>()
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64))
+        .ok_or_else(|| {
+            format!("`{s}` is not a time: use RFC 3339 (2026-11-23T09:00:00Z) or unix seconds")
+        })
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 90s, 30m"))
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// Target name from the targets file (a remote target: the local stack lives only during smoke/run).
+    #[arg(long, short, env = "FIREDRILL_TARGET")]
+    pub target: String,
+    /// Window start (RFC 3339 or unix seconds); with --window-end.
+    #[arg(long, value_parser = parse_time, requires = "window_end", conflicts_with = "since")]
+    pub window_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window end (RFC 3339 or unix seconds).
+    #[arg(long, value_parser = parse_time, requires = "window_start")]
+    pub window_end: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window = the last D up to now (default 30m when no window is given).
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` (AC2).
+    #[arg(
+        long,
+        env = "FIREDRILL_SENTINEL_TASK_ID",
+        requires = "sentinel_trace_id"
+    )]
+    pub sentinel_task_id: Option<String>,
+    /// Its trace id (32 hex), for `{{sentinel.trace_id}}` and the trace link.
+    #[arg(long, env = "FIREDRILL_SENTINEL_TRACE_ID")]
+    pub sentinel_trace_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target name from the targets file.
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
+    /// Drills to run after the probe: space-separated names, or `all`. None by default.
+    #[arg(long, env = "FIREDRILL_DRILLS", default_value = "")]
+    pub drills: String,
+    /// Repeat each drill N times (overrides the spec's `trials`).
+    #[arg(long, env = "FIREDRILL_TRIALS")]
+    pub trials: Option<u32>,
+    /// Widen the evaluation window to start this long before the run (e.g. to
+    /// cover the deploy before it for AC1).
+    #[arg(long, env = "FIREDRILL_EXTRA_WINDOW", value_parser = parse_duration, default_value = "0s")]
+    pub extra_window: std::time::Duration,
+    /// Wait this long after the probes before evaluating criteria, so
+    /// Prometheus has scraped the last samples (use >= 2 scrape intervals).
+    #[arg(long, env = "FIREDRILL_SETTLE", value_parser = parse_duration)]
+    pub settle: Option<std::time::Duration>,
+    /// Sentinels to send (overrides the probe spec).
+    #[arg(long, env = "FIREDRILL_COUNT")]
+    pub count: Option<usize>,
+    /// Fail (instead of skip) AC5 when no snapshot can be made.
+    #[arg(long, env = "FIREDRILL_REQUIRE_SNAPSHOT")]
+    pub require_snapshot: bool,
+    /// Create a GitHub check run with the verdict (needs GITHUB_TOKEN in Actions).
+    #[arg(long, env = "FIREDRILL_GITHUB_CHECK")]
+    pub github_check: bool,
+    /// Open (or comment on) a GitHub issue when a drill fails.
+    #[arg(long, env = "FIREDRILL_OPEN_ISSUE_ON_FAILURE")]
+    pub open_issue_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Target name from the targets file (needs grafana_url and grafana_token_env).
+    #[arg(long, short, env = "FIREDRILL_TARGET")]
+    pub target: String,
+    /// Dashboard uid (default: the target's dashboard_uid).
+    #[arg(long, env = "FIREDRILL_DASHBOARD")]
+    pub dashboard: Option<String>,
+    /// Start of the range (RFC 3339 or unix seconds).
+    #[arg(long, value_parser = parse_time)]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// End of the range (RFC 3339 or unix seconds).
+    #[arg(long, value_parser = parse_time)]
+    pub to: chrono::DateTime<chrono::Utc>,
 }

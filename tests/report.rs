@@ -565,6 +565,10 @@ fn github_step_summary_and_outputs_are_appended() {
         url: "https://grafana.example/dashboard/snapshot/AbC123xyz".into(),
         dashboard_uid: "fleet-overview".into(),
         verified: true,
+        panels: 7,
+        series: 12,
+        notes: Vec::new(),
+        delete_url: Some("https://grafana.example/api/snapshots-delete/SECRETdeleteKEY".into()),
     });
     let files = GithubFiles {
         step_summary: Some(summary.clone()),
@@ -573,6 +577,14 @@ fn github_step_summary_and_outputs_are_appended() {
     let report_path = std::path::Path::new("reports/20261123T095400Z-3f9a/report.md");
     let done = github::publish(&r, report_path, &files).unwrap();
     assert!(done.step_summary && done.outputs);
+    for f in [&summary, &output] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains("SECRETdeleteKEY"),
+            "delete URL leaked into {f:?}"
+        );
+    }
+    assert!(!firedrill::report::markdown::render(&r).contains("SECRETdeleteKEY"));
 
     let s = std::fs::read_to_string(&summary).unwrap();
     assert!(s.starts_with("## earlier step\n# firedrill acceptance report: ❌ fail\n"));

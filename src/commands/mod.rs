@@ -1,10 +1,14 @@
 //! One function per subcommand: load the plan, run the runners, build the
 //! report, write it. Returns the exit code.
 
+pub mod accept;
 pub mod bench;
 pub mod fleet;
+pub mod pipeline;
 pub mod probe;
+pub mod run;
 pub mod smoke;
+pub mod snapshot;
 pub mod stack;
 
 use crate::cli::Global;

@@ -173,6 +173,17 @@ pub struct SnapshotSummary {
     pub dashboard_uid: String,
     /// Whether the snapshot was read back from Grafana after creation.
     pub verified: bool,
+    /// Panels and series embedded; panels with no data and why.
+    #[serde(default)]
+    pub panels: usize,
+    #[serde(default)]
+    pub series: usize,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Deletes the snapshot without login. Kept in report.json only (the
+    /// artifact its owner keeps to clean up); no renderer but JSON shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,66 @@
+//! `firedrill accept`: criteria against a live Prometheus over a window.
+
+use super::pipeline::accept;
+use super::*;
+use crate::cli::AcceptArgs;
+use crate::clients::prometheus::Prometheus;
+use crate::exit::ExitCode;
+use crate::probe::SentinelRef;
+use chrono::Utc;
+
+pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> {
+    let plan = load(global, &args.target)?;
+    let Some(remote) = plan.target.remote() else {
+        return Err(Error::Usage(format!(
+            "target `{}` is the local stack, which only lives during a run: use `firedrill smoke` (or `firedrill run --target {}`), which evaluate the criteria over their own window",
+            plan.target.name, plan.target.name
+        )));
+    };
+    if plan.criteria.is_empty() {
+        return Err(Error::Usage(format!(
+            "no criteria found in {}; add a *.toml with [[criterion]] tables, or pass --acceptance-dir",
+            global.acceptance_dir.display()
+        )));
+    }
+    let now = Utc::now();
+    let window = match (args.window_start, args.window_end) {
+        (Some(start), Some(end)) if start < end => RunWindow { start, end },
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "--window-start must be before --window-end".into(),
+            ))
+        }
+        _ => {
+            let since = args
+                .since
+                .unwrap_or(std::time::Duration::from_secs(30 * 60));
+            RunWindow {
+                start: now - chrono::Duration::from_std(since).unwrap_or_default(),
+                end: now,
+            }
+        }
+    };
+    let sentinel = args.sentinel_task_id.as_ref().map(|task_id| SentinelRef {
+        task_id: task_id.clone(),
+        trace_id: args.sentinel_trace_id.clone().unwrap_or_default(),
+    });
+    let prom = Prometheus::new(remote.prometheus_url.as_str());
+    let info = target_info(
+        &plan.target,
+        remote.nats_url.as_str(),
+        Some(remote.prometheus_url.as_str()),
+        remote.alertmanager_url.as_ref().map(|u| u.as_str()),
+    );
+    let mut report = new_report("accept", &crate::runinfo::new_run_id(now), info, window);
+    report.criteria = accept(&plan, &prom, window, sentinel.as_ref()).await;
+    if let Some(t) = crate::report::console::criteria_table(&report) {
+        println!("{t}");
+    }
+    let dir = write_report(&mut report, &global.reports_dir)?;
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
+    Ok(exit_code_for(&report))
+}

@@ -1,0 +1,169 @@
+//! Steps shared by `smoke` and `run`: probes, settle, criteria, snapshot,
+//! and publishing the report to GitHub.
+
+use super::*;
+use crate::accept::{run_criteria, runtime_vars};
+use crate::clients::grafana::GrafanaClient;
+use crate::clients::prometheus::Prometheus;
+use crate::probe::SentinelRef;
+use crate::report::model::{CriterionResult, SnapshotSummary};
+use crate::report::snapshot::{ac5_verdict, snapshot_name, SnapshotOutcome};
+use crate::spec::CriterionKind;
+use std::time::Duration;
+
+/// Runs every probe of the plan in turn, with a progress bar on a TTY.
+pub async fn run_probes(
+    global: &Global,
+    client: &async_nats::Client,
+    specs: &[&ProbeSpec],
+    count: Option<usize>,
+    concurrency: Option<usize>,
+) -> Result<Vec<ProbeOutcome>, Error> {
+    let mut outcomes = Vec::new();
+    for spec in specs {
+        let cfg = probe_config(spec, count, concurrency);
+        let (progress, bar) = progress_bar(global, cfg.count, &cfg.name);
+        let out = crate::probe::run_probe(client, &cfg, progress).await?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        outcomes.push(out);
+    }
+    Ok(outcomes)
+}
+
+/// The first sentinel of the run, for `{{sentinel.*}}` templates.
+pub fn first_sentinel(outcomes: &[ProbeOutcome]) -> Option<&SentinelRef> {
+    outcomes.iter().find_map(|o| o.sentinel.as_ref())
+}
+
+/// Evaluates the plan's criteria over `window` at its end.
+pub async fn accept(
+    plan: &Plan,
+    prom: &Prometheus,
+    window: RunWindow,
+    sentinel: Option<&SentinelRef>,
+) -> Vec<CriterionResult> {
+    let vars = runtime_vars(window, sentinel);
+    run_criteria(prom, &plan.criteria, &plan.target, &vars, window).await
+}
+
+/// Creates the Grafana snapshot of the target's dashboard over the window,
+/// when the target has a Grafana and a dashboard uid.
+pub async fn snapshot(
+    plan: &Plan,
+    prom: &Prometheus,
+    window: RunWindow,
+    run_id: &str,
+    uid: Option<&str>,
+) -> SnapshotOutcome {
+    let t = &plan.target;
+    let remote = t.remote();
+    let Some(grafana_url) = remote.and_then(|r| r.grafana_url.as_ref()) else {
+        return SnapshotOutcome::NotConfigured(format!(
+            "target `{}` has no grafana_url (the local stack runs no Grafana); set grafana_url, grafana_token_env and dashboard_uid in firedrill.toml to get the snapshot",
+            t.name
+        ));
+    };
+    let Some(uid) = uid.or(t.dashboard_uid.as_deref()) else {
+        return SnapshotOutcome::NotConfigured(format!(
+            "target `{}` names no dashboard: set dashboard_uid in [targets.{}] to the fleet overview dashboard's uid",
+            t.name, t.name
+        ));
+    };
+    let client = match GrafanaClient::new(
+        grafana_url.as_str(),
+        remote.and_then(|r| r.grafana_token_env.as_deref()),
+    ) {
+        Ok(c) => c,
+        Err(e) => return SnapshotOutcome::Failed(e.to_string()),
+    };
+    let mut vars = t.vars();
+    vars.insert("namespace".into(), t.namespace.clone());
+    let name = snapshot_name(uid, &t.name, run_id);
+    // 0 = never expires: the snapshot is the run's proof.
+    SnapshotOutcome::from(
+        client
+            .snapshot_run(prom, uid, window, &name, Duration::ZERO, &vars)
+            .await,
+    )
+}
+
+/// Sets every snapshot-kind criterion (AC5) from the snapshot's outcome and
+/// records the snapshot in the report.
+pub fn apply_snapshot(report: &mut Report, plan: &Plan, outcome: &SnapshotOutcome, require: bool) {
+    let (verdict, reason) = ac5_verdict(outcome, require);
+    for c in &mut report.criteria {
+        let is_snapshot = plan
+            .criterion(&c.id)
+            .is_some_and(|spec| matches!(spec.kind, CriterionKind::Snapshot));
+        if is_snapshot {
+            c.verdict = verdict;
+            c.reason = reason.clone();
+        }
+    }
+    if let SnapshotOutcome::Created(info) = outcome {
+        report.snapshot = Some(SnapshotSummary {
+            url: info.url.clone(),
+            dashboard_uid: info.dashboard_uid.clone(),
+            verified: info.verified,
+            panels: info.panels,
+            series: info.series,
+            notes: info.notes.clone(),
+            delete_url: Some(info.delete_url.clone()),
+        });
+    }
+}
+
+/// After the report is written: GitHub step summary and outputs (when the
+/// env vars are set), the check run and the failure issue (when asked).
+pub async fn publish_to_github(report: &Report, dir: &Path, check: bool, issue_on_failure: bool) {
+    let report_md = dir.join("report.md");
+    let files = crate::report::github::GithubFiles::from_env();
+    if let Err(e) = crate::report::github::publish(report, &report_md, &files) {
+        eprintln!("warning: cannot write the GitHub step summary/outputs: {e}");
+    }
+    if !check && !issue_on_failure {
+        return;
+    }
+    let ctx = match crate::clients::github::GitHubContext::detect(|k| std::env::var(k).ok()) {
+        Ok(ctx) => ctx,
+        Err(why) => {
+            eprintln!("notice: {why}");
+            return;
+        }
+    };
+    let summary = crate::report::markdown::render_summary(report);
+    if check {
+        let title = format!("firedrill {}: {}", report.target.name, report.verdict);
+        match crate::clients::github::create_check_run(
+            &ctx,
+            "firedrill acceptance",
+            report.verdict,
+            &title,
+            &summary,
+        )
+        .await
+        {
+            Ok(info) => eprintln!(
+                "check run {} created ({})",
+                info.id,
+                info.html_url.as_deref().unwrap_or("no URL")
+            ),
+            Err(e) => eprintln!("warning: cannot create the check run: {e}"),
+        }
+    }
+    let failed_drill = report.drills.iter().any(|d| d.verdict == Verdict::Fail);
+    if issue_on_failure && failed_drill {
+        let title = format!("firedrill: drill failed on {}", report.target.name);
+        let mut body = summary;
+        if let Some(url) = ctx.run_url() {
+            body.push_str(&format!("\nRun and report artifact: {url}\n"));
+        }
+        body.push_str(&format!("\nReport: `{}`\n", report_md.display()));
+        match crate::clients::github::open_or_comment_issue(&ctx, &title, &body).await {
+            Ok(o) => eprintln!("issue: {} ({:?})", o.url, o.action),
+            Err(e) => eprintln!("warning: cannot open or comment on the failure issue: {e}"),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `firedrill run` (the acceptance job) and the body `smoke` shares with it:
+//! probes, criteria over the run window, drills, snapshot, reports.
+
+use super::pipeline::{
+    accept, apply_snapshot, first_sentinel, publish_to_github, run_probes, snapshot,
+};
+use super::*;
+use crate::cli::RunArgs;
+use crate::clients::nats;
+use crate::clients::prometheus::Prometheus;
+use crate::exit::ExitCode;
+use crate::local::LocalEnv;
+use crate::signals::shutdown_signal;
+use chrono::Utc;
+use std::time::Duration;
+
+/// What one acceptance run does; `smoke` and `run` fill it differently.
+pub struct RunOptions {
+    pub command: &'static str,
+    pub target: String,
+    pub count: Option<usize>,
+    pub drills: Vec<String>,
+    pub trials: Option<u32>,
+    pub extra_window: Duration,
+    pub settle: Option<Duration>,
+    pub require_snapshot: bool,
+    pub github_check: bool,
+    pub open_issue_on_failure: bool,
+}
+
+pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
+    let drills = args.drills.split_whitespace().map(str::to_string).collect();
+    execute(
+        global,
+        RunOptions {
+            command: "run",
+            target: args.target.clone(),
+            count: args.count,
+            drills,
+            trials: args.trials,
+            extra_window: args.extra_window,
+            settle: args.settle,
+            require_snapshot: args.require_snapshot,
+            github_check: args.github_check,
+            open_issue_on_failure: args.open_issue_on_failure,
+        },
+    )
+    .await
+}
+
+/// Live endpoints of the target for this run.
+struct Live {
+    nats_url: String,
+    nats_creds_env: Option<String>,
+    prometheus: String,
+    alertmanager: Option<String>,
+}
+
+pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Error> {
+    let plan = load(global, &opts.target)?;
+    let started = Utc::now();
+    let run_id = crate::runinfo::new_run_id(started);
+    eprintln!(
+        "firedrill {} {run_id} on target `{}`",
+        opts.command, plan.target.name
+    );
+
+    let env = if plan.target.is_local() {
+        eprintln!("starting the local stack (nats-server, alertmanager, prometheus) and the reference fleet…");
+        let env = tokio::select! {
+            env = LocalEnv::start(&plan.target) => env?,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        };
+        eprintln!(
+            "stack up in {:.1} s: NATS {}  Prometheus {}  Alertmanager {}  fleet {}",
+            (Utc::now() - started).num_milliseconds() as f64 / 1000.0,
+            env.stack.nats_url,
+            env.stack.prometheus_url,
+            env.stack.alertmanager_url,
+            env.fleet_url()
+        );
+        Some(env)
+    } else {
+        None
+    };
+    let live = match (&env, plan.target.remote()) {
+        (Some(env), _) => Live {
+            nats_url: env.stack.nats_url.clone(),
+            nats_creds_env: None,
+            prometheus: env.stack.prometheus_url.clone(),
+            alertmanager: Some(env.stack.alertmanager_url.clone()),
+        },
+        (None, Some(r)) => Live {
+            nats_url: r.nats_url.to_string(),
+            nats_creds_env: r.nats_creds_env.clone(),
+            prometheus: r.prometheus_url.to_string(),
+            alertmanager: r.alertmanager_url.as_ref().map(|u| u.to_string()),
+        },
+        (None, None) => unreachable!("a target is either local or remote"),
+    };
+    let info = target_info(
+        &plan.target,
+        &live.nats_url,
+        Some(&live.prometheus),
+        live.alertmanager.as_deref(),
+    );
+    let mut report = new_report(
+        opts.command,
+        &run_id,
+        info,
+        RunWindow {
+            start: started,
+            end: started,
+        },
+    );
+
+    let outcome = tokio::select! {
+        r = body(global, &opts, &plan, &live, env.as_ref(), &run_id, started, &mut report) => r,
+        sig = shutdown_signal() => Err(Error::Interrupted(sig)),
+    };
+    if let Some(env) = env {
+        env.shutdown().await;
+    }
+    match outcome {
+        Ok(()) => {}
+        Err(Error::Interrupted(sig)) => {
+            report.interrupted = true;
+            report.errors.push(format!(
+                "interrupted by {sig}; the report holds what finished before"
+            ));
+        }
+        // A dependency failure still gets a report: the reviewer sees what ran.
+        Err(e) if e.exit_code() == ExitCode::Dependency => report.errors.push(e.to_string()),
+        Err(e) => return Err(e),
+    }
+    if report.window.end == report.window.start {
+        report.window.end = Utc::now();
+    }
+    if let Some(t) = crate::report::console::probe_table(&report) {
+        println!("{t}");
+    }
+    if let Some(t) = crate::report::console::criteria_table(&report) {
+        println!("{t}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    let dir = write_report(&mut report, &global.reports_dir)?;
+    publish_to_github(&report, &dir, opts.github_check, opts.open_issue_on_failure).await;
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
+    Ok(exit_code_for(&report))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn body(
+    global: &Global,
+    opts: &RunOptions,
+    plan: &Plan,
+    live: &Live,
+    _env: Option<&LocalEnv>,
+    run_id: &str,
+    started: chrono::DateTime<Utc>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let prom = Prometheus::new(&live.prometheus);
+    if plan.target.is_local() {
+        // Criteria over the window need a sample from before the first sentinel.
+        crate::local::wait_for_first_scrape(&prom, Duration::from_secs(10)).await;
+    }
+    let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
+    let specs: Vec<&ProbeSpec> = plan.probes.iter().collect();
+    let outcomes = run_probes(global, &client, &specs, opts.count, None).await?;
+    let sentinel = first_sentinel(&outcomes).cloned();
+    report.probes = probe_results(outcomes);
+
+    let settle = opts.settle.unwrap_or(if plan.target.is_local() {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(30)
+    });
+    eprintln!(
+        "waiting {} for Prometheus to scrape the run's last samples…",
+        humantime::format_duration(settle)
+    );
+    tokio::time::sleep(settle).await;
+    let window = RunWindow {
+        start: started - chrono::Duration::from_std(opts.extra_window).unwrap_or_default(),
+        end: Utc::now(),
+    };
+    report.window = window;
+    report.criteria = accept(plan, &prom, window, sentinel.as_ref()).await;
+
+    let snap = snapshot(plan, &prom, window, run_id, None).await;
+    apply_snapshot(report, plan, &snap, opts.require_snapshot);
+    Ok(())
+}

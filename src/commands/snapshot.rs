@@ -1,0 +1,68 @@
+//! `firedrill snapshot`: a Grafana snapshot of a dashboard over a range.
+
+use super::*;
+use crate::cli::SnapshotArgs;
+use crate::clients::prometheus::Prometheus;
+use crate::exit::ExitCode;
+use crate::report::snapshot::SnapshotOutcome;
+
+pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error> {
+    let plan = load(global, &args.target)?;
+    if args.from >= args.to {
+        return Err(Error::Usage("--from must be before --to".into()));
+    }
+    let Some(remote) = plan.target.remote() else {
+        return Err(Error::Usage(format!(
+            "target `{}` has no Grafana (the local stack runs none); pick a target with grafana_url",
+            plan.target.name
+        )));
+    };
+    let prom = Prometheus::new(remote.prometheus_url.as_str());
+    let window = RunWindow {
+        start: args.from,
+        end: args.to,
+    };
+    let run_id = crate::runinfo::new_run_id(chrono::Utc::now());
+    match super::pipeline::snapshot(&plan, &prom, window, &run_id, args.dashboard.as_deref()).await
+    {
+        SnapshotOutcome::Created(info) => {
+            println!("snapshot: {}", info.url);
+            println!(
+                "  {} panels, {} series embedded; read back: {}",
+                info.panels,
+                info.series,
+                if info.verified { "ok" } else { "FAILED" }
+            );
+            for n in &info.notes {
+                println!("  note: {n}");
+            }
+            // The delete URL is a bearer secret: written to a file, never printed.
+            let dir = global.reports_dir.join(&run_id);
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| {
+                    std::fs::write(
+                        dir.join("snapshot.json"),
+                        serde_json::to_vec_pretty(&info).expect("serialises"),
+                    )
+                })
+                .map_err(|source| Error::ReportWrite {
+                    path: dir.clone(),
+                    source,
+                })?;
+            println!(
+                "  key and delete URL saved in {}",
+                dir.join("snapshot.json").display()
+            );
+            Ok(if info.verified {
+                ExitCode::Success
+            } else {
+                ExitCode::Failed
+            })
+        }
+        SnapshotOutcome::NotConfigured(why) => Err(Error::Usage(why)),
+        SnapshotOutcome::Failed(why) => {
+            eprintln!("error: {why}");
+            Ok(ExitCode::Dependency)
+        }
+    }
+}
