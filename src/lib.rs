@@ -4,6 +4,7 @@
 //! accept) -> `report::Report` -> renderers.
 
 pub mod clients;
+pub mod drill;
 pub mod exit;
 pub mod fleet;
 pub mod probe;
