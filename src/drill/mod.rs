@@ -1,6 +1,11 @@
 //! Induced-failure drills: inject a named fault, time the matching alert
 //! through Prometheus, Alertmanager and a webhook receiver, then always revert.
 
+pub mod fault;
+pub mod fault_exec;
+pub mod fault_fleet;
+pub mod fault_kube;
+pub mod journal;
 pub mod machine;
 pub mod plan;
 pub mod timeline;
