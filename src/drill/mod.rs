@@ -8,4 +8,8 @@ pub mod fault_kube;
 pub mod journal;
 pub mod machine;
 pub mod plan;
+pub mod preflight;
+pub mod progress;
+pub mod signal;
 pub mod timeline;
+pub mod watch;
