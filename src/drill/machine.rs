@@ -163,6 +163,7 @@ pub struct Machine {
     /// Latest `activeAt` seen, for "pending since" in reasons.
     last_active_at: Option<DateTime<Utc>>,
     ever_active: bool,
+    matched: Option<Labels>,
     other_labels: Vec<Labels>,
     stale_ignored: bool,
     first_error: BTreeMap<PollSource, DateTime<Utc>>,
@@ -189,6 +190,7 @@ impl Machine {
             prom_now: None,
             last_active_at: None,
             ever_active: false,
+            matched: None,
             other_labels: Vec::new(),
             stale_ignored: false,
             first_error: BTreeMap::new(),
@@ -221,6 +223,11 @@ impl Machine {
     /// Things worth saying in the report that are not the verdict.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// The labels of the alert instance that matched, once one did.
+    pub fn matched_labels(&self) -> Option<&Labels> {
+        self.matched.as_ref()
     }
 
     /// Label sets seen on alerts with the right name but not the expected labels.
@@ -372,6 +379,9 @@ impl Machine {
             return None;
         };
         self.prom_now = Some((a.state.clone(), a.active_at));
+        if self.matched.is_none() {
+            self.matched = Some(a.labels.clone());
+        }
         self.last_active_at = a.active_at.or(self.last_active_at);
         self.ever_active = true;
         if self.phase == Phase::Firing && self.outcome.is_none() {
@@ -431,6 +441,9 @@ impl Machine {
         };
         self.timeline
             .set_first(EventKind::InAlertmanager, at, source);
+        if self.matched.is_none() {
+            self.matched = Some(a.labels.clone());
+        }
         if self.phase == Phase::Firing && self.outcome.is_none() {
             self.timeline
                 .set(EventKind::Firing, a.starts_at, "alertmanager startsAt");

@@ -1,8 +1,7 @@
 //! A drill trial's timeline and the numbers derived from it (pure).
 
-use crate::report::model::TimelineEvent;
+use crate::report::model::{TimelineEvent, TimingStats};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The events of one trial, in their canonical order (ties in time sort by it).
@@ -108,17 +107,8 @@ pub struct TrialNumbers {
     pub time_to_resolve_ms: Option<i64>,
 }
 
-/// Min, median and max over trials (median of an even count is the mean of
-/// the two middle values, rounded down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DurationStats {
-    pub count: usize,
-    pub min_ms: i64,
-    pub median_ms: i64,
-    pub max_ms: i64,
-}
-
-pub fn stats(values: &[i64]) -> Option<DurationStats> {
+/// Min, median and max over trials (see [`TimingStats`]).
+pub fn stats(values: &[i64]) -> Option<TimingStats> {
     if values.is_empty() {
         return None;
     }
@@ -130,7 +120,7 @@ pub fn stats(values: &[i64]) -> Option<DurationStats> {
     } else {
         (v[n / 2 - 1] + v[n / 2]).div_euclid(2)
     };
-    Some(DurationStats {
+    Some(TimingStats {
         count: n,
         min_ms: v[0],
         median_ms: median,
