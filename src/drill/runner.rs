@@ -48,6 +48,8 @@ pub struct DrillOptions {
     pub silence_margin: Duration,
     /// See [`MachineConfig::am_grace`].
     pub am_grace: Duration,
+    /// See [`MachineConfig::settle`].
+    pub settle: Duration,
 }
 
 impl Default for DrillOptions {
@@ -59,6 +61,7 @@ impl Default for DrillOptions {
             series_lookback: Duration::from_secs(3600),
             silence_margin: Duration::from_secs(60),
             am_grace: Duration::from_secs(5),
+            settle: Duration::from_secs(1),
         }
     }
 }
@@ -783,6 +786,7 @@ async fn trial_body(
     );
     cfg.watch_alertmanager = env.alertmanager.is_some();
     cfg.am_grace = env.options.am_grace;
+    cfg.settle = env.options.settle;
     *lock(&machine) = Some(Machine::new(cfg, inject_started, inject_done));
 
     if let Some(t) = &plan.trigger {
