@@ -3,11 +3,17 @@
 //! Data flows one way: spec files -> `spec::Plan` -> runners (probe, drill,
 //! accept) -> `report::Report` -> renderers.
 
+pub mod cli;
 pub mod clients;
+pub mod commands;
 pub mod drill;
+pub mod error;
 pub mod exit;
 pub mod fleet;
+pub mod local;
 pub mod probe;
 pub mod report;
+pub mod runinfo;
+pub mod signals;
 pub mod spec;
 pub mod stack;

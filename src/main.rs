@@ -1,3 +1,36 @@
+use clap::Parser;
+use firedrill::cli::{Cli, Command};
+use firedrill::commands;
+
 fn main() {
-    std::process::exit(firedrill::exit::ExitCode::Success.code());
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    let g = &cli.global;
+    let result = rt.block_on(async {
+        match &cli.command {
+            Command::Smoke(a) => commands::smoke::run(g, a).await,
+            Command::Probe(a) => commands::probe::run(g, a).await,
+            Command::Stack(a) => commands::stack::run(g, a).await,
+            Command::Fleet(a) => commands::fleet::run(g, a).await,
+        }
+    });
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    // Children were stopped by the commands; do not wait for stray tasks.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    std::process::exit(code.code());
 }

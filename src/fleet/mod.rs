@@ -1,1 +1,488 @@
-//! fleet
+//! The reference worker fleet: stands in for the cluster in the local stack.
+//!
+//! Real JetStream consumers run tasks and publish [`ResultEnvelope`]s with
+//! the task's `trace_id`; `/metrics` exposes the families the platform's
+//! rules use (daedalus_*, kube-state-metrics, nats-surveyor and KEDA
+//! shaped); a switch per [`Fault`] makes every structural alert drillable
+//! against a real Prometheus and Alertmanager.
+//!
+//! [`ResultEnvelope`]: crate::probe::envelope::ResultEnvelope
+
+pub mod config;
+pub mod faults;
+mod http;
+pub mod metrics;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream::{self, ConsumerErrorKind, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, ErrorCode};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use config::FleetConfig;
+pub use faults::{Fault, ParseFaultError, TamperKind, Tampered};
+
+use faults::{FaultSwitches, TamperLog, MAX_TAMPERED};
+use metrics::{FleetMetrics, NatsView};
+use worker::{PullCtl, PullerState};
+
+/// How long the fleet waits for in-flight tasks on shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a pause (ConsumerStop, StreamUnhealthy) may take to take effect.
+const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on reading JetStream state for one scrape.
+const SCRAPE_NATS_TIMEOUT: Duration = Duration::from_secs(3);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of the reference fleet; each says what failed, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("fleet config: `{field}` {reason}; fix the fleet settings and start again")]
+    Config { field: &'static str, reason: String },
+
+    #[error(
+        "fleet: cannot connect to NATS at {url}: {source}; check that nats-server is running \
+         with JetStream enabled (-js) and reachable from here"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+
+    #[error(
+        "fleet: cannot get or create JetStream stream `{stream}` (subjects {subjects:?}): \
+         {source}; check JetStream is enabled and no other stream already claims those subjects"
+    )]
+    Stream {
+        stream: String,
+        subjects: Vec<String>,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error(
+        "fleet: cannot {action} durable consumer `{consumer}` on stream `{stream}`: {source}; \
+         check NATS is reachable and the stream exists (`nats consumer info {stream} {consumer}`)"
+    )]
+    Consumer {
+        action: &'static str,
+        stream: String,
+        consumer: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("fleet: HTTP listener: {source}; bind a fresh TcpListener and start again")]
+    Http {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// State shared by the puller, the tasks, the ticker and the HTTP handlers.
+pub(crate) struct Shared {
+    cfg: FleetConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    metrics: FleetMetrics,
+    faults: FaultSwitches,
+    tampered: TamperLog,
+    completed: AtomicU64,
+    started: Instant,
+    permits: Arc<Semaphore>,
+    /// `None` only while StreamUnhealthy has deleted it.
+    consumer: Mutex<Option<PullConsumer>>,
+    pull_ctl: watch::Sender<PullCtl>,
+    puller_state: watch::Receiver<PullerState>,
+    /// Serialises fault changes (StreamUnhealthy does NATS I/O).
+    fault_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn consumer(&self) -> Option<PullConsumer> {
+        self.consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_consumer(&self, consumer: Option<PullConsumer>) {
+        *self.consumer.lock().unwrap_or_else(|e| e.into_inner()) = consumer;
+    }
+
+    /// Tells the puller whether to run, and when pausing waits until it
+    /// has no pull request open.
+    async fn apply_pull(&self, exit: bool) {
+        let run = !exit
+            && !self.faults.is_on(Fault::ConsumerStop)
+            && !self.faults.is_on(Fault::StreamUnhealthy);
+        let mut epoch = 0;
+        self.pull_ctl.send_modify(|c| {
+            c.epoch += 1;
+            c.run = run;
+            c.exit |= exit;
+            epoch = c.epoch;
+        });
+        if run {
+            return;
+        }
+        let mut state = self.puller_state.clone();
+        let paused = tokio::time::timeout(
+            PAUSE_TIMEOUT,
+            state.wait_for(|s| match s {
+                PullerState::Idle { epoch: seen } => *seen >= epoch,
+                PullerState::Exited => true,
+                PullerState::Pulling => false,
+            }),
+        )
+        .await;
+        if !matches!(paused, Ok(Ok(_))) {
+            tracing::warn!("fleet puller did not pause within {PAUSE_TIMEOUT:?}");
+        }
+    }
+
+    async fn set_fault(&self, fault: Fault, on: bool) -> Result<(), FleetError> {
+        let _serial = self.fault_lock.lock().await;
+        match fault {
+            Fault::ConsumerStop => {
+                self.faults.set(fault, on);
+                self.apply_pull(false).await;
+            }
+            Fault::StreamUnhealthy if on => {
+                if !self.faults.set(fault, true) {
+                    return Ok(());
+                }
+                self.apply_pull(false).await;
+                if let Err(e) = self.delete_consumer().await {
+                    self.faults.set(fault, false);
+                    self.apply_pull(false).await;
+                    return Err(e);
+                }
+            }
+            Fault::StreamUnhealthy => {
+                if !self.faults.is_on(fault) {
+                    return Ok(());
+                }
+                // The fault stays on if the consumer cannot be recreated.
+                let consumer = ensure_consumer(&self.js, &self.cfg).await?;
+                self.set_consumer(Some(consumer));
+                self.faults.set(fault, false);
+                self.apply_pull(false).await;
+            }
+            _ => {
+                self.faults.set(fault, on);
+            }
+        }
+        tracing::info!(fault = %fault, on, "fleet fault switched");
+        Ok(())
+    }
+
+    async fn delete_consumer(&self) -> Result<(), FleetError> {
+        self.set_consumer(None);
+        match self
+            .js
+            .delete_consumer_from_stream(&self.cfg.consumer, &self.cfg.stream)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+                    if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(FleetError::Consumer {
+                action: "delete",
+                stream: self.cfg.stream.clone(),
+                consumer: self.cfg.consumer.clone(),
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    /// Live JetStream state for `/metrics`; `None` if it cannot be read.
+    async fn nats_view(&self) -> Option<NatsView> {
+        let read = async {
+            let stream = match self.js.get_stream(&self.cfg.stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(stream = %self.cfg.stream, "scrape: cannot read stream: {e}");
+                    return None;
+                }
+            };
+            let backlog = match stream.consumer_info(&self.cfg.consumer).await {
+                Ok(info) => Some(info.num_pending.saturating_add(info.num_ack_pending as u64)),
+                Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => None,
+                Err(e) => {
+                    tracing::warn!(consumer = %self.cfg.consumer, "scrape: cannot read consumer: {e}");
+                    return None;
+                }
+            };
+            // Read the stream after the consumer, so a deleted consumer is
+            // never reported with a stale non-zero count.
+            let info = stream.get_info().await.ok()?;
+            Some(NatsView {
+                stream_messages: info.state.messages,
+                consumer_count: info.state.consumer_count as u64,
+                consumer_backlog: backlog,
+            })
+        };
+        tokio::time::timeout(SCRAPE_NATS_TIMEOUT, read)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+fn consumer_config(cfg: &FleetConfig) -> pull::Config {
+    pull::Config {
+        durable_name: Some(cfg.consumer.clone()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        // A fleet on a shared NATS must never replay history.
+        deliver_policy: DeliverPolicy::New,
+        max_ack_pending: cfg.max_ack_pending(),
+        ..Default::default()
+    }
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    cfg: &FleetConfig,
+) -> Result<stream::Stream, FleetError> {
+    let stream_err = |source: BoxError| FleetError::Stream {
+        stream: cfg.stream.clone(),
+        subjects: cfg.subjects.clone(),
+        source,
+    };
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: cfg.stream.clone(),
+            subjects: cfg.subjects.clone(),
+            // Limits, not WorkQueue: acked tasks stay, so total_messages > 0.
+            retention: RetentionPolicy::Limits,
+            max_age: Duration::from_secs(3600),
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| stream_err(Box::new(e)))?;
+    let info = stream.info().await.map_err(|e| stream_err(Box::new(e)))?;
+    if info.config.retention != RetentionPolicy::Limits {
+        tracing::warn!(
+            stream = %cfg.stream,
+            "existing stream does not use Limits retention; nats_stream_total_messages may read 0 after acks"
+        );
+    }
+    Ok(stream)
+}
+
+async fn ensure_consumer(
+    js: &jetstream::Context,
+    cfg: &FleetConfig,
+) -> Result<PullConsumer, FleetError> {
+    let consumer_err = |source: BoxError| FleetError::Consumer {
+        action: "get or create",
+        stream: cfg.stream.clone(),
+        consumer: cfg.consumer.clone(),
+        source,
+    };
+    let stream = js
+        .get_stream(&cfg.stream)
+        .await
+        .map_err(|e| consumer_err(Box::new(e)))?;
+    stream
+        .get_or_create_consumer::<pull::Config>(&cfg.consumer, consumer_config(cfg))
+        .await
+        .map_err(|e| consumer_err(Box::new(e)))
+}
+
+/// The 1 s clock behind the counters that grow while a fault is on.
+async fn run_ticker(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tick.tick().await;
+        if shared.faults.is_on(Fault::WorkerCrash) {
+            shared.metrics.restart_workers();
+        }
+        if shared.faults.is_on(Fault::KedaError) {
+            shared.metrics.keda_error();
+        }
+    }
+}
+
+/// A running reference fleet. Call [`Fleet::shutdown`] to stop it cleanly;
+/// dropping it aborts its tasks.
+pub struct Fleet {
+    shared: Arc<Shared>,
+    http_addr: SocketAddr,
+    http_stop: watch::Sender<bool>,
+    puller: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
+    http: Option<JoinHandle<()>>,
+}
+
+impl Fleet {
+    /// Connects to NATS, gets or creates the stream and the durable pull
+    /// consumer, and starts the workers and the HTTP server on `listener`
+    /// (bound by the caller, who needs the address before starting
+    /// Prometheus).
+    pub async fn start(
+        cfg: FleetConfig,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Fleet, FleetError> {
+        cfg.validate()?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| FleetError::Http { source })?;
+        let client = async_nats::ConnectOptions::new()
+            .name("firedrill-fleet")
+            .connect(cfg.nats_url.as_str())
+            .await
+            .map_err(|source| FleetError::Connect {
+                url: cfg.nats_url.clone(),
+                source,
+            })?;
+        let js = jetstream::new(client.clone());
+        ensure_stream(&js, &cfg).await?;
+        let consumer = ensure_consumer(&js, &cfg).await?;
+
+        let (pull_ctl, ctl_rx) = watch::channel(PullCtl {
+            run: true,
+            exit: false,
+            epoch: 0,
+        });
+        let (state_tx, puller_state) = watch::channel(PullerState::Pulling);
+        let shared = Arc::new(Shared {
+            metrics: FleetMetrics::new(&cfg),
+            permits: Arc::new(Semaphore::new(cfg.concurrency)),
+            cfg,
+            client,
+            js,
+            faults: FaultSwitches::default(),
+            tampered: TamperLog::new(MAX_TAMPERED),
+            completed: AtomicU64::new(0),
+            started: Instant::now(),
+            consumer: Mutex::new(Some(consumer)),
+            pull_ctl,
+            puller_state,
+            fault_lock: tokio::sync::Mutex::new(()),
+        });
+
+        let puller = tokio::spawn(worker::run_puller(shared.clone(), ctl_rx, state_tx));
+        let ticker = tokio::spawn(run_ticker(shared.clone()));
+        let (http_stop, mut stop_rx) = watch::channel(false);
+        let app = http::router(shared.clone());
+        let http = tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!("fleet HTTP server failed: {e}");
+            }
+        });
+        tracing::info!(%http_addr, stream = %shared.cfg.stream, consumer = %shared.cfg.consumer, "fleet started");
+        Ok(Fleet {
+            shared,
+            http_addr,
+            http_stop,
+            puller: Some(puller),
+            ticker: Some(ticker),
+            http: Some(http),
+        })
+    }
+
+    /// Where `/metrics`, `/collector/metrics` and `/faults` are served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Turns a fault on or off. Idempotent. Returns once the fault is in
+    /// effect (e.g. the workers have stopped pulling, the consumer is gone).
+    pub async fn set_fault(&self, fault: Fault, on: bool) -> Result<(), FleetError> {
+        self.shared.set_fault(fault, on).await
+    }
+
+    /// Faults currently on, in [`faults::FAULT_NAMES`] order.
+    pub fn active_faults(&self) -> Vec<Fault> {
+        self.shared.faults.active()
+    }
+
+    /// Tasks whose results were dropped or corrupted on purpose (the most
+    /// recent [`faults::MAX_TAMPERED`]).
+    pub fn tampered(&self) -> Vec<Tampered> {
+        self.shared.tampered.snapshot()
+    }
+
+    /// Tasks run to completion and acked (invalid messages excluded).
+    pub fn completed(&self) -> u64 {
+        self.shared.completed.load(Ordering::Relaxed)
+    }
+
+    /// Stops pulling, lets in-flight tasks finish (up to 5 s), flushes
+    /// NATS and closes the HTTP server.
+    pub async fn shutdown(mut self) {
+        self.shared.apply_pull(true).await;
+        if let Some(puller) = self.puller.take() {
+            let _ = tokio::time::timeout(PAUSE_TIMEOUT, puller).await;
+        }
+        let all = u32::try_from(self.shared.cfg.concurrency).unwrap_or(u32::MAX);
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.shared.permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("fleet shutdown: tasks still running after {DRAIN_TIMEOUT:?}");
+        }
+        if let Err(e) = self.shared.client.flush().await {
+            tracing::warn!("fleet shutdown: cannot flush NATS: {e}");
+        }
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
+        }
+        let _ = self.http_stop.send(true);
+        if let Some(mut http) = self.http.take() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut http)
+                .await
+                .is_err()
+            {
+                http.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for handle in [self.puller.take(), self.ticker.take(), self.http.take()]
+            .into_iter()
+            .flatten()
+        {
+            handle.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("http_addr", &self.http_addr)
+            .field("stream", &self.shared.cfg.stream)
+            .field("consumer", &self.shared.cfg.consumer)
+            .field("active_faults", &self.active_faults())
+            .finish()
+    }
+}

@@ -50,7 +50,8 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
     Ok(out)
 }
 
-fn is_var_name(s: &str) -> bool {
+/// Whether `s` is a firedrill variable name (`namespace`, `sentinel.task_id`).
+pub fn is_var_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')

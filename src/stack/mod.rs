@@ -1,1 +1,604 @@
-//! stack
+//! The local real stack: `nats-server -js`, `alertmanager` and `prometheus`
+//! as child processes on ephemeral loopback ports, with configs generated
+//! into a temp dir, plus firedrill's own Alertmanager webhook receiver.
+//!
+//! Every exit path kills the children: `shutdown()` (SIGTERM, then SIGKILL
+//! after 5 s), `Drop` (SIGKILL at once, also on panic), a failed `start()`
+//! (whatever was already started is dropped, hence killed), and the death
+//! of the thread that spawned them (`PR_SET_PDEATHSIG`), which covers
+//! firedrill itself being SIGKILLed.
+
+pub mod binaries;
+pub mod config;
+mod process;
+pub mod rules;
+pub mod webhook;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub use binaries::Tool;
+pub use rules::render_local_rules;
+pub use webhook::{
+    AlertStatus, WebhookAlert, WebhookNotification, WebhookPayload, WebhookReceiver,
+};
+
+use process::{ManagedChild, NotReady};
+
+/// How many times a child is started with fresh ports when it lost a bind race.
+const START_ATTEMPTS: usize = 3;
+/// How long `shutdown()` waits after SIGTERM before it sends SIGKILL.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How many log lines an error quotes.
+const LOG_TAIL_LINES: usize = 20;
+/// How often startup asks Prometheus whether it is wired up yet.
+const WIRING_POLL: Duration = Duration::from_millis(100);
+/// A reload re-parses every rule; generous next to the readiness polls.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// What Prometheus first loads as `rules.yml`: no rules (see `start`).
+const RULES_PLACEHOLDER: &str =
+    "# firedrill writes the rules here once Prometheus has scraped every target.\n";
+
+/// One extra Prometheus scrape job (the fleet, an OTel collector stand-in...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeJob {
+    pub job_name: String,
+    /// `"127.0.0.1:port"`.
+    pub target: String,
+    pub metrics_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Prometheus also always scrapes itself as job `prometheus`.
+    pub scrape_jobs: Vec<ScrapeJob>,
+    /// Already-rendered rules file contents (see [`render_local_rules`]).
+    pub rules_yaml: String,
+    /// Per step: how long each child may take to answer its readiness
+    /// endpoint, and how long Prometheus may take to find the
+    /// Alertmanager and scrape every job once.
+    pub startup_timeout: Duration,
+    pub scrape_interval: Duration,
+    pub evaluation_interval: Duration,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            scrape_jobs: Vec::new(),
+            rules_yaml: String::new(),
+            startup_timeout: Duration::from_secs(20),
+            scrape_interval: Duration::from_secs(1),
+            evaluation_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything that can go wrong bringing the stack up or down. Each message
+/// says what failed, where, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(
+        "{tool} not found: {detail}. Install it with `sudo apt-get install {package}` \
+         (Debian/Ubuntu package `{package}`), or set {env_var} to the path of the binary"
+    )]
+    MissingBinary {
+        tool: &'static str,
+        package: &'static str,
+        env_var: &'static str,
+        detail: String,
+    },
+
+    #[error("invalid local stack options: {0}")]
+    InvalidOptions(String),
+
+    #[error(
+        "rules/local-structural.yml: {0}. Pass the missing or corrected value \
+         (e.g. namespace = \"daedalus\", stream = \"DAEDALUS_TASKS\") to render_local_rules"
+    )]
+    RulesTemplate(String),
+
+    #[error("could not create the local stack's temp dir under {dir}: {source}. Check that the temp dir (TMPDIR) is writable and has free space")]
+    TempDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "could not write {path}: {source}. Check that the temp dir is writable and has free space"
+    )]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("could not reserve a free port on 127.0.0.1: {source}. Check that the loopback interface is up and that ephemeral ports are not exhausted")]
+    Port {
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("could not start {name} ({program}): {source}. Check that the file is an executable for this machine, or point {env_var} at one that is")]
+    Spawn {
+        name: &'static str,
+        program: PathBuf,
+        env_var: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "{name} exited during startup ({status}) on attempt {attempt} of {attempts}. \
+         Last lines of its log:\n{log_tail}\n\
+         Fix what the log reports (a bad generated config or rules file shows up here), then retry"
+    )]
+    ChildExited {
+        name: &'static str,
+        status: String,
+        attempt: usize,
+        attempts: usize,
+        log_tail: String,
+    },
+
+    #[error(
+        "{name} did not become ready within {timeout:?}: {url} never answered 200. \
+         Last lines of its log:\n{log_tail}\n\
+         If the machine is just slow, raise StackOptions::startup_timeout; otherwise fix what the log reports"
+    )]
+    StartupTimeout {
+        name: &'static str,
+        url: String,
+        timeout: Duration,
+        log_tail: String,
+    },
+
+    #[error(
+        "prometheus did not {what} within {timeout:?} (polled {url}). \
+         Last lines of its log:\n{log_tail}\n\
+         If a scrape target is slow to answer, raise StackOptions::startup_timeout; otherwise fix what the log reports"
+    )]
+    NotWired {
+        what: String,
+        url: String,
+        timeout: Duration,
+        log_tail: String,
+    },
+
+    #[error(
+        "prometheus rejected the rules ({detail}). Last lines of its log:\n{log_tail}\n\
+         Check the rules with `promtool check rules <file>` and fix what it reports"
+    )]
+    RulesRejected { detail: String, log_tail: String },
+
+    #[error("firedrill's webhook receiver could not {what}: {source}. Check that 127.0.0.1 is available to bind")]
+    Webhook {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("could not build the HTTP client used for readiness checks: {0}. The TLS backend failed to initialise; report this as a firedrill bug")]
+    HttpClient(#[source] reqwest::Error),
+
+    #[error("{name} (pid {pid}) did not exit even after SIGKILL: {detail}. Kill it by hand (`kill -9 -{pid}`)")]
+    StopFailed {
+        name: &'static str,
+        pid: u32,
+        detail: String,
+    },
+
+    #[error("could not remove the local stack's temp dir {dir}: {source}. Remove it by hand (`rm -rf {dir}`)")]
+    RemoveDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running local stack. Dropping it kills every child; prefer
+/// [`LocalStack::shutdown`], which lets them exit cleanly first.
+pub struct LocalStack {
+    /// `nats://127.0.0.1:<port>`.
+    pub nats_url: String,
+    /// `http://127.0.0.1:<port>`.
+    pub prometheus_url: String,
+    /// `http://127.0.0.1:<port>`.
+    pub alertmanager_url: String,
+    /// Where Alertmanager sends every notification (route receiver `firedrill`).
+    pub webhook: WebhookReceiver,
+    /// Start order; shut down together. Emptied by `shutdown()`.
+    children: Vec<ManagedChild>,
+    dir_path: PathBuf,
+    /// `None` once `shutdown()` has removed it.
+    dir: Option<TempDir>,
+}
+
+impl std::fmt::Debug for LocalStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStack")
+            .field("nats_url", &self.nats_url)
+            .field("prometheus_url", &self.prometheus_url)
+            .field("alertmanager_url", &self.alertmanager_url)
+            .field("webhook", &self.webhook.url)
+            .field("child_pids", &self.child_pids())
+            .field("dir", &self.dir_path)
+            .finish()
+    }
+}
+
+impl LocalStack {
+    /// Starts nats-server and alertmanager (together), then prometheus.
+    /// Returns once all three answer their readiness endpoints *and*
+    /// Prometheus has found the Alertmanager, scraped every job once and
+    /// loaded `opts.rules_yaml`, so an alert that fires from now on is
+    /// delivered. Takes about 5 s: Prometheus' discovery tick.
+    pub async fn start(opts: StackOptions) -> Result<LocalStack, StackError> {
+        config::validate(&opts)?;
+        // Find every binary before starting anything, so a missing one
+        // costs nothing and names all it needs.
+        let nats_bin = binaries::find(Tool::NatsServer)?;
+        let am_bin = binaries::find(Tool::Alertmanager)?;
+        let prom_bin = binaries::find(Tool::Prometheus)?;
+
+        let dir = tempfile::Builder::new()
+            .prefix("firedrill-stack-")
+            .tempdir()
+            .map_err(|source| StackError::TempDir {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
+        let dir_path = dir.path().to_path_buf();
+        for sub in ["nats", "am", "prom"] {
+            let p = dir_path.join(sub);
+            std::fs::create_dir(&p).map_err(|source| StackError::WriteFile { path: p, source })?;
+        }
+
+        let webhook = WebhookReceiver::start().await?;
+        let http = reqwest::Client::builder()
+            // A proxy from the environment must never see loopback traffic.
+            .no_proxy()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .map_err(StackError::HttpClient)?;
+
+        // Empty until Prometheus has looked at every target (see below).
+        let rules_path = dir_path.join("rules.yml");
+        write_file(&rules_path, RULES_PLACEHOLDER)?;
+        let am_config_path = dir_path.join("alertmanager.yml");
+        write_file(&am_config_path, &config::alertmanager_yml(&webhook.url))?;
+
+        let launcher = Launcher {
+            dir: &dir_path,
+            http: &http,
+            timeout: opts.startup_timeout,
+        };
+
+        // nats-server and alertmanager do not depend on each other, so they
+        // start together; a failure of one drops (kills) the other.
+        let nats = launcher.start(Tool::NatsServer, &nats_bin, 2, |ports| {
+            let (client, monitor) = (ports[0], ports[1]);
+            let args = vec![
+                "-js".into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                client.to_string().into(),
+                "-m".into(),
+                monitor.to_string().into(),
+                "-sd".into(),
+                dir_path.join("nats").into_os_string(),
+            ];
+            let ready = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
+            Ok((args, ready))
+        });
+        let alertmanager = launcher.start(Tool::Alertmanager, &am_bin, 1, |ports| {
+            let listen = format!("127.0.0.1:{}", ports[0]);
+            let args = vec![
+                flag("--config.file=", &am_config_path),
+                flag("--storage.path=", &dir_path.join("am")),
+                format!("--web.listen-address={listen}").into(),
+                format!("--web.external-url=http://{listen}/").into(),
+                // Empty disables gossip: no cluster port, no mesh to wait for.
+                "--cluster.listen-address=".into(),
+            ];
+            Ok((args, format!("http://{listen}/-/ready")))
+        });
+        let (nats, alertmanager) = tokio::join!(nats, alertmanager);
+        let ((nats, nats_ports), (alertmanager, am_ports)) = match (nats, alertmanager) {
+            (Ok(n), Ok(a)) => (n, a),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        let mut children = vec![nats, alertmanager];
+        let am_addr = format!("127.0.0.1:{}", am_ports[0]);
+
+        let prom_config_path = dir_path.join("prometheus.yml");
+        let (mut prometheus, prom_ports) = launcher
+            .start(Tool::Prometheus, &prom_bin, 1, |ports| {
+                let listen = format!("127.0.0.1:{}", ports[0]);
+                // Regenerated per attempt: the self-scrape target is this port.
+                write_file(
+                    &prom_config_path,
+                    &config::prometheus_yml(&opts, &listen, &am_addr, "rules.yml"),
+                )?;
+                let args = vec![
+                    flag("--config.file=", &prom_config_path),
+                    flag("--storage.tsdb.path=", &dir_path.join("prom")),
+                    format!("--web.listen-address={listen}").into(),
+                    format!("--web.external-url=http://{listen}/").into(),
+                    "--web.enable-lifecycle".into(),
+                    "--storage.tsdb.retention.time=1d".into(),
+                ];
+                Ok((args, format!("http://{listen}/-/ready")))
+            })
+            .await?;
+        let prometheus_url = format!("http://127.0.0.1:{}", prom_ports[0]);
+
+        // Prometheus applies discovered targets, Alertmanagers included, on
+        // a fixed 5 s tick, so at /-/ready it neither scrapes nor can send
+        // alerts: an alert firing then is dropped and not resent for a
+        // minute, and absent() legs fire on a Prometheus that has not looked
+        // yet. So the rules are loaded only once the whole path is live.
+        let jobs: Vec<&str> = std::iter::once(config::SELF_JOB)
+            .chain(opts.scrape_jobs.iter().map(|j| j.job_name.as_str()))
+            .collect();
+        wait_until_wired(
+            &http,
+            &mut prometheus,
+            &prometheus_url,
+            &am_addr,
+            &jobs,
+            opts.startup_timeout,
+        )
+        .await?;
+        write_file(&rules_path, &opts.rules_yaml)?;
+        reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
+        children.push(prometheus);
+
+        Ok(LocalStack {
+            nats_url: format!("nats://127.0.0.1:{}", nats_ports[0]),
+            prometheus_url,
+            alertmanager_url: format!("http://{am_addr}"),
+            webhook,
+            children,
+            dir_path,
+            dir: Some(dir),
+        })
+    }
+
+    /// SIGTERM to every child's process group, up to 5 s for them to exit,
+    /// SIGKILL for any that did not; then the webhook receiver stops and the
+    /// temp dir is removed. Everything is attempted even if a step fails;
+    /// the first failure is returned.
+    pub async fn shutdown(mut self) -> Result<(), StackError> {
+        let children = std::mem::take(&mut self.children);
+        for child in &children {
+            child.signal_group(nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let results =
+            futures::future::join_all(children.into_iter().map(|c| c.terminate(deadline))).await;
+        let mut first_err = results.into_iter().find_map(Result::err);
+
+        self.webhook.stop().await;
+
+        if let Some(dir) = self.dir.take() {
+            if let Err(source) = dir.close() {
+                first_err.get_or_insert(StackError::RemoveDir {
+                    dir: self.dir_path.clone(),
+                    source,
+                });
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Pids of the running children (each also leads its own process group).
+    pub fn child_pids(&self) -> Vec<u32> {
+        self.children.iter().map(ManagedChild::pid).collect()
+    }
+
+    /// The temp dir holding the generated configs, logs and data.
+    pub fn dir(&self) -> &Path {
+        &self.dir_path
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        // Signal every group first and reap afterwards, so the children die
+        // in parallel rather than one after another.
+        for child in &self.children {
+            child.signal_group(nix::sys::signal::Signal::SIGKILL);
+        }
+        for mut child in self.children.drain(..) {
+            child.reap_blocking();
+        }
+        // Only now, with nobody left writing into it, can the dir go.
+        if let Some(dir) = self.dir.take() {
+            if let Err(e) = dir.close() {
+                tracing::warn!(dir = %self.dir_path.display(), error = %e, "could not remove the local stack's temp dir");
+            }
+        }
+    }
+}
+
+/// Starts one kind of child with retries on bind races.
+struct Launcher<'a> {
+    dir: &'a Path,
+    http: &'a reqwest::Client,
+    timeout: Duration,
+}
+
+impl Launcher<'_> {
+    /// `args_for` builds the child's arguments and readiness URL from its
+    /// freshly reserved ports (called again on every attempt).
+    async fn start<F>(
+        &self,
+        tool: Tool,
+        program: &Path,
+        n_ports: usize,
+        mut args_for: F,
+    ) -> Result<(ManagedChild, Vec<u16>), StackError>
+    where
+        F: FnMut(&[u16]) -> Result<(Vec<OsString>, String), StackError>,
+    {
+        let name = tool.display_name();
+        let log_path = self.dir.join(format!("{name}.log"));
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ports = process::free_ports(n_ports)?;
+            let (args, ready_url) = args_for(&ports)?;
+            let mut child = ManagedChild::spawn(tool, program, &args, &log_path, self.dir)?;
+            match child.wait_ready(self.http, &ready_url, self.timeout).await {
+                Ok(()) => {
+                    tracing::debug!(
+                        child = name,
+                        pid = child.pid(),
+                        ?ports,
+                        elapsed = ?started.elapsed(),
+                        "ready"
+                    );
+                    return Ok((child, ports));
+                }
+                Err(NotReady::TimedOut) => {
+                    // A child that runs but never gets ready will not be
+                    // helped by new ports: report it now.
+                    return Err(StackError::StartupTimeout {
+                        name,
+                        url: ready_url,
+                        timeout: self.timeout,
+                        log_tail: child.log_tail(LOG_TAIL_LINES),
+                    });
+                }
+                Err(NotReady::Exited(status)) => {
+                    let log_tail = child.log_tail(LOG_TAIL_LINES);
+                    // Another process took a reserved port between our probe
+                    // bind and the child's bind: retry with new ports. Any
+                    // other exit (bad config, bad rules) would just repeat.
+                    if child.log_since_spawn().contains("address already in use")
+                        && attempt < START_ATTEMPTS
+                    {
+                        tracing::warn!(
+                            child = name,
+                            attempt,
+                            ?ports,
+                            "lost a port race; retrying with new ports"
+                        );
+                        continue;
+                    }
+                    return Err(StackError::ChildExited {
+                        name,
+                        status: status.to_string(),
+                        attempt,
+                        attempts: START_ATTEMPTS,
+                        log_tail,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Waits until Prometheus has an active Alertmanager at `am_addr` and has
+/// scraped every one of `jobs` at least once.
+async fn wait_until_wired(
+    http: &reqwest::Client,
+    prometheus: &mut ManagedChild,
+    prometheus_url: &str,
+    am_addr: &str,
+    jobs: &[&str],
+    timeout: Duration,
+) -> Result<(), StackError> {
+    let ams_url = format!("{prometheus_url}/api/v1/alertmanagers");
+    let targets_url = format!("{prometheus_url}/api/v1/targets?state=active");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let am_ok = get_json(http, &ams_url)
+            .await
+            .is_some_and(|a| config::alertmanager_active(&a, am_addr));
+        let unscraped = match get_json(http, &targets_url).await {
+            Some(answer) => config::unscraped_jobs(&answer, jobs),
+            None => jobs.to_vec(),
+        };
+        if am_ok && unscraped.is_empty() {
+            return Ok(());
+        }
+        if let Some(status) = prometheus.exited() {
+            return Err(StackError::ChildExited {
+                name: prometheus.name(),
+                status: status.to_string(),
+                attempt: 1,
+                attempts: 1,
+                log_tail: prometheus.log_tail(LOG_TAIL_LINES),
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let (what, url) = if am_ok {
+                (
+                    format!("scrape job(s) {} even once", unscraped.join(", ")),
+                    targets_url,
+                )
+            } else {
+                (format!("discover the alertmanager at {am_addr}"), ams_url)
+            };
+            return Err(StackError::NotWired {
+                what,
+                url,
+                timeout,
+                log_tail: prometheus.log_tail(LOG_TAIL_LINES),
+            });
+        }
+        tokio::time::sleep(WIRING_POLL).await;
+    }
+}
+
+/// Makes Prometheus re-read its config and rules; it answers only once
+/// the reload is done, with 500 if anything in it was rejected.
+async fn reload_prometheus(
+    http: &reqwest::Client,
+    prometheus: &mut ManagedChild,
+    prometheus_url: &str,
+) -> Result<(), StackError> {
+    let url = format!("{prometheus_url}/-/reload");
+    let detail = match http.post(&url).timeout(RELOAD_TIMEOUT).send().await {
+        Ok(resp) if resp.status().is_success() => return Ok(()),
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            format!("POST {url} answered {status}: {}", body.trim())
+        }
+        Err(e) => format!("POST {url} failed: {e}"),
+    };
+    Err(StackError::RulesRejected {
+        detail,
+        log_tail: prometheus.log_tail(LOG_TAIL_LINES),
+    })
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let resp = http.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+fn flag(prefix: &str, path: &Path) -> OsString {
+    let mut s = OsString::from(prefix);
+    s.push(path.as_os_str());
+    s
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), StackError> {
+    std::fs::write(path, contents).map_err(|source| StackError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,303 @@
+//! `firedrill probe --bench`: how close the sentinel round trip gets to the
+//! transport's own limits, measured in one run on the local stack with the
+//! same client and the same number of messages in flight.
+//!
+//! (a) raw JetStream publish+ack throughput;
+//! (b) the minimal round trip: publish acked, a bare durable pull consumer
+//!     acks and replies, the reply is matched;
+//! (c) firedrill's sentinel round trip through the reference fleet, with
+//!     trace context and HDR recording on.
+
+use super::*;
+use crate::cli::ProbeArgs;
+use crate::clients::nats;
+use crate::exit::ExitCode;
+use crate::local::LocalEnv;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tabled::{settings::Style, Table, Tabled};
+use tokio::sync::{oneshot, Semaphore};
+
+const BENCH_STREAM: &str = "FIREDRILL_BENCH";
+const RAW_SUBJECT: &str = "firedrill.bench.raw";
+const RT_SUBJECT: &str = "firedrill.bench.rt";
+const RT_REPLY: &str = "firedrill.bench.reply";
+const RSS_IN_FLIGHT: usize = 10_000;
+
+#[derive(Debug, Serialize, Tabled)]
+struct Row {
+    measurement: String,
+    messages: usize,
+    #[tabled(rename = "in flight")]
+    in_flight: usize,
+    #[tabled(rename = "rate", display = "per_s")]
+    per_second: f64,
+    #[tabled(rename = "vs (a)", display = "ratio")]
+    vs_raw: f64,
+    #[tabled(rename = "vs (b)", display = "ratio")]
+    vs_minimal: f64,
+}
+
+fn per_s(v: &f64) -> String {
+    format!("{v:.0}/s")
+}
+fn ratio(v: &f64) -> String {
+    format!("{v:.2}")
+}
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    rows: Vec<Row>,
+    c_over_a: f64,
+    c_over_b: f64,
+    peak_rss_mib_10k_in_flight: Option<f64>,
+}
+
+pub async fn run(
+    global: &Global,
+    args: &ProbeArgs,
+    plan: &Plan,
+    spec: &ProbeSpec,
+) -> Result<ExitCode, Error> {
+    if !plan.target.is_local() {
+        return Err(Error::Usage(
+            "--bench runs on the local stack only (it creates scratch streams); use --target local"
+                .into(),
+        ));
+    }
+    let count = args.count.unwrap_or(20_000);
+    let in_flight = args.concurrency.unwrap_or(512);
+    eprintln!("bench: starting the local stack (fleet with no simulated cold start or work)…");
+    let env = LocalEnv::start_with(&plan.target, |cfg| {
+        cfg.cold_start = Duration::ZERO;
+        cfg.work = Duration::ZERO;
+        cfg.concurrency = cfg.concurrency.max(256);
+        // Keeps the fleet's own series bounded like in production.
+        cfg.record_task_ids = true;
+    })
+    .await?;
+    let result = measure(global, &env, spec, count, in_flight).await;
+    env.shutdown().await;
+    let report = result?;
+    println!("{}", Table::new(&report.rows).with(Style::rounded()));
+    println!(
+        "c/a = {:.2}   c/b = {:.2} (goal >= 0.8)   peak RSS with {RSS_IN_FLIGHT} sentinels in flight: {}",
+        report.c_over_a,
+        report.c_over_b,
+        report
+            .peak_rss_mib_10k_in_flight
+            .map(|m| format!("{m:.1} MiB (goal <= 64 MiB)"))
+            .unwrap_or_else(|| "unknown (no /proc)".into())
+    );
+    let dir = global
+        .reports_dir
+        .join(crate::runinfo::new_run_id(chrono::Utc::now()));
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| {
+            std::fs::write(
+                dir.join("bench.json"),
+                serde_json::to_vec_pretty(&report).expect("serialises"),
+            )
+        })
+        .map_err(|source| Error::ReportWrite {
+            path: dir.clone(),
+            source,
+        })?;
+    eprintln!("wrote {}", dir.join("bench.json").display());
+    Ok(ExitCode::Success)
+}
+
+async fn measure(
+    global: &Global,
+    env: &LocalEnv,
+    spec: &ProbeSpec,
+    count: usize,
+    in_flight: usize,
+) -> Result<BenchReport, Error> {
+    let client = nats::connect(&env.stack.nats_url, None).await?;
+    let js = jetstream::new(client.clone());
+    let dep = |what: &str, e: String| Error::Usage(format!("bench: {what}: {e}"));
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: BENCH_STREAM.into(),
+            subjects: vec![format!("{RAW_SUBJECT}.>"), format!("{RT_SUBJECT}.>")],
+            max_messages: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| dep("create scratch stream", e.to_string()))?;
+
+    eprintln!("bench (a): {count} raw publishes, {in_flight} in flight…");
+    let a = raw_publish(&js, count, in_flight)
+        .await
+        .map_err(|e| dep("raw publish", e))?;
+    eprintln!("bench (b): {count} minimal round trips…");
+    let b = minimal_round_trip(&client, &js, &stream, count, in_flight)
+        .await
+        .map_err(|e| dep("minimal round trip", e))?;
+    eprintln!("bench (c): {count} sentinel round trips through the fleet…");
+    let cfg = probe_config(spec, Some(count), Some(in_flight));
+    let (progress, bar) = progress_bar(global, count, "sentinels");
+    let c_out = crate::probe::run_probe(&client, &cfg, progress).await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let c = c_out.throughput_per_s;
+    if !c_out.passed() {
+        eprintln!(
+            "warning: sentinel round trips were not all clean: {}",
+            c_out.failure_reasons().join("; ")
+        );
+    }
+
+    eprintln!("bench: {RSS_IN_FLIGHT} sentinels in flight for peak RSS…");
+    let cfg = probe_config(spec, Some(RSS_IN_FLIGHT), Some(RSS_IN_FLIGHT));
+    crate::probe::run_probe(&client, &cfg, None).await?;
+    let rss = peak_rss_mib();
+    let _ = js.delete_stream(BENCH_STREAM).await;
+
+    let row = |m: &str, v: f64| Row {
+        measurement: m.into(),
+        messages: count,
+        in_flight,
+        per_second: v,
+        vs_raw: v / a,
+        vs_minimal: v / b,
+    };
+    Ok(BenchReport {
+        c_over_a: c / a,
+        c_over_b: c / b,
+        rows: vec![
+            row("(a) JetStream publish+ack", a),
+            row("(b) minimal round trip", b),
+            row("(c) sentinel round trip via fleet", c),
+        ],
+        peak_rss_mib_10k_in_flight: rss,
+    })
+}
+
+async fn raw_publish(
+    js: &jetstream::Context,
+    count: usize,
+    in_flight: usize,
+) -> Result<f64, String> {
+    let sem = Arc::new(Semaphore::new(in_flight));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(count);
+    for i in 0..count {
+        let permit = sem.clone().acquire_owned().await.expect("open");
+        let ack = js
+            .publish(format!("{RAW_SUBJECT}.x"), format!("{i}").into())
+            .await
+            .map_err(|e| e.to_string())?;
+        handles.push(tokio::spawn(async move {
+            let r = ack.await.map(|_| ()).map_err(|e| e.to_string());
+            drop(permit);
+            r
+        }));
+    }
+    for h in handles {
+        h.await.map_err(|e| e.to_string())??;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn minimal_round_trip(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    count: usize,
+    in_flight: usize,
+) -> Result<f64, String> {
+    let consumer = stream
+        .get_or_create_consumer(
+            "firedrill-bench-bare",
+            pull::Config {
+                durable_name: Some("firedrill-bench-bare".into()),
+                filter_subject: format!("{RT_SUBJECT}.>"),
+                max_ack_pending: (in_flight * 2).max(20_000) as i64,
+                deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let responder_client = client.clone();
+    let responder = tokio::spawn(async move {
+        let Ok(mut msgs) = consumer.messages().await else {
+            return;
+        };
+        while let Some(Ok(msg)) = msgs.next().await {
+            let _ = responder_client
+                .publish(RT_REPLY, msg.payload.clone())
+                .await;
+            let _ = msg.ack().await;
+        }
+    });
+
+    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
+    let mut replies = client
+        .subscribe(RT_REPLY)
+        .await
+        .map_err(|e| e.to_string())?;
+    let matcher = {
+        let pending = pending.clone();
+        tokio::spawn(async move {
+            while let Some(m) = replies.next().await {
+                let id = std::str::from_utf8(&m.payload)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                if let Some(tx) = id.and_then(|id| pending.lock().expect("poisoned").remove(&id)) {
+                    let _ = tx.send(());
+                }
+            }
+        })
+    };
+    client.flush().await.map_err(|e| e.to_string())?;
+
+    let sem = Arc::new(Semaphore::new(in_flight));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(count);
+    for i in 0..count as u64 {
+        let permit = sem.clone().acquire_owned().await.expect("open");
+        let (tx, rx) = oneshot::channel();
+        pending.lock().expect("poisoned").insert(i, tx);
+        let ack = js
+            .publish(format!("{RT_SUBJECT}.x"), i.to_string().into())
+            .await
+            .map_err(|e| e.to_string())?;
+        handles.push(tokio::spawn(async move {
+            let ok = ack.await.is_ok()
+                && tokio::time::timeout(Duration::from_secs(30), rx)
+                    .await
+                    .is_ok();
+            drop(permit);
+            ok
+        }));
+    }
+    let mut ok = 0usize;
+    for h in handles {
+        ok += usize::from(h.await.unwrap_or(false));
+    }
+    let rate = ok as f64 / start.elapsed().as_secs_f64();
+    responder.abort();
+    matcher.abort();
+    if ok < count {
+        return Err(format!(
+            "only {ok} of {count} minimal round trips completed"
+        ));
+    }
+    Ok(rate)
+}
+
+/// Peak resident set size of this process (`VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,159 @@
+//! One function per subcommand: load the plan, run the runners, build the
+//! report, write it. Returns the exit code.
+
+pub mod bench;
+pub mod fleet;
+pub mod probe;
+pub mod smoke;
+pub mod stack;
+
+use crate::cli::Global;
+use crate::error::Error;
+use crate::probe::{ProbeConfig, ProbeOutcome};
+use crate::report::model::{ProbeResult, Report, RunWindow, TargetInfo};
+use crate::report::Verdict;
+use crate::spec::{load_plan, LoadOptions, Plan, ProbeSpec, Target};
+use std::path::{Path, PathBuf};
+
+/// Loads and validates every spec for `target` before any network I/O.
+pub fn load(global: &Global, target: &str) -> Result<Plan, Error> {
+    let mut opts = LoadOptions::new(target);
+    // Only paths the user named explicitly must exist; defaults may be absent
+    // (then the built-in local target and sentinel probe are used).
+    opts.config = explicit(&global.config, "firedrill.toml");
+    opts.probes_dir = explicit(&global.probes_dir, "probes");
+    opts.acceptance_dir = explicit(&global.acceptance_dir, "acceptance");
+    opts.drills_dir = explicit(&global.drills_dir, "induced-failures");
+    Ok(load_plan(&opts)?)
+}
+
+fn explicit(given: &Path, default: &str) -> Option<PathBuf> {
+    (given != Path::new(default)).then(|| given.to_path_buf())
+}
+
+/// The probe's run settings: the spec, with CLI overrides.
+pub fn probe_config(
+    spec: &ProbeSpec,
+    count: Option<usize>,
+    concurrency: Option<usize>,
+) -> ProbeConfig {
+    ProbeConfig {
+        name: spec.name.clone(),
+        stream: spec.stream.clone(),
+        subject: spec.subject.clone(),
+        result_subject: spec.result_subject.clone(),
+        agent_type: spec.agent_type.clone(),
+        count: count.unwrap_or(spec.count as usize),
+        concurrency: concurrency.unwrap_or(spec.concurrency as usize),
+        timeout: spec.timeout,
+        payload: spec.payload.clone(),
+    }
+}
+
+/// The report's view of a target; URLs of a local stack are the live ones.
+pub fn target_info(
+    target: &Target,
+    nats_url: &str,
+    prometheus: Option<&str>,
+    alertmanager: Option<&str>,
+) -> TargetInfo {
+    let remote = target.remote();
+    TargetInfo {
+        name: target.name.clone(),
+        description: target.description.clone(),
+        kind: if target.is_local() {
+            "local".into()
+        } else {
+            "remote".into()
+        },
+        namespace: target.namespace.clone(),
+        nats_url: nats_url.to_string(),
+        prometheus_url: prometheus.map(str::to_string),
+        alertmanager_url: alertmanager.map(str::to_string),
+        grafana_url: remote
+            .and_then(|r| r.grafana_url.as_ref())
+            .map(|u| u.to_string()),
+    }
+}
+
+/// A fresh report with nothing run yet.
+pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWindow) -> Report {
+    Report {
+        schema_version: crate::report::model::SCHEMA_VERSION,
+        run_id: run_id.to_string(),
+        command: command.to_string(),
+        tool: crate::runinfo::tool_info(),
+        target,
+        window,
+        verdict: Verdict::Pass,
+        probes: Vec::new(),
+        criteria: Vec::new(),
+        drills: Vec::new(),
+        errors: Vec::new(),
+        interrupted: false,
+    }
+}
+
+pub fn probe_results(outcomes: Vec<ProbeOutcome>) -> Vec<ProbeResult> {
+    outcomes
+        .into_iter()
+        .map(ProbeResult::from_outcome)
+        .collect()
+}
+
+/// Writes every format into `<reports_dir>/<run-id>/` and prints where.
+pub fn write_report(report: &mut Report, reports_dir: &Path) -> Result<PathBuf, Error> {
+    report.verdict = report.compute_verdict();
+    let dir = reports_dir.join(&report.run_id);
+    let written =
+        crate::report::write::write_all(report, &dir).map_err(|source| Error::ReportWrite {
+            path: dir.clone(),
+            source,
+        })?;
+    for p in &written {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(dir)
+}
+
+/// The exit code a finished report calls for.
+pub fn exit_code_for(report: &Report) -> crate::exit::ExitCode {
+    use crate::exit::ExitCode;
+    if report.interrupted {
+        return ExitCode::Interrupted;
+    }
+    match report.verdict {
+        Verdict::Fail => ExitCode::Failed,
+        Verdict::Error => ExitCode::Dependency,
+        _ => ExitCode::Success,
+    }
+}
+
+/// A progress callback drawing an indicatif bar, or `None` in CI / off a TTY.
+pub fn progress_bar(
+    global: &Global,
+    total: usize,
+    what: &str,
+) -> (
+    Option<crate::probe::run::Progress>,
+    Option<indicatif::ProgressBar>,
+) {
+    use std::io::IsTerminal;
+    if global.ci || !std::io::stderr().is_terminal() {
+        return (None, None);
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    let b = bar.clone();
+    (
+        Some(std::sync::Arc::new(move |n| b.set_position(n))),
+        Some(bar),
+    )
+}

@@ -1,0 +1,95 @@
+//! `firedrill probe`: sentinels against a target (local: a stack of its own).
+
+use super::*;
+use crate::cli::ProbeArgs;
+use crate::clients::nats;
+use crate::exit::ExitCode;
+use crate::local::LocalEnv;
+use crate::signals::shutdown_signal;
+use chrono::Utc;
+
+pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
+    let plan = load(global, &args.target)?;
+    let specs: Vec<&ProbeSpec> = match &args.probe {
+        Some(name) => vec![plan.probe(name).ok_or_else(|| {
+            let known: Vec<&str> = plan.probes.iter().map(|p| p.name.as_str()).collect();
+            Error::Usage(format!(
+                "no probe named `{name}` in {}; known probes: {}",
+                global.probes_dir.display(),
+                known.join(", ")
+            ))
+        })?],
+        None => plan.probes.iter().collect(),
+    };
+    if args.bench {
+        return super::bench::run(global, args, &plan, specs[0]).await;
+    }
+    let started = Utc::now();
+    let run_id = crate::runinfo::new_run_id(started);
+
+    let env = if plan.target.is_local() {
+        eprintln!(
+            "starting the local stack and fleet for target `{}`…",
+            plan.target.name
+        );
+        Some(tokio::select! {
+            env = LocalEnv::start(&plan.target) => env?,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        })
+    } else {
+        None
+    };
+    let (nats_url, creds, prom, am) = match (&env, plan.target.remote()) {
+        (Some(env), _) => (
+            env.stack.nats_url.clone(),
+            None,
+            Some(env.stack.prometheus_url.clone()),
+            Some(env.stack.alertmanager_url.clone()),
+        ),
+        (None, Some(r)) => (
+            r.nats_url.to_string(),
+            r.nats_creds_env.clone(),
+            Some(r.prometheus_url.to_string()),
+            r.alertmanager_url.as_ref().map(|u| u.to_string()),
+        ),
+        (None, None) => unreachable!("a target is either local or remote"),
+    };
+    let work = async {
+        let client = nats::connect(&nats_url, creds.as_deref()).await?;
+        let mut outcomes = Vec::new();
+        for spec in &specs {
+            let cfg = probe_config(spec, args.count, args.concurrency);
+            let (progress, bar) = progress_bar(global, cfg.count, &cfg.name);
+            let out = crate::probe::run_probe(&client, &cfg, progress).await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            outcomes.push(out);
+        }
+        Ok::<_, Error>(outcomes)
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        sig = shutdown_signal() => Err(Error::Interrupted(sig)),
+    };
+    if let Some(env) = env {
+        env.shutdown().await;
+    }
+    let window = RunWindow {
+        start: started,
+        end: Utc::now(),
+    };
+    let info = target_info(&plan.target, &nats_url, prom.as_deref(), am.as_deref());
+    let mut report = new_report("probe", &run_id, info, window);
+    report.probes = probe_results(outcome?);
+    if let Some(t) = crate::report::console::probe_table(&report) {
+        println!("{t}");
+    }
+    let dir = write_report(&mut report, &global.reports_dir)?;
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
+    Ok(exit_code_for(&report))
+}

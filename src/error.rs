@@ -1,0 +1,44 @@
+//! The top-level error, and the one place that maps errors to exit codes.
+
+use crate::exit::ExitCode;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Stack(#[from] crate::stack::StackError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
+    #[error(transparent)]
+    Nats(#[from] crate::clients::nats::NatsError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
+    #[error(transparent)]
+    Prometheus(#[from] crate::clients::prometheus::PromError),
+    #[error("cannot write the report into {path}: {source}. Check that the directory is writable, or pass --reports-dir")]
+    ReportWrite {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("interrupted by {0}; everything firedrill started was stopped")]
+    Interrupted(&'static str),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Spec(_) | Error::Usage(_) => ExitCode::Usage,
+            Error::Interrupted(_) => ExitCode::Interrupted,
+            Error::Stack(_)
+            | Error::Fleet(_)
+            | Error::Nats(_)
+            | Error::Probe(_)
+            | Error::Prometheus(_)
+            | Error::ReportWrite { .. } => ExitCode::Dependency,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The local environment: the real stack plus the reference fleet, wired
+//! together from the `local` target's spec.
+
+use crate::error::Error;
+use crate::fleet::{Fleet, FleetConfig};
+use crate::spec::{FleetSpec, Target};
+use crate::stack::{render_local_rules, LocalStack, ScrapeJob, StackOptions};
+use std::time::Duration;
+
+/// Prometheus job name of the OTel collector stand-in; the local rules'
+/// `OTelCollectorDown` selects `up{job="otel-collector"}`.
+pub const COLLECTOR_JOB: &str = "otel-collector";
+/// Prometheus job name of the fleet's own metrics.
+pub const FLEET_JOB: &str = "fleet";
+
+pub struct LocalEnv {
+    pub stack: LocalStack,
+    pub fleet: Fleet,
+}
+
+impl LocalEnv {
+    /// Starts nats-server, alertmanager and prometheus, then the fleet.
+    /// Children started before a failure are stopped before returning.
+    pub async fn start(target: &Target) -> Result<LocalEnv, Error> {
+        Self::start_with(target, |_| {}).await
+    }
+
+    /// Like [`LocalEnv::start`], with a hook to adjust the fleet (benchmarks
+    /// turn simulated cold start and work off).
+    pub async fn start_with(
+        target: &Target,
+        adjust: impl FnOnce(&mut FleetConfig),
+    ) -> Result<LocalEnv, Error> {
+        let fleet_spec = target.fleet().ok_or_else(|| {
+            Error::Usage(format!(
+                "target `{}` is not a local-stack target (it has no `stack = \"local\"`); use --target local, or a target with a [targets.<name>.fleet] table",
+                target.name
+            ))
+        })?;
+        // Bound first: Prometheus needs the fleet's address before the fleet
+        // can start (the fleet needs the NATS URL the stack hands out).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::Usage(format!("cannot bind a loopback port for the fleet: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Usage(format!("cannot read the fleet's port: {e}")))?
+            .to_string();
+        let rules_yaml = render_local_rules(&target.vars())?;
+        let opts = StackOptions {
+            scrape_jobs: vec![
+                ScrapeJob {
+                    job_name: FLEET_JOB.into(),
+                    target: addr.clone(),
+                    metrics_path: "/metrics".into(),
+                },
+                ScrapeJob {
+                    job_name: COLLECTOR_JOB.into(),
+                    target: addr,
+                    metrics_path: "/collector/metrics".into(),
+                },
+            ],
+            rules_yaml,
+            ..StackOptions::default()
+        };
+        let stack = LocalStack::start(opts).await?;
+        let mut cfg = fleet_config(fleet_spec, &target.namespace, &stack.nats_url);
+        adjust(&mut cfg);
+        match Fleet::start(cfg, listener).await {
+            Ok(fleet) => Ok(LocalEnv { stack, fleet }),
+            Err(e) => {
+                let _ = stack.shutdown().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub fn fleet_url(&self) -> String {
+        format!("http://{}", self.fleet.http_addr())
+    }
+
+    /// Stops the fleet, then the stack (children and temp dir).
+    pub async fn shutdown(self) {
+        self.fleet.shutdown().await;
+        if let Err(e) = self.stack.shutdown().await {
+            tracing::warn!("local stack shutdown: {e}");
+        }
+    }
+}
+
+/// The fleet's naming comes from the target's `[fleet]` table.
+pub fn fleet_config(spec: &FleetSpec, namespace: &str, nats_url: &str) -> FleetConfig {
+    FleetConfig {
+        nats_url: nats_url.to_string(),
+        stream: spec.stream.clone(),
+        subjects: spec.subjects.clone(),
+        consumer: spec.consumer.clone(),
+        namespace: namespace.to_string(),
+        agent_types: spec.agent_types.clone(),
+        worker_pod_prefix: spec.worker_pod_prefix.clone(),
+        orchestrator_deployment: spec.orchestrator_deployment.clone(),
+        scaled_object: spec.scaled_object.clone(),
+        concurrency: spec.concurrency as usize,
+        cold_start: spec.cold_start,
+        work: spec.work,
+        record_task_ids: true,
+    }
+}
+
+/// Waits until Prometheus has scraped the fleet successfully at least once,
+/// so criteria over the run window have a sample before the first sentinel.
+pub async fn wait_for_first_scrape(
+    prom: &crate::clients::prometheus::Prometheus,
+    timeout: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let q = format!("up{{job=\"{FLEET_JOB}\"}} == 1");
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(crate::clients::prometheus::QueryResult::Vector(v)) =
+            prom.query(&q, chrono::Utc::now()).await
+        {
+            if !v.is_empty() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}

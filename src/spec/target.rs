@@ -1,0 +1,445 @@
+//! Targets (`firedrill.toml`): where a run points, and what it may do there.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+use url::Url;
+
+use super::duration::HumanDuration;
+use super::error::{SourceLoc, SpecError, SpecErrorKind};
+use super::source::{deserialize_checked, SourceFile, TableError};
+use super::template::{self, Vars};
+use super::value::{
+    check_name, check_object_name, check_var_name, parse_url, EnvVarName, HttpUrl, Name, Namespace,
+    NatsName, NatsUrl, NonEmpty, NonEmptyList, Ranged, SubjectFilter, VarName,
+};
+use super::vars::{self, Scope, TemplateProblem};
+
+/// The built-in local target, used when no `firedrill.toml` defines `local`.
+/// The repo's `firedrill.toml` starts with this exact text.
+pub const BUILTIN_LOCAL_TARGET: &str = include_str!("builtin/local-target.toml");
+
+/// Name of the target firedrill can always run against: the local stack.
+pub const LOCAL_TARGET: &str = "local";
+
+/// A validated target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub description: String,
+    /// Kubernetes namespace of the platform; the `{{namespace}}` variable.
+    pub namespace: String,
+    /// Drills refuse to run unless this is true.
+    pub drills_allowed: bool,
+    /// Grafana dashboard UID for the run-window snapshot.
+    pub dashboard_uid: Option<String>,
+    /// Link to one trace; may use the query variables, notably
+    /// `{{sentinel.trace_id}}`. Validated; rendered by [`Target::trace_url`].
+    pub trace_url_template: Option<String>,
+    /// Free-form `{{name}}` variables (including any `--var` overrides).
+    pub variables: Vars,
+    pub endpoints: Endpoints,
+    /// The target's table in its file.
+    pub source: SourceLoc,
+}
+
+/// How firedrill reaches the platform.
+// One per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoints {
+    /// `stack = "local"`: firedrill starts NATS, Prometheus and Alertmanager
+    /// itself (so it knows their URLs) plus this reference fleet.
+    Local(FleetSpec),
+    /// A deployed platform.
+    Remote(RemoteEndpoints),
+}
+
+/// Endpoints of a deployed platform. Secrets are only ever named (env var
+/// names), never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoints {
+    /// `nats://` or `tls://`.
+    pub nats_url: Url,
+    /// Env var holding the path of a NATS `.creds` file.
+    pub nats_creds_env: Option<String>,
+    pub prometheus_url: Url,
+    /// Required for drills (checked by [`super::drill::plan_drills`]).
+    pub alertmanager_url: Option<Url>,
+    pub grafana_url: Option<Url>,
+    /// Env var holding a Grafana service-account token.
+    pub grafana_token_env: Option<String>,
+    pub tempo_url: Option<Url>,
+}
+
+/// How the local reference fleet names things (mirrors the platform's
+/// naming so the same rules and criteria apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSpec {
+    /// JetStream stream the fleet creates and consumes.
+    pub stream: String,
+    /// Subjects the stream captures (wildcards allowed).
+    pub subjects: Vec<String>,
+    /// Durable consumer name (`consumer_name` label in nats-surveyor metrics).
+    pub consumer: String,
+    /// `agent_type` label values the fleet serves.
+    pub agent_types: Vec<String>,
+    /// Prefix of the pod names it reports (`daedalus-worker-`).
+    pub worker_pod_prefix: String,
+    /// `deployment` label of the orchestrator in kube-state-metrics series.
+    pub orchestrator_deployment: String,
+    /// `scaledObject` name KEDA metrics carry.
+    pub scaled_object: String,
+    /// Tasks run at once.
+    pub concurrency: u32,
+    /// Simulated worker cold start per task.
+    pub cold_start: Duration,
+    /// Simulated work per task.
+    pub work: Duration,
+}
+
+impl Target {
+    pub fn is_local(&self) -> bool {
+        matches!(self.endpoints, Endpoints::Local(_))
+    }
+
+    pub fn fleet(&self) -> Option<&FleetSpec> {
+        match &self.endpoints {
+            Endpoints::Local(fleet) => Some(fleet),
+            Endpoints::Remote(_) => None,
+        }
+    }
+
+    pub fn remote(&self) -> Option<&RemoteEndpoints> {
+        match &self.endpoints {
+            Endpoints::Remote(remote) => Some(remote),
+            Endpoints::Local(_) => None,
+        }
+    }
+
+    /// Variables known before a run starts: `variables` plus `namespace`.
+    pub fn vars(&self) -> Vars {
+        let mut vars = self.variables.clone();
+        vars.insert(vars::NAMESPACE.to_string(), self.namespace.clone());
+        vars
+    }
+
+    /// Every variable a query or evidence link may use in one run: `vars()`,
+    /// then `runtime` (`window`, `start`, `end`, `sentinel.task_id`,
+    /// `sentinel.trace_id`), then `trace_url` (empty without a
+    /// `trace_url_template`). Validated templates always render with it.
+    pub fn run_vars(&self, runtime: &Vars) -> Vars {
+        let mut all = self.vars();
+        all.extend(runtime.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let trace_url = self.trace_url(&all).unwrap_or_default();
+        all.insert(vars::TRACE_URL.to_string(), trace_url);
+        all
+    }
+
+    /// The trace link for the run-time `vars` (which must hold the
+    /// sentinel's ids); `None` when the target has no `trace_url_template`.
+    pub fn trace_url(&self, vars: &Vars) -> Option<String> {
+        let template = self.trace_url_template.as_ref()?;
+        template::render(template, vars).ok()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    targets: BTreeMap<Name, RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFields {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    stack: Option<StackKind>,
+    namespace: Spanned<Namespace>,
+    #[serde(default)]
+    drills_allowed: bool,
+    #[serde(default)]
+    dashboard_uid: Option<NonEmpty>,
+    #[serde(default)]
+    variables: BTreeMap<VarName, String>,
+    #[serde(default)]
+    fleet: Option<RawFleet>,
+    #[serde(default)]
+    nats_url: Option<NatsUrl>,
+    #[serde(default)]
+    nats_creds_env: Option<EnvVarName>,
+    #[serde(default)]
+    prometheus_url: Option<HttpUrl>,
+    #[serde(default)]
+    alertmanager_url: Option<HttpUrl>,
+    #[serde(default)]
+    grafana_url: Option<HttpUrl>,
+    #[serde(default)]
+    grafana_token_env: Option<EnvVarName>,
+    #[serde(default)]
+    tempo_url: Option<HttpUrl>,
+    #[serde(default)]
+    trace_url_template: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum StackKind {
+    Local,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    stream: NatsName,
+    subjects: NonEmptyList<SubjectFilter>,
+    consumer: NatsName,
+    agent_types: NonEmptyList<NonEmpty>,
+    worker_pod_prefix: NonEmpty,
+    orchestrator_deployment: ObjectName,
+    scaled_object: ObjectName,
+    concurrency: Ranged<1, 10_000>,
+    cold_start: HumanDuration,
+    work: HumanDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ObjectName(String);
+
+impl<'de> Deserialize<'de> for ObjectName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_object_name(&s).map_err(serde::de::Error::custom)?;
+        Ok(ObjectName(s))
+    }
+}
+
+/// A target table after the checks that involve several of its keys.
+struct RawTarget {
+    fields: TargetFields,
+    endpoints: Endpoints,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_checked(d, check_target)
+    }
+}
+
+fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
+    let endpoints = match f.stack {
+        Some(StackKind::Local) => {
+            let remote_keys = [
+                ("nats_url", f.nats_url.is_some()),
+                ("nats_creds_env", f.nats_creds_env.is_some()),
+                ("prometheus_url", f.prometheus_url.is_some()),
+                ("alertmanager_url", f.alertmanager_url.is_some()),
+                ("grafana_url", f.grafana_url.is_some()),
+                ("grafana_token_env", f.grafana_token_env.is_some()),
+                ("tempo_url", f.tempo_url.is_some()),
+            ];
+            if let Some((key, _)) = remote_keys.iter().find(|(_, present)| *present) {
+                return Err(TableError::invalid(
+                    key,
+                    format!(
+                        "\"{key}\" does not apply to stack = \"local\": firedrill starts the local stack and knows its endpoints \
+                         (remove it, or remove stack = \"local\" to describe a deployed platform)"
+                    ),
+                ));
+            }
+            let fleet = f.fleet.take().ok_or_else(|| {
+                TableError::missing("fleet", "stack = \"local\" needs a [fleet] table naming the reference fleet's stream, consumer and objects; add it to {table}")
+            })?;
+            Endpoints::Local(fleet.into())
+        }
+        None => {
+            if f.fleet.is_some() {
+                return Err(TableError::invalid(
+                    "fleet",
+                    "[fleet] only applies to stack = \"local\" (remove it, or add stack = \"local\")",
+                ));
+            }
+            let remote_reason = "a target without stack = \"local\" is a deployed platform and needs it; add it to {table}";
+            let nats_url = f
+                .nats_url
+                .take()
+                .ok_or_else(|| TableError::missing("nats_url", remote_reason))?;
+            let prometheus_url = f
+                .prometheus_url
+                .take()
+                .ok_or_else(|| TableError::missing("prometheus_url", remote_reason))?;
+            if f.grafana_token_env.is_some() && f.grafana_url.is_none() {
+                return Err(TableError::missing(
+                    "grafana_url",
+                    "grafana_token_env is set, so firedrill will talk to Grafana; add grafana_url to {table} or remove grafana_token_env",
+                ));
+            }
+            Endpoints::Remote(RemoteEndpoints {
+                nats_url: nats_url.0,
+                nats_creds_env: f.nats_creds_env.take().map(|e| e.0),
+                prometheus_url: prometheus_url.0,
+                alertmanager_url: f.alertmanager_url.take().map(|u| u.0),
+                grafana_url: f.grafana_url.take().map(|u| u.0),
+                grafana_token_env: f.grafana_token_env.take().map(|e| e.0),
+                tempo_url: f.tempo_url.take().map(|u| u.0),
+            })
+        }
+    };
+    Ok(RawTarget {
+        fields: f,
+        endpoints,
+    })
+}
+
+impl From<RawFleet> for FleetSpec {
+    fn from(f: RawFleet) -> Self {
+        FleetSpec {
+            stream: f.stream.0,
+            subjects: f.subjects.0.into_iter().map(|s| s.0).collect(),
+            consumer: f.consumer.0,
+            agent_types: f.agent_types.0.into_iter().map(|s| s.0).collect(),
+            worker_pod_prefix: f.worker_pod_prefix.0,
+            orchestrator_deployment: f.orchestrator_deployment.0,
+            scaled_object: f.scaled_object.0,
+            concurrency: f.concurrency.0,
+            cold_start: f.cold_start.0,
+            work: f.work.0,
+        }
+    }
+}
+
+/// Loads target `name` from the `firedrill.toml` at `config`, which must
+/// exist. If the file has no `local` target, `local` is the built-in one.
+/// `extra_vars` (e.g. `--var k=v`) are layered over the target's variables.
+pub fn load_target(config: &Path, name: &str, extra_vars: &Vars) -> Result<Target, SpecError> {
+    let file = SourceFile::read(
+        config,
+        "create it with a [targets.<name>] table, or point the config option at the right file",
+    )?;
+    let raw: RawConfig = file.parse()?;
+    let mut targets = raw.targets;
+    match targets.remove_entry(name) {
+        Some((_, target)) => build(&file, name, target, extra_vars),
+        None if name == LOCAL_TARGET => builtin_local_target(extra_vars),
+        None => {
+            let mut known: Vec<String> = targets.keys().map(|k| k.0.clone()).collect();
+            if !known.iter().any(|k| k == LOCAL_TARGET) {
+                known.push(format!("{LOCAL_TARGET} (built-in)"));
+            }
+            known.sort();
+            Err(unknown_target(config, name, &known))
+        }
+    }
+}
+
+/// The built-in `local` target (`src/spec/builtin/local-target.toml`).
+pub fn builtin_local_target(extra_vars: &Vars) -> Result<Target, SpecError> {
+    let file = SourceFile::builtin("local-target.toml", BUILTIN_LOCAL_TARGET);
+    let mut raw: RawConfig = file.parse()?;
+    let target = raw.targets.remove(LOCAL_TARGET).ok_or_else(|| {
+        SpecError::file(
+            SpecErrorKind::MissingKey,
+            &file.path,
+            "built-in spec lacks [targets.local] (a firedrill bug)",
+        )
+    })?;
+    build(&file, LOCAL_TARGET, target, extra_vars)
+}
+
+pub(crate) fn unknown_target(config: &Path, name: &str, known: &[String]) -> SpecError {
+    let message = if check_name(name).is_err() {
+        format!(
+            "unknown target {name:?} (known targets: {})",
+            known.join(", ")
+        )
+    } else {
+        format!(
+            "unknown target \"{name}\" (known targets: {}; pick one with --target, or add [targets.{name}] to {})",
+            known.join(", "),
+            config.display()
+        )
+    };
+    SpecError::file(SpecErrorKind::UnknownTarget, config, message)
+}
+
+fn build(
+    file: &SourceFile,
+    name: &str,
+    raw: RawTarget,
+    extra_vars: &Vars,
+) -> Result<Target, SpecError> {
+    let RawTarget {
+        fields: f,
+        endpoints,
+    } = raw;
+    let mut variables: Vars = f.variables.into_iter().map(|(k, v)| (k.0, v)).collect();
+    for (key, value) in extra_vars {
+        if let Err(message) = check_var_name(key) {
+            return Err(SpecError::new(
+                SpecErrorKind::InvalidValue,
+                "<command line>",
+                None,
+                Some(format!("var.{key}")),
+                message,
+            ));
+        }
+        variables.insert(key.clone(), value.clone());
+    }
+    let key_prefix = format!("targets.{}", super::source::join_path(&[name]));
+
+    let trace_url_template = match f.trace_url_template {
+        None => None,
+        Some(spanned) => {
+            let span = spanned.span();
+            let text = spanned.into_inner();
+            let key = format!("{key_prefix}.trace_url_template");
+            let avail = vars::available(Scope::TraceTemplate, &variables);
+            if let Err(problem) = vars::check(&text, &avail, true, name) {
+                return Err(match problem {
+                    TemplateProblem::Unknown { name, message } => {
+                        file.unknown_var_error(Some(&span), key, &name, message)
+                    }
+                    TemplateProblem::Spaced { message, .. } => {
+                        file.error(SpecErrorKind::InvalidValue, &span, key, message)
+                    }
+                });
+            }
+            // Render with stand-ins to check that the result is a link.
+            let stand_ins: Vars = avail.iter().map(|n| (n.clone(), "0".to_string())).collect();
+            let rendered = template::render(&text, &stand_ins).unwrap_or_default();
+            if let Err(e) = parse_url(&rendered, &["http", "https"]) {
+                return Err(file.error(
+                    SpecErrorKind::InvalidValue,
+                    &span,
+                    key,
+                    format!("does not render to a valid link: {e}"),
+                ));
+            }
+            Some(text)
+        }
+    };
+
+    let line = file
+        .header_line(&["targets", name])
+        .unwrap_or_else(|| file.line_at(f.namespace.span().start));
+    Ok(Target {
+        name: name.to_string(),
+        description: f.description.unwrap_or_default(),
+        namespace: f.namespace.into_inner().0,
+        drills_allowed: f.drills_allowed,
+        dashboard_uid: f.dashboard_uid.map(|d| d.0),
+        trace_url_template,
+        variables,
+        endpoints,
+        source: SourceLoc {
+            file: file.path.clone(),
+            line,
+        },
+    })
+}

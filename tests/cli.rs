@@ -1,0 +1,204 @@
+//! The binary as a user runs it: exit codes, reports, and no process or
+//! temp dir left behind on any exit path.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn firedrill() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+    c.env("CI", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_OUTPUT");
+    c
+}
+
+/// Pids whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Field 4 (ppid) follows the parenthesised command name.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == pid {
+            out.push(child);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; it is dead for our purposes.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn sigterm(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("firedrill did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn smoke_passes_and_writes_reports() {
+    let reports = tempfile::tempdir().unwrap();
+    let out = firedrill()
+        .args(["smoke", "--reports-dir"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("sentinel") && stdout.contains("verdict: pass"),
+        "{stdout}"
+    );
+    let run_dir = std::fs::read_dir(reports.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["verdict"], "pass");
+    assert_eq!(json["probes"][0]["verdict"], "pass");
+    assert_eq!(json["probes"][0]["completed"], json["probes"][0]["sent"]);
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Sentinel probes") && md.contains("```mermaid"),
+        "{md}"
+    );
+}
+
+#[test]
+fn unknown_target_is_a_usage_error() {
+    let out = firedrill()
+        .args(["probe", "--target", "no-such-target"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no-such-target"), "{stderr}");
+    assert!(
+        stderr.contains("local"),
+        "should list known targets: {stderr}"
+    );
+}
+
+#[test]
+fn help_documents_exit_codes_and_commands() {
+    let out = firedrill().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "smoke",
+        "probe",
+        "stack",
+        "fleet",
+        "Exit codes",
+        "4  interrupted",
+        "5  a revert failed",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+/// Starts `firedrill stack`, waits for it to print its temp dir, returns it.
+fn start_stack() -> (Child, PathBuf) {
+    let mut child = firedrill()
+        .arg("stack")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut dir = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(d) = line.trim().strip_prefix("configs/logs") {
+            dir = Some(PathBuf::from(d.trim()));
+        }
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+    }
+    (child, dir.expect("stack printed its config dir"))
+}
+
+#[test]
+fn sigterm_to_stack_leaves_no_child_and_no_temp_dir() {
+    let (mut child, dir) = start_stack();
+    let kids = children_of(child.id());
+    assert!(
+        kids.len() >= 3,
+        "expected nats-server, alertmanager, prometheus: {kids:?}"
+    );
+    assert!(dir.exists());
+    sigterm(&child);
+    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    for k in kids {
+        assert!(!alive(k), "child {k} survived SIGTERM of firedrill");
+    }
+    assert!(!Path::new(&dir).exists(), "temp dir {dir:?} left behind");
+}
+
+#[test]
+fn sigterm_during_smoke_exits_4_and_leaves_no_child() {
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = firedrill()
+        .args(["smoke", "--reports-dir"])
+        .arg(reports.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the stack's children exist, then interrupt mid-start.
+    let start = Instant::now();
+    let mut kids = Vec::new();
+    while start.elapsed() < Duration::from_secs(20) {
+        kids = children_of(child.id());
+        if kids.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kids.len() >= 3, "stack children never appeared: {kids:?}");
+    sigterm(&child);
+    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(4));
+    for k in kids {
+        assert!(!alive(k), "child {k} survived SIGTERM of firedrill");
+    }
+}

@@ -1,0 +1,470 @@
+//! The local stack against the real nats-server, prometheus and
+//! alertmanager: it comes up, the pieces are wired to each other, and every
+//! way of ending it (shutdown, drop, panic, failed start) leaves no process
+//! and no temp dir behind.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use firedrill::spec::template::Vars;
+use firedrill::stack::rules::STRUCTURAL_ALERTS;
+use firedrill::stack::{render_local_rules, AlertStatus, LocalStack, StackError, StackOptions};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// These tests change process-wide env vars (binary overrides, TMPDIR) and
+/// count processes, so they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn rules() -> String {
+    let vars = Vars::from([
+        ("namespace".to_string(), "daedalus".to_string()),
+        ("stream".to_string(), "DAEDALUS_TASKS".to_string()),
+    ]);
+    render_local_rules(&vars).unwrap()
+}
+
+fn options() -> StackOptions {
+    StackOptions {
+        rules_yaml: rules(),
+        ..StackOptions::default()
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Gone means reaped, not just dead: `kill(pid, 0)` fails with ESRCH.
+fn assert_gone(pids: &[u32]) {
+    for &pid in pids {
+        assert_eq!(
+            kill(Pid::from_raw(pid as i32), None),
+            Err(Errno::ESRCH),
+            "child {pid} is still there"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "/proc/{pid} exists"
+        );
+    }
+}
+
+/// Pids of live processes whose command line mentions `needle` (every child
+/// gets its temp dir on the command line).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(needle) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn assert_no_leftovers(pids: &[u32], dir: &Path) {
+    assert_gone(pids);
+    assert!(!dir.exists(), "temp dir {} was left behind", dir.display());
+    let stragglers = processes_mentioning(&dir.to_string_lossy());
+    assert!(
+        stragglers.is_empty(),
+        "processes still use {}: {stragglers:?}",
+        dir.display()
+    );
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(resp.status(), 200, "GET {url}");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn stack_starts_wires_up_and_shuts_down_clean() {
+    let _serial = SERIAL.lock().await;
+    let t0 = Instant::now();
+    let stack = LocalStack::start(options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started_in = t0.elapsed();
+    let t_started = Instant::now();
+
+    let pids = stack.child_pids();
+    let dir = stack.dir().to_path_buf();
+    assert_eq!(pids.len(), 3);
+    for name in [
+        "prometheus.yml",
+        "alertmanager.yml",
+        "rules.yml",
+        "nats-server.log",
+    ] {
+        assert!(
+            dir.join(name).is_file(),
+            "{name} missing in {}",
+            dir.display()
+        );
+    }
+    assert!(stack.nats_url.starts_with("nats://127.0.0.1:"));
+    assert!(stack.prometheus_url.starts_with("http://127.0.0.1:"));
+    assert!(stack.alertmanager_url.starts_with("http://127.0.0.1:"));
+
+    // Prometheus loaded all seven alerting rules.
+    let http = http();
+    let rules = get_json(&http, &format!("{}/api/v1/rules", stack.prometheus_url)).await;
+    assert_eq!(rules["status"], "success");
+    let names: BTreeSet<&str> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter(|r| r["type"] == "alerting")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, STRUCTURAL_ALERTS.into_iter().collect());
+
+    // Alertmanager answers, runs without gossip, and routes to our webhook.
+    let status = get_json(&http, &format!("{}/api/v2/status", stack.alertmanager_url)).await;
+    assert_eq!(status["cluster"]["status"], "disabled");
+    let am_config = status["config"]["original"].as_str().unwrap();
+    assert!(am_config.contains(&stack.webhook.url), "{am_config}");
+
+    // Prometheus sends alerts to this Alertmanager (discovery of even a
+    // static target is applied shortly after readiness, so poll).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ams = get_json(
+            &http,
+            &format!("{}/api/v1/alertmanagers", stack.prometheus_url),
+        )
+        .await;
+        let active = ams["data"]["activeAlertmanagers"][0]["url"]
+            .as_str()
+            .unwrap_or("");
+        if active.starts_with(&stack.alertmanager_url) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never picked up the Alertmanager: {ams}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // NATS with JetStream: create a stream and get a publish ack.
+    let t_nats = Instant::now();
+    let client = async_nats::connect(&stack.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "FIREDRILL_STACK_TEST".to_string(),
+        subjects: vec!["firedrill.stack-test.>".to_string()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ack = js
+        .publish("firedrill.stack-test.1", "hello".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.stream, "FIREDRILL_STACK_TEST");
+    assert_eq!(ack.sequence, 1);
+    drop(js);
+    drop(client);
+    let nats_took = t_nats.elapsed();
+
+    // The whole alert path, end to end: with no fleet scraped, the
+    // orchestrator metric is absent, so OrchestratorDown fires after its
+    // 4 s `for:` and Alertmanager notifies the webhook.
+    let mut notifications = stack.webhook.subscribe();
+    let notified = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let n = notifications.recv().await.unwrap();
+            let hit = n.payload.alerts.iter().find(|a| {
+                a.alertname() == Some("OrchestratorDown") && a.status == AlertStatus::Firing
+            });
+            if let Some(alert) = hit {
+                return (n.received_at, alert.clone());
+            }
+        }
+    })
+    .await;
+    let Ok(notified) = notified else {
+        let prom_alerts = get_json(&http, &format!("{}/api/v1/alerts", stack.prometheus_url)).await;
+        let am_alerts = get_json(&http, &format!("{}/api/v2/alerts", stack.alertmanager_url)).await;
+        let am_log = std::fs::read_to_string(dir.join("alertmanager.log")).unwrap_or_default();
+        let prom_log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+        panic!(
+            "OrchestratorDown never reached the webhook.\nreceived: {:?}\nprometheus alerts: {prom_alerts}\n\
+             alertmanager alerts: {am_alerts}\nalertmanager.log:\n{am_log}\nprometheus.log:\n{prom_log}",
+            stack.webhook.received()
+        );
+    };
+    let (_, alert) = notified;
+    assert_eq!(alert.labels["namespace"], "daedalus");
+    assert_eq!(alert.labels["severity"], "page");
+    assert_eq!(
+        alert.annotations["runbook_url"],
+        "docs/runbook.md#orchestrator-down"
+    );
+    let alert_wait = t_started.elapsed();
+
+    let t1 = Instant::now();
+    stack.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    let stopped_in = t1.elapsed();
+    assert_no_leftovers(&pids, &dir);
+
+    eprintln!(
+        "local stack: start {started_in:?} (all three ready, rules loaded), NATS connect + \
+         stream + publish {nats_took:?}, OrchestratorDown (for: 4s) at the webhook \
+         {alert_wait:?} after start returned, shutdown {stopped_in:?}"
+    );
+    assert!(
+        stopped_in < Duration::from_secs(6),
+        "shutdown took {stopped_in:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_stack_without_shutdown_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
+    let stack = LocalStack::start(options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pids = stack.child_pids();
+    let dir = stack.dir().to_path_buf();
+    assert!(dir.is_dir());
+    let t = Instant::now();
+    drop(stack);
+    let dropped_in = t.elapsed();
+    assert_no_leftovers(&pids, &dir);
+    eprintln!("local stack: drop {dropped_in:?}");
+}
+
+#[tokio::test]
+async fn a_panic_while_the_stack_runs_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<(Vec<u32>, PathBuf)>();
+    let task = tokio::spawn(async move {
+        let stack = LocalStack::start(options())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tx.send((stack.child_pids(), stack.dir().to_path_buf()))
+            .unwrap();
+        panic!("simulated failure while the stack runs");
+    });
+    let (pids, dir) = rx.await.expect("the stack started");
+    assert!(task.await.unwrap_err().is_panic());
+    assert_no_leftovers(&pids, &dir);
+}
+
+/// Restores an env var (or its absence) when dropped, even on panic.
+struct EnvGuard(&'static str, Option<std::ffi::OsString>);
+
+impl EnvGuard {
+    fn set(name: &'static str, value: impl AsRef<std::ffi::OsStr>) -> EnvGuard {
+        let old = std::env::var_os(name);
+        std::env::set_var(name, value);
+        EnvGuard(name, old)
+    }
+}
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        match &self.1 {
+            Some(v) => std::env::set_var(self.0, v),
+            None => std::env::remove_var(self.0),
+        }
+    }
+}
+
+#[tokio::test]
+async fn missing_binary_names_the_package_to_install() {
+    let _serial = SERIAL.lock().await;
+    let _env = EnvGuard::set("FIREDRILL_PROMETHEUS_BIN", "/nonexistent/prometheus");
+    let err = LocalStack::start(options()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            StackError::MissingBinary {
+                tool: "prometheus",
+                package: "prometheus",
+                env_var: "FIREDRILL_PROMETHEUS_BIN",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(msg.contains("sudo apt-get install prometheus"), "{msg}");
+    assert!(
+        msg.contains("FIREDRILL_PROMETHEUS_BIN=/nonexistent/prometheus"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_start_kills_what_was_started_and_removes_the_dir() {
+    let _serial = SERIAL.lock().await;
+    // A private TMPDIR, so whatever this start leaves behind is visible.
+    let tmp = tempfile::tempdir().unwrap();
+    let _env = EnvGuard::set("TMPDIR", tmp.path());
+    // All three start; prometheus then refuses these rules.
+    let opts = StackOptions {
+        rules_yaml: rules().replacen("[20s]) > 0", "[20s] > 0", 1),
+        ..StackOptions::default()
+    };
+    let err = LocalStack::start(opts).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StackError::RulesRejected { .. }), "{err:?}");
+    assert!(
+        msg.contains("WorkerCrashLoopBackOff"),
+        "the log tail should show why:\n{msg}"
+    );
+
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let stragglers = processes_mentioning(&tmp.path().to_string_lossy());
+    assert!(
+        stragglers.is_empty(),
+        "processes still running: {stragglers:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_startup_timeout_names_the_child_and_url() {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let _env = EnvGuard::set("TMPDIR", tmp.path());
+    // Too short for any real nats-server to answer.
+    let opts = StackOptions {
+        startup_timeout: Duration::from_nanos(1),
+        ..options()
+    };
+    let err = LocalStack::start(opts).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StackError::StartupTimeout { .. }), "{err:?}");
+    assert!(msg.contains("http://127.0.0.1:"), "{msg}");
+    assert!(msg.contains("startup_timeout"), "{msg}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(processes_mentioning(&tmp.path().to_string_lossy()).is_empty());
+}
+
+/// Env var that turns `sigkill_helper` into the process under test.
+const HELPER_ENV: &str = "FIREDRILL_STACK_SIGKILL_HELPER";
+
+/// Not a test on its own: `children_die_when_firedrill_is_sigkilled` runs
+/// this test binary again with only this test, as a stand-in firedrill.
+#[tokio::test]
+#[ignore = "helper process for children_die_when_firedrill_is_sigkilled"]
+async fn sigkill_helper() {
+    let Some(report) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let stack = LocalStack::start(options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pids: Vec<String> = stack.child_pids().iter().map(u32::to_string).collect();
+    std::fs::write(&report, pids.join(" ")).unwrap();
+    // Wait to be killed; nothing of ours runs after SIGKILL.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    drop(stack);
+}
+
+/// SIGKILL skips every destructor, so only PR_SET_PDEATHSIG stands between
+/// a killed firedrill and three orphaned servers.
+#[tokio::test]
+async fn children_die_when_firedrill_is_sigkilled() {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("pids");
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigkill_helper", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, &report)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pids: Vec<u32> = loop {
+        if let Ok(text) = std::fs::read_to_string(&report) {
+            if !text.is_empty() {
+                break text.split(' ').map(|p| p.parse().unwrap()).collect();
+            }
+        }
+        assert!(
+            helper.try_wait().unwrap().is_none(),
+            "helper exited before starting the stack"
+        );
+        assert!(Instant::now() < deadline, "helper never started the stack");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(pids.len(), 3);
+
+    helper.kill().unwrap(); // SIGKILL
+    helper.wait().unwrap();
+
+    // The children are reparented to init (or a subreaper), which may be
+    // slow to reap or not reap at all in a container: dead or zombie is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| alive_and_not_zombie(p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let survivors: Vec<u32> = pids
+        .into_iter()
+        .filter(|&p| alive_and_not_zombie(p))
+        .collect();
+    for &pid in &survivors {
+        // Do not leave them running just because the test failed.
+        let _ =
+            nix::sys::signal::killpg(Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(
+        survivors.is_empty(),
+        "children {survivors:?} survived their parent's SIGKILL"
+    );
+    // SIGKILL also skips removing the temp dir; that one is ours to clean.
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert!(dirs.iter().any(|d| d
+        .file_name()
+        .to_string_lossy()
+        .starts_with("firedrill-stack-")));
+}
+
+fn alive_and_not_zombie(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
