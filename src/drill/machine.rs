@@ -111,6 +111,9 @@ pub struct MachineConfig {
     pub clock_skew: Duration,
     /// How long a remote may fail every poll before the drill is an error.
     pub error_budget: Duration,
+    /// Metrics the rule reads that had no series before the inject
+    /// (preflight in warn mode): named if the alert does not fire.
+    pub missing_metrics: Vec<String>,
 }
 
 impl MachineConfig {
@@ -130,6 +133,7 @@ impl MachineConfig {
             settle: Duration::from_secs(1),
             clock_skew: Duration::from_secs(1),
             error_budget: Duration::from_secs(15),
+            missing_metrics: Vec::new(),
         }
     }
 }
@@ -569,6 +573,12 @@ impl Machine {
                 self.cfg.alert,
                 seen.join(", "),
                 fmt_labels(&self.cfg.expect_labels)
+            ));
+        }
+        if !self.cfg.missing_metrics.is_empty() {
+            r.push_str(&format!(
+                "; {} had no series before the inject: rules that reference non-existent metrics silently never fire",
+                self.cfg.missing_metrics.join(", ")
             ));
         }
         if self.stale_ignored {

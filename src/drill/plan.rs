@@ -1,8 +1,9 @@
 //! What one drill needs, already rendered from its spec and the target.
 //!
-//! Mirrors `spec::DrillSpec` field by field so the spec loader only has to
-//! provide a `From` conversion; nothing here re-validates.
+//! Mirrors `spec::drill::DrillSpec` field by field (`From<&DrillSpec>`
+//! below); nothing here re-validates.
 
+use crate::spec::drill::{DrillSpec, Fault};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -93,7 +94,56 @@ impl FaultPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TriggerPlan {
     pub probe: String,
-    pub count: Option<usize>,
+    pub count: Option<u32>,
+}
+
+impl From<&DrillSpec> for DrillPlan {
+    fn from(s: &DrillSpec) -> Self {
+        DrillPlan {
+            name: s.name.clone(),
+            alert: s.alert.clone(),
+            expect_labels: s.expect_labels.clone(),
+            deadline: s.deadline,
+            resolve_timeout: s.resolve_timeout,
+            trials: s.trials,
+            silence: s.silence,
+            fault: FaultPlan::from(&s.fault),
+            trigger: s.trigger.as_ref().map(|t| TriggerPlan {
+                probe: t.probe.clone(),
+                count: t.count,
+            }),
+        }
+    }
+}
+
+impl From<&Fault> for FaultPlan {
+    fn from(f: &Fault) -> Self {
+        match f {
+            Fault::Fleet { fault } => FaultPlan::Fleet {
+                fault: fault.as_str().to_string(),
+            },
+            Fault::KubernetesPatch(p) => FaultPlan::KubernetesPatch {
+                api_version: p.api_version.clone(),
+                kind: p.object_kind.clone(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                pointer: p.pointer.clone(),
+                value: p.value.clone(),
+            },
+            Fault::KubernetesScale(s) => FaultPlan::KubernetesScale {
+                kind: s.object_kind.as_str().to_string(),
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                replicas: s.replicas,
+            },
+            Fault::Exec(e) => FaultPlan::Exec {
+                inject: e.inject.clone(),
+                revert: e.revert.clone(),
+                check: e.check.clone(),
+                timeout: e.timeout,
+            },
+        }
+    }
 }
 
 /// `argv` as one shell-quoted line, for humans and manual-recovery text.
@@ -141,5 +191,23 @@ mod tests {
             f.describe(),
             "kubernetes-scale Deployment daedalus/daedalus-orchestrator to 0 replicas"
         );
+    }
+
+    #[test]
+    fn converts_every_repo_drill_spec() {
+        let mut opts = crate::spec::LoadOptions::new("local");
+        opts.root = env!("CARGO_MANIFEST_DIR").into();
+        let plan = crate::spec::load_plan(&opts).unwrap();
+        assert_eq!(plan.drills.len(), 7);
+        for spec in &plan.drills {
+            let p = DrillPlan::from(spec);
+            assert_eq!(p.name, spec.name);
+            assert_eq!(p.expect_labels["namespace"], "daedalus", "{}", p.name);
+            assert!(matches!(p.fault, FaultPlan::Fleet { ref fault } if *fault == p.name));
+        }
+        let w = DrillPlan::from(plan.drill("worker-image-tag").unwrap());
+        assert_eq!(w.alert, "WorkerImagePullBackOff");
+        assert_eq!(w.deadline, Duration::from_secs(60));
+        assert_eq!(w.trigger.unwrap().probe, "sentinel");
     }
 }

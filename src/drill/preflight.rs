@@ -57,6 +57,19 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
+/// What to do about a required metric with no series in the lookback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingMetrics {
+    /// Fail the drill at once, before injecting (the default).
+    #[default]
+    Fail,
+    /// Run the drill anyway and name the metrics if the alert does not fire.
+    /// For metrics that exist only while something is broken, as
+    /// kube-state-metrics' `kube_pod_container_status_waiting_reason` does
+    /// (it has series only for containers that are waiting).
+    Warn,
+}
+
 /// What preflight learned about the alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreflightInfo {
@@ -68,6 +81,9 @@ pub struct PreflightInfo {
     pub absent_guarded: Vec<String>,
     /// The longest `for` among the alert's rules.
     pub rule_for: Duration,
+    /// Required metrics with no series in the lookback (only with
+    /// [`MissingMetrics::Warn`]; with `Fail` they are an error).
+    pub missing: Vec<String>,
 }
 
 /// Metric names an expression reads.
@@ -141,6 +157,7 @@ pub async fn preflight(
     alert: &str,
     now: DateTime<Utc>,
     lookback: Duration,
+    missing_metrics: MissingMetrics,
 ) -> Result<PreflightInfo, PreflightError> {
     let groups = prom.rules().await?;
     let all: Vec<&Rule> = groups
@@ -196,7 +213,7 @@ pub async fn preflight(
             missing.push(m.clone());
         }
     }
-    if !missing.is_empty() {
+    if !missing.is_empty() && missing_metrics == MissingMetrics::Fail {
         return Err(PreflightError::MetricMissing {
             alert: alert.to_string(),
             metrics: missing,
@@ -214,6 +231,7 @@ pub async fn preflight(
         metrics: required,
         absent_guarded: refs.absent_guarded.into_iter().collect(),
         rule_for,
+        missing,
     })
 }
 
@@ -312,6 +330,7 @@ mod tests {
             "WorkerImagePullBackOff",
             Utc::now(),
             Duration::from_secs(3600),
+            MissingMetrics::Fail,
         )
         .await
         .unwrap();
@@ -338,6 +357,7 @@ mod tests {
             "WorkerImagePullBackof",
             Utc::now(),
             Duration::from_secs(3600),
+            MissingMetrics::Fail,
         )
         .await
         .unwrap_err();
@@ -364,6 +384,7 @@ mod tests {
             "WorkerImagePullBackOff",
             Utc::now(),
             Duration::from_secs(3600),
+            MissingMetrics::Fail,
         )
         .await
         .unwrap_err()
@@ -377,11 +398,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn missing_metric_can_be_a_warning() {
+        let server = prom_double("series-empty.json").await;
+        let prom = Prometheus::new(&server.uri());
+        let info = preflight(
+            &prom,
+            "WorkerImagePullBackOff",
+            Utc::now(),
+            Duration::from_secs(3600),
+            MissingMetrics::Warn,
+        )
+        .await
+        .unwrap();
+        assert_eq!(info.missing, ["kube_pod_container_status_waiting_reason"]);
+    }
+
+    #[tokio::test]
     async fn unreachable_prometheus_is_a_dependency_error() {
         let prom = Prometheus::new("http://127.0.0.1:9");
-        let err = preflight(&prom, "X", Utc::now(), Duration::from_secs(3600))
-            .await
-            .unwrap_err();
+        let err = preflight(
+            &prom,
+            "X",
+            Utc::now(),
+            Duration::from_secs(3600),
+            MissingMetrics::Fail,
+        )
+        .await
+        .unwrap_err();
         assert!(err.is_dependency(), "{err}");
     }
 }

@@ -13,7 +13,7 @@ use super::journal::{
 };
 use super::machine::{fmt_labels, Decision, Machine, MachineConfig};
 use super::plan::DrillPlan;
-use super::preflight::{preflight, PreflightInfo};
+use super::preflight::{preflight, MissingMetrics, PreflightInfo};
 use super::progress::{Progress, ProgressSink};
 use super::signal::SignalSource;
 use super::timeline::{stats, EventKind, Timeline};
@@ -50,6 +50,9 @@ pub struct DrillOptions {
     pub am_grace: Duration,
     /// See [`MachineConfig::settle`].
     pub settle: Duration,
+    /// A required metric with no series in `series_lookback`: fail at once
+    /// (default) or run anyway and name it if the alert does not fire.
+    pub missing_metrics: MissingMetrics,
 }
 
 impl Default for DrillOptions {
@@ -62,6 +65,7 @@ impl Default for DrillOptions {
             silence_margin: Duration::from_secs(60),
             am_grace: Duration::from_secs(5),
             settle: Duration::from_secs(1),
+            missing_metrics: MissingMetrics::Fail,
         }
     }
 }
@@ -309,7 +313,13 @@ async fn run_drill(
             result.reason = format!("interrupted by {} before the fault was injected", signals.last_name());
             return (result, TrialEnd::Interrupted(signals.last_name()));
         }
-        r = preflight(&env.prometheus, &plan.alert, env.clock.now(), env.options.series_lookback) => r,
+        r = preflight(
+            &env.prometheus,
+            &plan.alert,
+            env.clock.now(),
+            env.options.series_lookback,
+            env.options.missing_metrics,
+        ) => r,
     };
     let info = match pre {
         Ok(info) => info,
@@ -329,7 +339,7 @@ async fn run_drill(
     let trials = env.options.trials.unwrap_or(plan.trials).max(1);
     let mut end = TrialEnd::Completed;
     for n in 1..=trials {
-        let (trial, e) = run_trial(plan, n, env, journal).await;
+        let (trial, e) = run_trial(plan, n, env, journal, &info.missing).await;
         result.trials.push(trial);
         if e != TrialEnd::Completed {
             end = e;
@@ -365,6 +375,13 @@ fn preflight_notes(plan: &DrillPlan, info: &PreflightInfo) -> Vec<String> {
             "the deadline ({}) is shorter than the rule's `for` ({}): this drill cannot pass",
             humantime::format_duration(plan.deadline),
             humantime::format_duration(info.rule_for)
+        ));
+    }
+    if !info.missing.is_empty() {
+        notes.push(format!(
+            "no series in the last hour before the inject for {}: the drill ran anyway (missing_metrics = warn); \
+             if the fault does not create them, this rule can never fire",
+            info.missing.join(", ")
         ));
     }
     if !info.absent_guarded.is_empty() {
@@ -474,6 +491,7 @@ async fn run_trial(
     n: u32,
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,
+    missing: &[String],
 ) -> (DrillTrial, TrialEnd) {
     let label = if plan.trials > 1 || env.options.trials.is_some_and(|t| t > 1) {
         format!("{}#{n}", plan.name)
@@ -485,6 +503,7 @@ async fn run_trial(
     let mut body = tokio::spawn(trial_body(
         plan.clone(),
         n,
+        missing.to_vec(),
         env.clone(),
         journal.clone(),
         machine.clone(),
@@ -710,9 +729,11 @@ fn entry(
 }
 
 /// silence -> read original -> journal -> inject -> trigger -> watch.
+#[allow(clippy::too_many_arguments)]
 async fn trial_body(
     plan: DrillPlan,
     n: u32,
+    missing: Vec<String>,
     env: DrillEnv,
     journal: Arc<Mutex<Journal>>,
     machine: SharedMachine,
@@ -787,6 +808,7 @@ async fn trial_body(
     cfg.watch_alertmanager = env.alertmanager.is_some();
     cfg.am_grace = env.options.am_grace;
     cfg.settle = env.options.settle;
+    cfg.missing_metrics = missing;
     *lock(&machine) = Some(Machine::new(cfg, inject_started, inject_done));
 
     if let Some(t) = &plan.trigger {

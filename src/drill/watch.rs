@@ -6,6 +6,7 @@ use super::progress::Progress;
 use super::signal::SignalSource;
 use crate::clients::alertmanager::Alertmanager;
 use crate::clients::prometheus::Prometheus;
+use crate::stack::{AlertStatus, WebhookNotification};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -176,6 +177,31 @@ where
     tx
 }
 
+/// The local stack's receiver: `forward(stack.webhook.subscribe())`.
+impl From<WebhookNotification> for Notification {
+    fn from(n: WebhookNotification) -> Self {
+        let status = |s: AlertStatus| match s {
+            AlertStatus::Firing => "firing".to_string(),
+            AlertStatus::Resolved => "resolved".to_string(),
+        };
+        Notification {
+            received_at: n.received_at,
+            status: status(n.payload.status),
+            alerts: n
+                .payload
+                .alerts
+                .iter()
+                .map(|a| NotifiedAlert {
+                    status: status(a.status),
+                    labels: a.labels.clone(),
+                    starts_at: a.starts_at,
+                    ends_at: a.ended_at(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct WebhookBody {
     status: String,
@@ -243,6 +269,25 @@ mod tests {
         assert_eq!(
             r.alerts[0].ends_at.unwrap().to_rfc3339(),
             "2026-11-23T09:54:58.851+00:00"
+        );
+    }
+
+    #[test]
+    fn maps_the_stack_receivers_notifications() {
+        let payload: crate::stack::WebhookPayload =
+            serde_json::from_slice(&fixture("webhook-resolved.json")).unwrap();
+        let at = Utc::now();
+        let n = Notification::from(WebhookNotification {
+            received_at: at,
+            payload,
+        });
+        assert_eq!(n.received_at, at);
+        assert_eq!(n.status, "resolved");
+        assert_eq!(n.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
+        assert!(n.alerts[0].ends_at.is_some());
+        assert_eq!(
+            n,
+            parse_webhook(at, &fixture("webhook-resolved.json")).unwrap()
         );
     }
 
