@@ -111,6 +111,12 @@ pub struct MachineConfig {
     pub clock_skew: Duration,
     /// How long a remote may fail every poll before the drill is an error.
     pub error_budget: Duration,
+    /// When webhook notifications are routed to firedrill: after the alert
+    /// fired in time, keep the fault live up to this long for the firing
+    /// notification, so `notified` is measured (Alertmanager's `group_wait`
+    /// would otherwise often see the alert already resolved and send
+    /// nothing). `None`: decide as soon as it fired.
+    pub await_notification: Option<Duration>,
     /// Metrics the rule reads that had no series before the inject
     /// (preflight in warn mode): named if the alert does not fire.
     pub missing_metrics: Vec<String>,
@@ -133,6 +139,7 @@ impl MachineConfig {
             settle: Duration::from_secs(1),
             clock_skew: Duration::from_secs(1),
             error_budget: Duration::from_secs(15),
+            await_notification: None,
             missing_metrics: Vec::new(),
         }
     }
@@ -168,6 +175,8 @@ pub struct Machine {
     last_active_at: Option<DateTime<Utc>>,
     ever_active: bool,
     matched: Option<Labels>,
+    /// When the alert was known to have fired in time (waiting for the webhook).
+    passed_at: Option<DateTime<Utc>>,
     other_labels: Vec<Labels>,
     stale_ignored: bool,
     first_error: BTreeMap<PollSource, DateTime<Utc>>,
@@ -195,6 +204,7 @@ impl Machine {
             last_active_at: None,
             ever_active: false,
             matched: None,
+            passed_at: None,
             other_labels: Vec::new(),
             stale_ignored: false,
             first_error: BTreeMap::new(),
@@ -304,7 +314,11 @@ impl Machine {
                 .source(EventKind::Firing)
                 .filter(|_| self.phase == Phase::Firing)
             {
-                format!("firing ({src})")
+                if self.passed_at.is_some() {
+                    format!("firing ({src}); waiting for the webhook notification")
+                } else {
+                    format!("firing ({src})")
+                }
             } else {
                 match &self.prom_now {
                     None => "inactive".to_string(),
@@ -536,6 +550,20 @@ impl Machine {
         if let Some(f) = firing {
             let ttf = f - inject_done;
             let d = if f <= deadline_at {
+                if let (Some(grace), None) = (
+                    self.cfg.await_notification,
+                    self.timeline.at(EventKind::Notified),
+                ) {
+                    let since = *self.passed_at.get_or_insert(now);
+                    if now - since < delta(grace) {
+                        return Decision::Wait;
+                    }
+                    self.notes.push(format!(
+                        "no firing webhook notification reached firedrill within {} of the alert firing; \
+                         check that Alertmanager routes it to firedrill's receiver",
+                        humantime::format_duration(grace)
+                    ));
+                }
                 Decision::Pass
             } else {
                 Decision::Fail(format!(

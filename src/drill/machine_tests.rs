@@ -441,3 +441,34 @@ fn formats_labels_like_promql() {
         "{a=\"1\", b=\"x\"}"
     );
 }
+
+#[test]
+fn waits_for_the_webhook_after_firing_when_one_is_routed() {
+    let mut cfg = machine().config().clone();
+    cfg.await_notification = Some(Duration::from_secs(10));
+    let mut m = Machine::new(cfg.clone(), t(0.0), t(0.1));
+    assert_eq!(m.observe(am(6.2, vec![aa(good(), 5.85)])), Decision::Wait);
+    assert!(m
+        .status(t(6.3))
+        .state
+        .ends_with("waiting for the webhook notification"));
+    assert_eq!(m.observe(tick(7.0)), Decision::Wait);
+    assert_eq!(
+        m.observe(hook(7.1, "firing", good(), 5.85, None)),
+        Decision::Pass
+    );
+    assert_eq!(m.timeline().at(EventKind::Notified), Some(t(7.1)));
+    assert!(m.notes().is_empty());
+
+    // No notification: pass after the grace, and say so. Past the deadline
+    // too: the pass rests on when it fired.
+    let mut m = Machine::new(cfg, t(0.0), t(0.1));
+    assert_eq!(m.observe(am(59.0, vec![aa(good(), 58.0)])), Decision::Wait);
+    assert_eq!(m.observe(tick(68.9)), Decision::Wait);
+    assert_eq!(m.observe(tick(69.0)), Decision::Pass);
+    assert!(
+        m.notes()[0].contains("no firing webhook notification"),
+        "{:?}",
+        m.notes()
+    );
+}

@@ -50,6 +50,11 @@ pub struct DrillOptions {
     pub am_grace: Duration,
     /// See [`MachineConfig::settle`].
     pub settle: Duration,
+    /// With a webhook feed (and no silence), how long to keep the fault
+    /// live after the alert fired, waiting for the firing notification
+    /// (see [`MachineConfig::await_notification`]). Default 35 s: the
+    /// default `group_wait` of 30 s plus delivery.
+    pub notify_grace: Duration,
     /// A required metric with no series in `series_lookback`: fail at once
     /// (default) or run anyway and name it if the alert does not fire.
     pub missing_metrics: MissingMetrics,
@@ -65,6 +70,7 @@ impl Default for DrillOptions {
             silence_margin: Duration::from_secs(60),
             am_grace: Duration::from_secs(5),
             settle: Duration::from_secs(1),
+            notify_grace: Duration::from_secs(35),
             missing_metrics: MissingMetrics::Fail,
         }
     }
@@ -500,6 +506,9 @@ async fn run_trial(
     };
     let machine: SharedMachine = Arc::new(Mutex::new(None));
     let scratch = Arc::new(Mutex::new(Scratch::default()));
+    // Subscribed before the body starts, so the resolve wait also sees the
+    // notifications that arrived while the body was deciding.
+    let mut resolve_feed = env.notifications.as_ref().map(|f| f.subscribe());
     let mut body = tokio::spawn(trial_body(
         plan.clone(),
         n,
@@ -548,9 +557,15 @@ async fn run_trial(
     let has_machine = lock(&machine).is_some();
     if matches!(ended, Ended::Body(_)) && revert_errors.is_empty() && has_machine {
         let sources = sources(env);
-        let mut feed = env.notifications.as_ref().map(|f| f.subscribe());
         let mut sig = env.signals.clone();
-        let d = watch(&machine, &sources, &mut feed, Some(&mut sig), &mut progress).await;
+        let d = watch(
+            &machine,
+            &sources,
+            &mut resolve_feed,
+            Some(&mut sig),
+            &mut progress,
+        )
+        .await;
         match d {
             Decision::NotResolved(r) => notes.push(format!(
                 "{r} (not a failure of the drill, but worth a look)"
@@ -573,7 +588,6 @@ async fn run_trial(
         &revert_errors,
         notes,
         revert_done,
-        env,
     );
     (trial, end)
 }
@@ -587,7 +601,6 @@ fn build_trial(
     revert_errors: &[String],
     mut notes: Vec<String>,
     revert_done: DateTime<Utc>,
-    env: &DrillEnv,
 ) -> DrillTrial {
     let g = lock(machine);
     let m = g.as_ref();
@@ -652,13 +665,6 @@ fn build_trial(
                 "alerts with the right name but other labels: {}",
                 seen.join(", ")
             ));
-        }
-    }
-    if let (Some(m), true) = (m, verdict == Verdict::Pass) {
-        if m.timeline().at(EventKind::Notified).is_none() && env.notifications.is_some() {
-            notes.push(
-                "no webhook notification reached firedrill (silenced, or not routed to it)".into(),
-            );
         }
     }
     let nums = timeline.numbers();
@@ -809,6 +815,9 @@ async fn trial_body(
     cfg.am_grace = env.options.am_grace;
     cfg.settle = env.options.settle;
     cfg.missing_metrics = missing;
+    if env.notifications.is_some() && !plan.silence {
+        cfg.await_notification = Some(env.options.notify_grace);
+    }
     *lock(&machine) = Some(Machine::new(cfg, inject_started, inject_done));
 
     if let Some(t) = &plan.trigger {

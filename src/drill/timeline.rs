@@ -183,7 +183,8 @@ mod tests {
 
     #[test]
     fn stats_table() {
-        let cases: &[(&[i64], Option<(i64, i64, i64)>)] = &[
+        type Case<'a> = (&'a [i64], Option<(i64, i64, i64)>);
+        let cases: &[Case] = &[
             (&[], None),
             (&[5], Some((5, 5, 5))),
             (&[9, 1], Some((1, 5, 9))),
