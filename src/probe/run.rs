@@ -207,18 +207,18 @@ pub async fn run_probe(
                     continue;
                 };
                 let mut map = pending.lock().expect("probe map poisoned");
-                match map.get_mut(&env.task_id) {
-                    Some(p) => match p.tx.take() {
-                        Some(tx) => {
-                            let _ = tx.send((received, env));
-                        }
-                        None => duplicated
-                            .lock()
-                            .expect("poisoned")
-                            .push(env.task_id.clone()),
-                    },
-                    // Results of other runs sharing the subject are not ours.
-                    None => {}
+                // Results of other runs sharing the subject are not ours.
+                let Some(p) = map.get_mut(&env.task_id) else {
+                    continue;
+                };
+                match p.tx.take() {
+                    Some(tx) => {
+                        let _ = tx.send((received, env));
+                    }
+                    None => duplicated
+                        .lock()
+                        .expect("poisoned")
+                        .push(env.task_id.clone()),
                 }
             }
         })

@@ -1,0 +1,5 @@
+//! Helpers shared by integration tests. Each test binary uses a subset.
+#![allow(dead_code)]
+
+pub mod nats;
+pub mod prom_text;
