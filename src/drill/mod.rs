@@ -1,5 +1,21 @@
 //! Induced-failure drills: inject a named fault, time the matching alert
 //! through Prometheus, Alertmanager and a webhook receiver, then always revert.
+//!
+//! Entry points:
+//! - [`run_drills`]`(&[DrillPlan], &DrillEnv) -> Result<DrillRun, DrillError>`;
+//!   [`DrillRun::exit_code`] and [`DrillError::exit_code`] map outcomes to
+//!   exit codes (4 interrupted and reverted, 5 a revert failed or an earlier
+//!   run left an unrecovered journal).
+//! - [`recover`]`(Option<PathBuf>, reports_dir, &FaultContext)` re-reverts
+//!   what a killed run left (`firedrill recover [--journal]`).
+//! - [`install_signal_handlers`] turns SIGINT/SIGTERM into the
+//!   [`SignalSource`] the runner watches.
+//!
+//! Layout: `plan` (what to run), `machine` (pure state machine), `timeline`
+//! (pure numbers and stats), `journal` (fsynced record of every change),
+//! `fault*` (one driver per fault kind, reverts driven by the journal),
+//! `preflight`, `watch` (the event loop), `progress`, `signal`, `recover`,
+//! `runner`.
 
 pub mod fault;
 pub mod fault_exec;

@@ -555,7 +555,10 @@ async fn run_trial(
         _ => TrialEnd::Completed,
     };
     let has_machine = lock(&machine).is_some();
-    if matches!(ended, Ended::Body(_)) && revert_errors.is_empty() && has_machine {
+    // After a dependency error the remotes are unlikely to answer now.
+    let measured =
+        matches!(&ended, Ended::Body(BodyEnd::Decided(d)) if !matches!(d, Decision::Error(_)));
+    if measured && revert_errors.is_empty() && has_machine {
         let sources = sources(env);
         let mut sig = env.signals.clone();
         let d = watch(
@@ -570,7 +573,13 @@ async fn run_trial(
             Decision::NotResolved(r) => notes.push(format!(
                 "{r} (not a failure of the drill, but worth a look)"
             )),
-            Decision::Cancelled => end = TrialEnd::Interrupted(sig.last_name()),
+            Decision::Cancelled => {
+                notes.push(format!(
+                    "{} arrived while waiting for the alert to resolve (the fault was already reverted)",
+                    sig.last_name()
+                ));
+                end = TrialEnd::Interrupted(sig.last_name());
+            }
             _ => {}
         }
     }
