@@ -3,6 +3,7 @@
 //! Data flows one way: spec files -> `spec::Plan` -> runners (probe, drill,
 //! accept) -> `report::Report` -> renderers.
 
+pub mod accept;
 pub mod cli;
 pub mod clients;
 pub mod commands;

@@ -334,7 +334,9 @@ async fn metrics_expose_every_family_with_the_seed_labels() {
             }
         }
     }
-    assert!(named(&s, "kube_pod_container_status_waiting_reason").is_empty());
+    let waiting = named(&s, "kube_pod_container_status_waiting_reason");
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].value, 0.0, "healthy pods are not waiting");
 
     let cold = value(
         &s,
@@ -531,7 +533,14 @@ async fn names_come_from_config() {
 async fn fault_worker_image_tag() {
     let h = harness(|_| {}).await;
     let name = "kube_pod_container_status_waiting_reason";
-    assert!(named(&h.scrape().await, name).is_empty());
+    let healthy = h.scrape().await;
+    assert_eq!(
+        named(&healthy, name)
+            .iter()
+            .map(|w| w.value)
+            .collect::<Vec<_>>(),
+        vec![0.0]
+    );
 
     h.fleet()
         .set_fault(Fault::WorkerImageTag, true)
@@ -567,7 +576,14 @@ async fn fault_worker_image_tag() {
         .set_fault(Fault::WorkerImageTag, false)
         .await
         .unwrap();
-    assert!(named(&h.scrape().await, name).is_empty());
+    let after = h.scrape().await;
+    assert_eq!(
+        named(&after, name)
+            .iter()
+            .map(|w| w.value)
+            .collect::<Vec<_>>(),
+        vec![0.0]
+    );
     assert!(h.fleet().active_faults().is_empty());
     h.finish().await;
 }
@@ -1077,8 +1093,12 @@ async fn shutdown_lets_in_flight_tasks_finish() {
     .await;
     let base = h.base.clone();
     let http = h.http.clone();
-    h.finish().await;
+    // Shut the fleet down but keep nats-server (owned by the harness) up
+    // until the results have reached the subscriber.
+    let mut h = h;
+    h.fleet.take().unwrap().shutdown().await;
     collect(&mut sub, 10, Duration::from_secs(2)).await;
+    drop(h);
     assert!(
         http.get(format!("{base}/healthz")).send().await.is_err(),
         "HTTP server closed"

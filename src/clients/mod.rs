@@ -1,6 +1,8 @@
 //! One thin module per remote service.
 
 pub mod alertmanager;
+pub mod github;
+pub mod grafana;
 pub mod http;
 pub mod nats;
 pub mod prometheus;

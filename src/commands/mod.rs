@@ -91,6 +91,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         drills: Vec::new(),
         errors: Vec::new(),
         interrupted: false,
+        snapshot: None,
     }
 }
 

@@ -367,22 +367,24 @@ pub(crate) fn render(m: &FleetMetrics, kube: KubeView, nats: Option<NatsView>) -
         "Tasks finished, by status (succeeded, failed, invalid)",
         m.tasks.clone(),
     );
-    if kube.image_pull_backoff {
-        let waiting = gauge_family(m.pods.iter().map(|(_, pod)| {
-            let labels = vec![
-                ("namespace", m.namespace.clone()),
-                ("pod", pod.clone()),
-                ("container", WORKER_CONTAINER.to_string()),
-                ("reason", "ImagePullBackOff".to_string()),
-            ];
-            (labels, 1)
-        }));
-        r.register(
-            POD_WAITING_REASON,
-            "Describes the reason the container is currently in waiting state",
-            waiting,
-        );
-    }
+    // Exposed at 0 while healthy (as the capture exporter does) so the
+    // metric exists before a drill: a rule over a metric with no series at
+    // all is the seed's "silently never fires" class, and preflight checks it.
+    let waiting_value = i64::from(kube.image_pull_backoff);
+    let waiting = gauge_family(m.pods.iter().map(|(_, pod)| {
+        let labels = vec![
+            ("namespace", m.namespace.clone()),
+            ("pod", pod.clone()),
+            ("container", WORKER_CONTAINER.to_string()),
+            ("reason", "ImagePullBackOff".to_string()),
+        ];
+        (labels, waiting_value)
+    }));
+    r.register(
+        POD_WAITING_REASON,
+        "Describes the reason the container is currently in waiting state",
+        waiting,
+    );
     r.register(
         counter_base(POD_RESTARTS_TOTAL),
         "The number of container restarts per container",
@@ -550,7 +552,9 @@ mod tests {
                 assert_eq!(keys(labels), label_keys, "{name}");
             }
         }
-        assert!(find(&s, POD_WAITING_REASON).is_empty());
+        let waiting = find(&s, POD_WAITING_REASON);
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].2, 0.0, "healthy pods are not waiting");
         assert_eq!(find(&s, CONSUMER_NUM_PENDING)[0].2, 3.0);
         assert_eq!(find(&s, STREAM_TOTAL_MESSAGES)[0].2, 7.0);
         // Three statuses exist from the start, at zero.

@@ -85,7 +85,13 @@ pub(crate) async fn run_puller(
             },
             _ = ctl.changed() => continue,
         };
-        let want = (1 + shared.permits.available_permits()).min(MAX_BATCH);
+        // Ask for at least half the concurrency even when every permit is
+        // taken: sizing the batch by free permits alone degrades to
+        // one-message pulls (a server round trip per task) under load.
+        let floor = (shared.cfg.concurrency / 2).max(1);
+        let want = (1 + shared.permits.available_permits())
+            .max(floor)
+            .min(MAX_BATCH);
         let mut batch = match consumer
             .batch()
             .max_messages(want)

@@ -1,8 +1,12 @@
 //! Tables printed to the terminal (tabled).
 
-use super::model::Report;
-use tabled::settings::Style;
+use super::model::{CriterionResult, Report};
+use tabled::settings::object::Columns;
+use tabled::settings::{Style, Width};
 use tabled::{Table, Tabled};
+
+/// Series shown per criterion in the terminal; the report lists all.
+const CONSOLE_SERIES_CAP: usize = 3;
 
 #[derive(Tabled)]
 struct ProbeRow {
@@ -48,4 +52,60 @@ pub fn probe_table(r: &Report) -> Option<String> {
         }
     });
     Some(Table::new(rows).with(Style::rounded()).to_string())
+}
+
+#[derive(Tabled)]
+struct CriterionRow {
+    id: String,
+    title: String,
+    #[tabled(rename = "value(s)")]
+    values: String,
+    condition: String,
+    verdict: String,
+    reason: String,
+}
+
+/// The criteria table for `firedrill accept`, or `None` without criteria.
+pub fn criteria_table(r: &Report) -> Option<String> {
+    if r.criteria.is_empty() {
+        return None;
+    }
+    let rows = r.criteria.iter().map(|c| CriterionRow {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        values: criterion_values(c),
+        condition: c.condition.clone().unwrap_or_else(|| "—".into()),
+        verdict: c.verdict.to_string(),
+        reason: c.reason.clone(),
+    });
+    let mut table = Table::new(rows);
+    table
+        .with(Style::rounded())
+        .modify(Columns::new(1..2), Width::wrap(36).keep_words(true))
+        .modify(Columns::new(2..3), Width::wrap(48))
+        .modify(Columns::new(5..6), Width::wrap(60).keep_words(true));
+    Some(table.to_string())
+}
+
+/// One line per series (`{agent_type="copilot"} = 10`), capped.
+fn criterion_values(c: &CriterionResult) -> String {
+    if c.series.is_empty() {
+        return "—".into();
+    }
+    let mut lines: Vec<String> = c
+        .series
+        .iter()
+        .take(CONSOLE_SERIES_CAP)
+        .map(|v| {
+            if v.labels.is_empty() {
+                v.value.clone()
+            } else {
+                format!("{} = {}", crate::accept::format_labels(&v.labels), v.value)
+            }
+        })
+        .collect();
+    if c.series.len() > CONSOLE_SERIES_CAP {
+        lines.push(format!("… {} more", c.series.len() - CONSOLE_SERIES_CAP));
+    }
+    lines.join("\n")
 }

@@ -150,7 +150,7 @@ pub struct DrillTrial {
     pub reverted: bool,
     pub revert_error: Option<String>,
     /// Worth saying but not the verdict (e.g. "did not resolve within 2m").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
@@ -177,13 +177,23 @@ pub struct DrillResult {
     /// Exactly what to do by hand if a revert failed.
     pub manual_recovery: Option<String>,
     /// Time-to-fire over the trials that fired.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_fire: Option<TimingStats>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// The run's journal (`reports/<run-id>/journal.json`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
+}
+
+/// The Grafana snapshot of the run window. Only what a reviewer may see:
+/// the delete URL and key are never kept in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    pub url: String,
+    pub dashboard_uid: String,
+    /// Whether the snapshot was read back from Grafana after creation.
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +212,9 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Set when the run was interrupted by a signal.
     pub interrupted: bool,
+    /// Set by the snapshot step; absent (null) when it did not run or failed.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotSummary>,
 }
 
 impl Report {

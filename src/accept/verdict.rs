@@ -1,0 +1,288 @@
+//! Criterion verdicts from query results (pure: no I/O, no clock).
+//!
+//! The rules, in order: a Prometheus error is `error`; an empty result is
+//! decided by `on_empty` (fail by default); a NaN or ±Inf in any series is
+//! `error`; otherwise every series must satisfy `pass_if`. Nothing but a
+//! finite value that satisfies the condition, or an explicit
+//! `on_empty = "pass"`, is ever a pass.
+
+use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
+use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict};
+use crate::spec::criteria::{Condition, Criterion, CriterionKind, Evidence, OnEmpty};
+use crate::spec::template::{self, Vars};
+use crate::spec::vars;
+
+/// Why an empty result is not a pass.
+pub const NO_DATA: &str = "no data: the query returned no series — the metric may not exist (rules and criteria on non-existent metrics silently never fire)";
+
+/// A snapshot criterion until the Grafana snapshot step decides it.
+pub const SNAPSHOT_PENDING: &str = "the Grafana snapshot step has not run yet";
+
+/// How many offending series a reason names before "and N more" (the
+/// series table in the report lists all of them).
+const REASON_SERIES_CAP: usize = 10;
+
+/// Decides one criterion from its query result. `rendered_query` is the
+/// PromQL that ran (templates filled). The result carries no `query_url` and
+/// evidence without rendered links; [`super::run`] adds those.
+pub fn evaluate(
+    criterion: &Criterion,
+    rendered_query: &str,
+    result: Result<QueryResult, PromError>,
+) -> CriterionResult {
+    let CriterionKind::Promql {
+        pass_if, on_empty, ..
+    } = &criterion.kind
+    else {
+        return snapshot_pending(criterion);
+    };
+    let mut out = base(criterion, Some(rendered_query), Some(*pass_if));
+    let series = match result {
+        Err(e) => return decided(out, Verdict::Error, e.to_string()),
+        Ok(QueryResult::String(s)) => {
+            return decided(
+                out,
+                Verdict::Error,
+                format!(
+                    "the query returned a string ({:?}), not a number; a criterion needs a vector or scalar",
+                    s.1
+                ),
+            )
+        }
+        Ok(result) => series_of(result),
+    };
+    if series.is_empty() {
+        let (verdict, reason) = empty_verdict(*on_empty);
+        return decided(out, verdict, reason);
+    }
+    let (verdict, reason) = judge(&series, pass_if);
+    out.series = series
+        .into_iter()
+        .map(|(labels, sample)| SeriesValue {
+            passed: sample.value().is_finite() && pass_if.holds(sample.value()),
+            labels,
+            value: sample.1,
+        })
+        .collect();
+    decided(out, verdict, reason)
+}
+
+/// A snapshot criterion: `pending` until the snapshot step sets it; never a
+/// pass here.
+pub fn snapshot_pending(criterion: &Criterion) -> CriterionResult {
+    decided(
+        base(criterion, None, None),
+        Verdict::Pending,
+        SNAPSHOT_PENDING.to_string(),
+    )
+}
+
+/// A PromQL criterion whose query could not be rendered because the run has
+/// no value for `missing` (e.g. `sentinel.task_id` when no sentinel was
+/// published). Verdict `error`: the criterion was not checked.
+pub fn missing_variable(criterion: &Criterion, missing: &str) -> CriterionResult {
+    let condition = match &criterion.kind {
+        CriterionKind::Promql { pass_if, .. } => Some(*pass_if),
+        CriterionKind::Snapshot => None,
+    };
+    let hint = if missing.starts_with("sentinel.") {
+        " because this run published no sentinel task (run a probe in the same run, e.g. `firedrill run` or `firedrill smoke`)"
+    } else {
+        ""
+    };
+    decided(
+        base(criterion, None, condition),
+        Verdict::Error,
+        format!("the query was not run: {{{{{missing}}}}} has no value{hint}"),
+    )
+}
+
+/// Renders a PromQL criterion's query with the run's variables; `Ok(None)`
+/// for a snapshot criterion, `Err(name)` for the first variable with no value.
+pub fn render_query(criterion: &Criterion, run_vars: &Vars) -> Result<Option<String>, String> {
+    match &criterion.kind {
+        CriterionKind::Promql { query_template, .. } => {
+            template::render(query_template, run_vars).map(Some)
+        }
+        CriterionKind::Snapshot => Ok(None),
+    }
+}
+
+/// Evidence links for the report: the dashboard (falling back to
+/// `default_dashboard`, the target's `dashboard_uid`) and panel as a label,
+/// linked when `grafana_url` is known (scoped to `[from_ms, to_ms]`), then
+/// the criterion's own link when it renders non-empty.
+pub fn evidence_links(
+    evidence: &Evidence,
+    run_vars: &Vars,
+    default_dashboard: Option<&str>,
+    grafana: Option<(&str, i64, i64)>,
+) -> Vec<Link> {
+    let mut links = Vec::new();
+    let dashboard = evidence.dashboard.as_deref().or(default_dashboard);
+    if let Some(uid) = dashboard {
+        let label = match &evidence.panel {
+            Some(panel) => format!("Grafana dashboard {uid}, panel \"{panel}\""),
+            None => format!("Grafana dashboard {uid}"),
+        };
+        let url = grafana.map(|(base, from_ms, to_ms)| {
+            let uid: String = url::form_urlencoded::byte_serialize(uid.as_bytes()).collect();
+            format!(
+                "{}/d/{uid}?from={from_ms}&to={to_ms}",
+                base.trim_end_matches('/')
+            )
+        });
+        links.push(Link { label, url });
+    } else if let Some(panel) = &evidence.panel {
+        links.push(Link {
+            label: format!("Grafana panel \"{panel}\""),
+            url: None,
+        });
+    }
+    if let Some(url) = evidence.link(run_vars) {
+        let label = match &evidence.link_template {
+            Some(t) if t.contains(&format!("{{{{{}}}}}", vars::TRACE_URL)) => {
+                "Trace of the sentinel task".to_string()
+            }
+            _ => "Evidence link".to_string(),
+        };
+        links.push(Link {
+            label,
+            url: Some(url),
+        });
+    }
+    links
+}
+
+/// `{agent_type="copilot"}`, or `name{...}` when `__name__` is present;
+/// `{}` for an unlabelled series (a scalar, an aggregate over everything).
+pub fn format_labels(labels: &Labels) -> String {
+    let name = labels.get("__name__").map(String::as_str).unwrap_or("");
+    let inner: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__name__")
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect();
+    if !name.is_empty() && inner.is_empty() {
+        return name.to_string();
+    }
+    format!("{name}{{{}}}", inner.join(", "))
+}
+
+fn base(
+    criterion: &Criterion,
+    query: Option<&str>,
+    condition: Option<Condition>,
+) -> CriterionResult {
+    CriterionResult {
+        id: criterion.id.clone(),
+        title: criterion.title.clone(),
+        verdict: Verdict::Error,
+        reason: String::new(),
+        query: query.map(str::to_string),
+        condition: condition.map(|c| c.to_string()),
+        series: Vec::new(),
+        query_url: None,
+        evidence: evidence_links(&criterion.evidence, &Vars::new(), None, None),
+    }
+}
+
+fn decided(mut out: CriterionResult, verdict: Verdict, reason: String) -> CriterionResult {
+    out.verdict = verdict;
+    out.reason = reason;
+    out
+}
+
+/// One (labels, sample) per series, sorted by labels so reports are stable:
+/// a vector as is, a matrix by each series' last sample, a scalar as one
+/// unlabelled series.
+fn series_of(result: QueryResult) -> Vec<(Labels, Sample)> {
+    let mut series: Vec<(Labels, Sample)> = match result {
+        QueryResult::Vector(v) => v.into_iter().map(|s| (s.metric, s.value)).collect(),
+        QueryResult::Matrix(m) => m
+            .into_iter()
+            .filter_map(|s| Some((s.metric, s.values.into_iter().last()?)))
+            .collect(),
+        QueryResult::Scalar(s) => vec![(Labels::new(), s)],
+        QueryResult::String(_) => Vec::new(),
+    };
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    series
+}
+
+fn empty_verdict(on_empty: OnEmpty) -> (Verdict, String) {
+    match on_empty {
+        OnEmpty::Fail => (Verdict::Fail, NO_DATA.to_string()),
+        OnEmpty::Error => (Verdict::Error, NO_DATA.to_string()),
+        OnEmpty::Skip => (
+            Verdict::Skipped,
+            "no data: the query returned no series; skipped because on_empty = \"skip\"".into(),
+        ),
+        OnEmpty::Pass => (
+            Verdict::Pass,
+            "no data: the query returned no series, which passes because on_empty = \"pass\""
+                .into(),
+        ),
+    }
+}
+
+fn judge(series: &[(Labels, Sample)], pass_if: &Condition) -> (Verdict, String) {
+    let non_finite: Vec<&(Labels, Sample)> = series
+        .iter()
+        .filter(|(_, s)| !s.value().is_finite())
+        .collect();
+    if !non_finite.is_empty() {
+        return (
+            Verdict::Error,
+            format!(
+                "{} of {} series returned a non-finite value, which is never a pass (NaN: e.g. histogram_quantile over a window with no observations; ±Inf: e.g. a division by zero or a quantile in the +Inf bucket): {}",
+                non_finite.len(),
+                series.len(),
+                list_series(&non_finite)
+            ),
+        );
+    }
+    let failing: Vec<&(Labels, Sample)> = series
+        .iter()
+        .filter(|(_, s)| !pass_if.holds(s.value()))
+        .collect();
+    if failing.is_empty() {
+        let reason = match series {
+            [(labels, s)] if labels.is_empty() => format!("{} {pass_if}", s.1),
+            [(labels, s)] => format!("{} = {} {pass_if}", format_labels(labels), s.1),
+            _ => format!("all {} series {pass_if}", series.len()),
+        };
+        return (Verdict::Pass, reason);
+    }
+    (
+        Verdict::Fail,
+        format!(
+            "{} of {} series violate {pass_if}: {}",
+            failing.len(),
+            series.len(),
+            list_series(&failing)
+        ),
+    )
+}
+
+fn list_series(series: &[&(Labels, Sample)]) -> String {
+    let mut parts: Vec<String> = series
+        .iter()
+        .take(REASON_SERIES_CAP)
+        .map(|(labels, s)| format!("{} = {}", format_labels(labels), s.1))
+        .collect();
+    if series.len() > REASON_SERIES_CAP {
+        parts.push(format!("and {} more", series.len() - REASON_SERIES_CAP));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;

@@ -1,0 +1,1224 @@
+//! Pure: a dashboard's JSON plus Prometheus results -> the `POST /api/snapshots`
+//! body, in the form Grafana 11 (Scenes) sends and, on the same panels, the
+//! legacy `snapshotData` form Grafana <= 10 reads. See
+//! `tests/fixtures/grafana/snapshot-create-request-grafana11.json` and
+//! `snapshot-create-request-grafana10-legacy.json` for what Grafana itself sends.
+//!
+//! Two steps around the I/O: [`plan`] lists the queries every panel needs;
+//! the caller runs them; [`build_body`] embeds the results.
+
+use super::interpolate::{self, VarValue};
+use crate::clients::prometheus::QueryResult;
+use crate::report::model::RunWindow;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The data source a snapshot panel reads its embedded frames from. Grafana
+/// matches on `uid == "grafana"` (saved dashboards write `type: "datasource"`).
+pub fn grafana_datasource_ref() -> Value {
+    json!({"type": "datasource", "uid": "grafana"})
+}
+
+/// How panel queries are sized, as Grafana would for a Prometheus data source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    /// The data source's scrape interval: the floor of `$__interval` and the
+    /// base of `$__rate_interval` (Grafana's default is 15 s).
+    pub scrape_interval: Duration,
+    /// Points per series when the panel sets no `maxDataPoints`.
+    pub max_data_points: u32,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings {
+            scrape_interval: Duration::from_secs(15),
+            max_data_points: 1000,
+        }
+    }
+}
+
+/// One Prometheus query a panel needs, variables already filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedQuery {
+    pub ref_id: String,
+    pub expr: String,
+    pub legend_format: Option<String>,
+    /// An instant query (at the window's end) rather than a range query.
+    pub instant: bool,
+    pub step: Duration,
+}
+
+/// A panel that shows query data, and what firedrill will run for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelPlan {
+    /// Index path: `[i]` for `panels[i]`, `[i, j]` for `panels[i].panels[j]` (rows).
+    pub path: Vec<usize>,
+    pub title: String,
+    pub queries: Vec<PlannedQuery>,
+    /// Why some of its targets will show no data.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SnapshotPlan {
+    pub panels: Vec<PanelPlan>,
+    /// Dashboard-level remarks (library panels, ...).
+    pub notes: Vec<String>,
+}
+
+impl SnapshotPlan {
+    pub fn query_count(&self) -> usize {
+        self.panels.iter().map(|p| p.queries.len()).sum()
+    }
+}
+
+/// What one planned query gave: Prometheus' answer or the error text.
+pub type QueryOutcome = Result<QueryResult, String>;
+
+/// The request body and what went into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltSnapshot {
+    pub body: Value,
+    /// Panels whose data is embedded (including ones left empty, with a note).
+    pub panels: usize,
+    /// Series (non-empty frames) embedded across all panels.
+    pub series: usize,
+    pub notes: Vec<String>,
+}
+
+/// The dashboard's variables at their current values, with `overrides`
+/// (the target's variables, e.g. `namespace`) taking precedence.
+pub fn dashboard_vars(
+    dashboard: &Value,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, VarValue> {
+    let mut vars = BTreeMap::new();
+    for v in templating(dashboard) {
+        let Some(name) = v.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let current = v.get("current").and_then(|c| c.get("value"));
+        let all_value = v
+            .get("allValue")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let value = match current {
+            Some(Value::String(s)) if s == "$__all" => Some(VarValue::All(all_value)),
+            Some(Value::String(s)) => Some(VarValue::single(s.clone())),
+            Some(Value::Array(a)) if a.iter().any(|x| x.as_str() == Some("$__all")) => {
+                Some(VarValue::All(all_value))
+            }
+            Some(Value::Array(a)) => Some(VarValue::Values(
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+            )),
+            _ if v.get("type").and_then(Value::as_str) == Some("constant") => v
+                .get("query")
+                .and_then(Value::as_str)
+                .map(|q| VarValue::single(q.to_string())),
+            _ => None,
+        };
+        if let Some(value) = value {
+            vars.insert(name.to_string(), value);
+        }
+    }
+    for (k, v) in overrides {
+        vars.insert(k.clone(), VarValue::single(v.clone()));
+    }
+    vars
+}
+
+fn templating(dashboard: &Value) -> &[Value] {
+    dashboard
+        .pointer("/templating/list")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// Lists the Prometheus queries of every data panel, rows included.
+pub fn plan(
+    dashboard: &Value,
+    overrides: &BTreeMap<String, String>,
+    window: RunWindow,
+    settings: SnapshotSettings,
+) -> SnapshotPlan {
+    let vars = dashboard_vars(dashboard, overrides);
+    let mut out = SnapshotPlan::default();
+    if let Some(panels) = dashboard.get("panels").and_then(Value::as_array) {
+        plan_panels(panels, &[], dashboard, &vars, window, settings, &mut out);
+    }
+    out
+}
+
+fn plan_panels(
+    panels: &[Value],
+    prefix: &[usize],
+    dashboard: &Value,
+    vars: &BTreeMap<String, VarValue>,
+    window: RunWindow,
+    settings: SnapshotSettings,
+    out: &mut SnapshotPlan,
+) {
+    for (i, panel) in panels.iter().enumerate() {
+        let mut path = prefix.to_vec();
+        path.push(i);
+        let title = panel_title(panel);
+        if let Some(nested) = panel.get("panels").and_then(Value::as_array) {
+            plan_panels(nested, &path, dashboard, vars, window, settings, out);
+        }
+        if panel.get("type").and_then(Value::as_str) == Some("row") {
+            continue;
+        }
+        let Some(targets) = panel.get("targets").and_then(Value::as_array) else {
+            if panel.get("libraryPanel").is_some() {
+                out.notes.push(format!(
+                    "panel {title} is a library panel; firedrill does not expand library panels, so it shows no data in the snapshot"
+                ));
+            }
+            continue;
+        };
+        out.panels.push(plan_panel(
+            panel, targets, path, title, dashboard, vars, window, settings,
+        ));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_panel(
+    panel: &Value,
+    targets: &[Value],
+    path: Vec<usize>,
+    title: String,
+    dashboard: &Value,
+    vars: &BTreeMap<String, VarValue>,
+    window: RunWindow,
+    settings: SnapshotSettings,
+) -> PanelPlan {
+    let mut plan = PanelPlan {
+        path,
+        title,
+        queries: Vec::new(),
+        notes: Vec::new(),
+    };
+    let panel_ds = ds_kind(panel.get("datasource"), dashboard);
+    let panel_min = panel
+        .get("interval")
+        .and_then(Value::as_str)
+        .and_then(interpolate::parse_min_interval);
+    let max_points = panel
+        .get("maxDataPoints")
+        .and_then(Value::as_u64)
+        .map(|n| n.clamp(1, 11_000) as u32)
+        .unwrap_or(settings.max_data_points);
+    for (n, target) in targets.iter().enumerate() {
+        if target.get("hide").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let ref_id = target
+            .get("refId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| ref_id_for(n));
+        let kind = match ds_kind(target.get("datasource"), dashboard) {
+            DsKind::Unknown | DsKind::Mixed => panel_ds.clone(),
+            k => k,
+        };
+        let expr = target.get("expr").and_then(Value::as_str).unwrap_or("");
+        match kind {
+            DsKind::Prometheus => {}
+            DsKind::Unknown | DsKind::Mixed if !expr.is_empty() => {}
+            DsKind::Other(t) => {
+                plan.notes.push(format!(
+                    "panel {} query {ref_id} uses a {t} data source; firedrill snapshots Prometheus queries only, so it shows no data",
+                    plan.title
+                ));
+                continue;
+            }
+            DsKind::Unknown | DsKind::Mixed => {
+                plan.notes.push(format!(
+                    "panel {} query {ref_id} is not a Prometheus query (no data source type, no expr); it shows no data",
+                    plan.title
+                ));
+                continue;
+            }
+        }
+        if expr.trim().is_empty() {
+            continue;
+        }
+        let min_interval = target
+            .get("interval")
+            .and_then(Value::as_str)
+            .and_then(interpolate::parse_min_interval)
+            .or(panel_min);
+        let timing =
+            interpolate::timing(window, settings.scrape_interval, min_interval, max_points);
+        let mut all_vars = vars.clone();
+        all_vars.extend(interpolate::builtins(window, timing));
+        let (expr, unknown) = interpolate::interpolate(expr, &all_vars);
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|u| format!("${u}")).collect();
+            plan.notes.push(format!(
+                "panel {} query {ref_id} uses {} that neither the dashboard nor the target defines; add them to the target's variables in firedrill.toml",
+                plan.title,
+                names.join(", ")
+            ));
+        }
+        let legend_format = target
+            .get("legendFormat")
+            .and_then(Value::as_str)
+            .map(|l| interpolate::interpolate(l, &all_vars).0);
+        let range = target.get("range").and_then(Value::as_bool) == Some(true);
+        let instant = target.get("instant").and_then(Value::as_bool) == Some(true) && !range;
+        plan.queries.push(PlannedQuery {
+            ref_id,
+            expr,
+            legend_format,
+            instant,
+            step: timing.interval,
+        });
+    }
+    plan
+}
+
+fn ref_id_for(n: usize) -> String {
+    let letter = (b'A' + (n % 26) as u8) as char;
+    if n < 26 {
+        letter.to_string()
+    } else {
+        format!("{letter}{}", n / 26)
+    }
+}
+
+fn panel_title(panel: &Value) -> String {
+    let title = panel.get("title").and_then(Value::as_str).unwrap_or("");
+    match (title.is_empty(), panel.get("id").and_then(Value::as_i64)) {
+        (false, _) => format!("\"{title}\""),
+        (true, Some(id)) => format!("id {id}"),
+        (true, None) => "(untitled)".to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum DsKind {
+    Prometheus,
+    Other(String),
+    Mixed,
+    /// No data source named (the default one) or one firedrill cannot place.
+    Unknown,
+}
+
+/// What a data source reference points at. References may be null (the
+/// default), a name string (old dashboards), `{type, uid}`, or a variable
+/// (`{"uid":"$ds"}`) whose `datasource`-type variable names the plugin.
+fn ds_kind(ds: Option<&Value>, dashboard: &Value) -> DsKind {
+    let (ty, uid) = match ds {
+        None | Some(Value::Null) => return DsKind::Unknown,
+        Some(Value::String(s)) => (None, s.as_str()),
+        Some(Value::Object(o)) => (
+            o.get("type").and_then(Value::as_str),
+            o.get("uid").and_then(Value::as_str).unwrap_or(""),
+        ),
+        Some(_) => return DsKind::Unknown,
+    };
+    match uid {
+        "-- Mixed --" => return DsKind::Mixed,
+        "-- Grafana --" | "grafana" => return DsKind::Other("grafana".into()),
+        "-- Dashboard --" => return DsKind::Other("dashboard".into()),
+        _ => {}
+    }
+    match ty {
+        Some("prometheus") => return DsKind::Prometheus,
+        Some("datasource") | None | Some("") => {}
+        Some(other) => return DsKind::Other(other.to_string()),
+    }
+    let var = uid
+        .strip_prefix("${")
+        .and_then(|s| s.strip_suffix('}'))
+        .or_else(|| uid.strip_prefix('$'));
+    if let Some(var) = var {
+        let plugin = templating(dashboard)
+            .iter()
+            .find(|v| {
+                v.get("name").and_then(Value::as_str) == Some(var)
+                    && v.get("type").and_then(Value::as_str) == Some("datasource")
+            })
+            .and_then(|v| v.get("query").and_then(Value::as_str));
+        return match plugin {
+            Some("prometheus") => DsKind::Prometheus,
+            Some(p) if !p.is_empty() => DsKind::Other(p.to_string()),
+            _ => DsKind::Unknown,
+        };
+    }
+    DsKind::Unknown
+}
+
+/// One series as a Grafana data frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub ref_id: String,
+    /// Legend text (`displayNameFromDS` and the frame name), when Grafana would set one.
+    pub display_name: Option<String>,
+    /// The value field's name: the series' `__name__`, else `Value`.
+    pub value_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub times_ms: Vec<i64>,
+    pub values: Vec<f64>,
+    pub interval_ms: u64,
+    pub result_type: &'static str,
+    /// `Expr: ...\nStep: ...` on the first frame of a query, as Grafana writes it.
+    pub executed_query: Option<String>,
+}
+
+/// Frames for one query's result, one per series, as Grafana's Prometheus
+/// data source builds them.
+pub fn frames_for(query: &PlannedQuery, result: &QueryResult) -> Vec<Frame> {
+    let interval_ms = query.step.as_millis() as u64;
+    let frame = |labels: &BTreeMap<String, String>,
+                 times_ms: Vec<i64>,
+                 values: Vec<f64>,
+                 result_type: &'static str| Frame {
+        ref_id: query.ref_id.clone(),
+        display_name: display_name(query.legend_format.as_deref(), labels, &query.expr),
+        value_name: labels
+            .get("__name__")
+            .cloned()
+            .unwrap_or_else(|| "Value".to_string()),
+        labels: labels.clone(),
+        times_ms,
+        values,
+        interval_ms,
+        result_type,
+        executed_query: None,
+    };
+    let to_ms = |t: f64| (t * 1000.0).round() as i64;
+    let mut frames: Vec<Frame> = match result {
+        QueryResult::Matrix(series) => series
+            .iter()
+            .map(|s| {
+                frame(
+                    &s.metric,
+                    s.values.iter().map(|p| to_ms(p.0)).collect(),
+                    s.values.iter().map(|p| p.value()).collect(),
+                    "matrix",
+                )
+            })
+            .collect(),
+        QueryResult::Vector(samples) => samples
+            .iter()
+            .map(|s| {
+                frame(
+                    &s.metric,
+                    vec![to_ms(s.value.0)],
+                    vec![s.value.value()],
+                    "vector",
+                )
+            })
+            .collect(),
+        QueryResult::Scalar(s) => vec![frame(
+            &BTreeMap::new(),
+            vec![to_ms(s.0)],
+            vec![s.value()],
+            "scalar",
+        )],
+        QueryResult::String(_) => Vec::new(),
+    };
+    if let Some(first) = frames.first_mut() {
+        first.executed_query = Some(format!(
+            "Expr: {}\nStep: {}",
+            query.expr,
+            interpolate::format_duration(query.step)
+        ));
+    }
+    frames
+}
+
+/// Grafana's legend rule (`getName` in its Prometheus data source): an empty
+/// legend gives `name{labels}`; `__auto` leaves naming to the panel when the
+/// series has labels; `{{label}}` templates are filled; `{}` becomes the expr.
+pub fn display_name(
+    legend: Option<&str>,
+    labels: &BTreeMap<String, String>,
+    expr: &str,
+) -> Option<String> {
+    let name = match legend {
+        Some("__auto") if !labels.is_empty() => String::new(),
+        Some(l) if !l.is_empty() && l != "__auto" => fill_legend(l, labels),
+        _ => metric_name_from_labels(labels),
+    };
+    match name.as_str() {
+        "" => None,
+        "{}" => Some(expr.to_string()),
+        _ => Some(name),
+    }
+}
+
+fn metric_name_from_labels(labels: &BTreeMap<String, String>) -> String {
+    let name = labels.get("__name__").map(String::as_str).unwrap_or("");
+    let rest: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__name__")
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect();
+    if rest.is_empty() && !name.is_empty() {
+        return name.to_string();
+    }
+    format!("{name}{{{}}}", rest.join(", "))
+}
+
+fn fill_legend(legend: &str, labels: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = legend;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let key = after[..end].trim();
+                out.push_str(labels.get(key).map(String::as_str).unwrap_or(""));
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Frame {
+    fn meta(&self) -> Value {
+        let mut meta = json!({
+            "type": "timeseries-multi",
+            "typeVersion": [0, 1],
+            "custom": {"resultType": self.result_type},
+        });
+        if let Some(q) = &self.executed_query {
+            meta["executedQueryString"] = json!(q);
+        }
+        meta
+    }
+
+    fn value_config(&self) -> Value {
+        match &self.display_name {
+            Some(n) => json!({"displayNameFromDS": n}),
+            None => json!({}),
+        }
+    }
+
+    /// `null` for NaN/±Inf (JSON has no such numbers), with their indexes,
+    /// as Grafana's data frame JSON `entities` carries them.
+    fn encoded_values(&self) -> (Vec<Value>, Option<Value>) {
+        let mut nan = Vec::new();
+        let mut inf = Vec::new();
+        let mut neg_inf = Vec::new();
+        let values = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if v.is_nan() {
+                    nan.push(i);
+                    Value::Null
+                } else if *v == f64::INFINITY {
+                    inf.push(i);
+                    Value::Null
+                } else if *v == f64::NEG_INFINITY {
+                    neg_inf.push(i);
+                    Value::Null
+                } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+                    // Whole numbers as integers, as Grafana writes them.
+                    json!(*v as i64)
+                } else {
+                    json!(v)
+                }
+            })
+            .collect();
+        let mut entities = Map::new();
+        for (k, idx) in [("NaN", nan), ("Inf", inf), ("NegInf", neg_inf)] {
+            if !idx.is_empty() {
+                entities.insert(k.to_string(), json!(idx));
+            }
+        }
+        let entities = (!entities.is_empty()).then(|| json!([null, entities]));
+        (values, entities)
+    }
+
+    /// Grafana >= 11: a `DataFrameJSON` (schema + columnar data).
+    pub fn to_frame_json(&self) -> Value {
+        let mut schema = json!({
+            "refId": self.ref_id,
+            "meta": self.meta(),
+            "fields": [
+                {
+                    "name": "Time",
+                    "type": "time",
+                    "typeInfo": {"frame": "time.Time"},
+                    "config": {"interval": self.interval_ms},
+                },
+                {
+                    "name": self.value_name,
+                    "type": "number",
+                    "typeInfo": {"frame": "float64", "nullable": true},
+                    "labels": self.labels,
+                    "config": self.value_config(),
+                },
+            ],
+        });
+        if let Some(n) = &self.display_name {
+            schema["name"] = json!(n);
+        }
+        let (values, entities) = self.encoded_values();
+        let mut data = json!({"values": [self.times_ms, values]});
+        if let Some(e) = entities {
+            data["entities"] = e;
+        }
+        json!({"schema": schema, "data": data})
+    }
+
+    /// Grafana <= 10: a `DataFrameDTO` (fields carry their own values).
+    pub fn to_frame_dto(&self) -> Value {
+        let (values, _) = self.encoded_values();
+        let mut dto = json!({
+            "fields": [
+                {
+                    "name": "Time",
+                    "type": "time",
+                    "config": {"interval": self.interval_ms},
+                    "values": self.times_ms,
+                },
+                {
+                    "name": self.value_name,
+                    "type": "number",
+                    "config": self.value_config(),
+                    "values": values,
+                    "labels": self.labels,
+                },
+            ],
+            "refId": self.ref_id,
+            "meta": self.meta(),
+        });
+        if let Some(n) = &self.display_name {
+            dto["name"] = json!(n);
+        }
+        dto
+    }
+}
+
+/// The frame a panel gets when it has nothing to show.
+fn empty_frame_json(ref_id: &str) -> Value {
+    json!({"schema": {"refId": ref_id, "fields": []}, "data": {"values": []}})
+}
+
+fn empty_frame_dto(ref_id: &str) -> Value {
+    json!({"fields": [], "refId": ref_id})
+}
+
+/// `2026-11-23T10:00:00.000Z`, as Grafana writes absolute snapshot times.
+pub fn iso_millis(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Builds the request body: the dashboard trimmed for a snapshot (absolute
+/// time, refresh off, no links, variables at their current value) with every
+/// planned panel's data embedded. `results[i][j]` answers
+/// `plan.panels[i].queries[j]`.
+pub fn build_body(
+    dashboard: &Value,
+    plan: &SnapshotPlan,
+    results: &[Vec<QueryOutcome>],
+    window: RunWindow,
+    name: &str,
+    expires: Duration,
+    overrides: &BTreeMap<String, String>,
+) -> BuiltSnapshot {
+    let mut dash = dashboard.clone();
+    trim_for_snapshot(&mut dash, window, overrides);
+    let mut notes = plan.notes.clone();
+    let mut series = 0;
+    for (i, panel_plan) in plan.panels.iter().enumerate() {
+        notes.extend(panel_plan.notes.iter().cloned());
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut failed = false;
+        for (j, q) in panel_plan.queries.iter().enumerate() {
+            match results.get(i).and_then(|r| r.get(j)) {
+                Some(Ok(result)) => {
+                    if matches!(result, QueryResult::String(_)) {
+                        notes.push(format!(
+                            "panel {} query {} returned a string, which a panel cannot plot",
+                            panel_plan.title, q.ref_id
+                        ));
+                    }
+                    frames.extend(frames_for(q, result));
+                }
+                Some(Err(e)) => {
+                    failed = true;
+                    notes.push(format!(
+                        "panel {} query {} failed, so the panel shows no data for it: {e}",
+                        panel_plan.title, q.ref_id
+                    ));
+                }
+                None => {
+                    failed = true;
+                    notes.push(format!(
+                        "panel {} query {} was not run",
+                        panel_plan.title, q.ref_id
+                    ));
+                }
+            }
+        }
+        let had_notes = failed || !panel_plan.notes.is_empty();
+        if frames.is_empty() && !had_notes {
+            notes.push(format!(
+                "panel {} has no data in the run window",
+                panel_plan.title
+            ));
+        }
+        series += frames.len();
+        let first_ref = panel_plan
+            .queries
+            .first()
+            .map(|q| q.ref_id.as_str())
+            .unwrap_or("A");
+        let (snapshot, legacy): (Vec<Value>, Vec<Value>) = if frames.is_empty() {
+            (
+                vec![empty_frame_json(first_ref)],
+                vec![empty_frame_dto(first_ref)],
+            )
+        } else {
+            (
+                frames.iter().map(Frame::to_frame_json).collect(),
+                frames.iter().map(Frame::to_frame_dto).collect(),
+            )
+        };
+        if let Some(panel) = panel_at_mut(&mut dash, &panel_plan.path) {
+            embed(panel, snapshot, legacy);
+        }
+    }
+    let body = json!({
+        "dashboard": dash,
+        "name": name,
+        "expires": expires.as_secs(),
+        "external": false,
+    });
+    BuiltSnapshot {
+        body,
+        panels: plan.panels.len(),
+        series,
+        notes,
+    }
+}
+
+fn embed(panel: &mut Value, snapshot: Vec<Value>, legacy: Vec<Value>) {
+    let Some(p) = panel.as_object_mut() else {
+        return;
+    };
+    p.insert("datasource".into(), grafana_datasource_ref());
+    p.insert(
+        "targets".into(),
+        json!([{
+            "refId": "A",
+            "datasource": grafana_datasource_ref(),
+            "queryType": "snapshot",
+            "snapshot": snapshot,
+        }]),
+    );
+    p.insert("snapshotData".into(), Value::Array(legacy));
+    p.insert("links".into(), json!([]));
+}
+
+fn panel_at_mut<'a>(dash: &'a mut Value, path: &[usize]) -> Option<&'a mut Value> {
+    let mut cur = dash;
+    for &i in path {
+        cur = cur.get_mut("panels")?.get_mut(i)?;
+    }
+    Some(cur)
+}
+
+/// What Grafana's `trimDashboardForSnapshot` does: absolute time, refresh
+/// off, no dashboard links, only enabled annotations (without their
+/// queries), and every variable reduced to its current value.
+fn trim_for_snapshot(dash: &mut Value, window: RunWindow, overrides: &BTreeMap<String, String>) {
+    let Some(d) = dash.as_object_mut() else {
+        return;
+    };
+    d.insert(
+        "time".into(),
+        json!({"from": iso_millis(window.start), "to": iso_millis(window.end)}),
+    );
+    d.insert("refresh".into(), json!(""));
+    d.insert("links".into(), json!([]));
+    if let Some(list) = d
+        .get_mut("annotations")
+        .and_then(|a| a.get_mut("list"))
+        .and_then(Value::as_array_mut)
+    {
+        let kept: Vec<Value> = list
+            .iter()
+            .filter(|a| a.get("enable").and_then(Value::as_bool) != Some(false))
+            .map(|a| {
+                let mut out = Map::new();
+                for k in ["name", "enable", "iconColor", "type", "builtIn", "hide"] {
+                    if let Some(v) = a.get(k) {
+                        out.insert(k.to_string(), v.clone());
+                    }
+                }
+                out.insert("snapshotData".into(), json!([]));
+                Value::Object(out)
+            })
+            .collect();
+        *list = kept;
+    }
+    if let Some(list) = d
+        .get_mut("templating")
+        .and_then(|t| t.get_mut("list"))
+        .and_then(Value::as_array_mut)
+    {
+        for v in list.iter_mut() {
+            let Some(v) = v.as_object_mut() else { continue };
+            let name = v
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(value) = overrides.get(&name) {
+                v.insert("current".into(), json!({"text": value, "value": value}));
+            }
+            let current = v.get("current").cloned().unwrap_or_else(|| json!({}));
+            v.insert("options".into(), json!([current]));
+            v.insert("query".into(), json!(""));
+            v.insert("refresh".into(), json!(0));
+        }
+    }
+}
+
+/// Counts panels in a stored snapshot dashboard whose data is embedded as a
+/// `queryType: "snapshot"` target of the `grafana` data source (any ref form).
+pub fn count_snapshot_panels(dashboard: &Value) -> usize {
+    fn walk(panels: &[Value]) -> usize {
+        panels
+            .iter()
+            .map(|p| {
+                let nested = p
+                    .get("panels")
+                    .and_then(Value::as_array)
+                    .map(|n| walk(n))
+                    .unwrap_or(0);
+                let own = p
+                    .get("targets")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ts| {
+                        ts.iter().any(|t| {
+                            t.get("queryType").and_then(Value::as_str) == Some("snapshot")
+                                && t.pointer("/datasource/uid").and_then(Value::as_str)
+                                    == Some("grafana")
+                        })
+                    });
+                nested + usize::from(own)
+            })
+            .sum()
+    }
+    dashboard
+        .get("panels")
+        .and_then(Value::as_array)
+        .map(|p| walk(p))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::prometheus::{MatrixSeries, Sample, VectorSample};
+    use chrono::{DateTime, Utc};
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/grafana/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// The window and series behind Grafana's own golden files.
+    fn golden_window() -> RunWindow {
+        RunWindow {
+            start: at("2022-01-11T08:25:29Z"),
+            end: at("2022-01-11T08:25:33Z"),
+        }
+    }
+
+    fn series(code: &str, points: &[(f64, &str)]) -> MatrixSeries {
+        MatrixSeries {
+            metric: [
+                ("__name__", "prometheus_http_requests_total"),
+                ("code", code),
+                ("handler", "/api/v1/query_range"),
+                ("job", "prometheus"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            values: points
+                .iter()
+                .map(|(t, v)| Sample(*t, v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn golden_matrix() -> QueryResult {
+        QueryResult::Matrix(vec![
+            series(
+                "200",
+                &[
+                    (1641889530.123, "21"),
+                    (1641889531.123, "32"),
+                    (1641889532.123, "43"),
+                ],
+            ),
+            series("400", &[(1641889529.123, "54"), (1641889532.123, "76")]),
+        ])
+    }
+
+    /// The fixture dashboard with the golden query's empty legend.
+    fn golden_dashboard() -> Value {
+        let mut d = fixture("dashboard-get-by-uid.json")["dashboard"].clone();
+        d["panels"][0]["targets"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("legendFormat");
+        d
+    }
+
+    fn one_second() -> SnapshotSettings {
+        SnapshotSettings {
+            scrape_interval: Duration::from_secs(1),
+            max_data_points: 1000,
+        }
+    }
+
+    /// Our additions that Grafana's own request does not carry, taken out so
+    /// the rest can be compared byte for byte.
+    fn normalize_frame(f: &mut Value, legacy: bool) {
+        let meta = if legacy {
+            f.get_mut("meta")
+        } else {
+            f.pointer_mut("/schema/meta")
+        };
+        if let Some(q) = meta.and_then(|m| m.get_mut("executedQueryString")) {
+            *q = json!("Expr: \nStep: 1s");
+        }
+        if legacy {
+            f.as_object_mut().unwrap().remove("name");
+        } else {
+            f["schema"].as_object_mut().unwrap().remove("name");
+            f["schema"]["fields"][1]["typeInfo"]
+                .as_object_mut()
+                .unwrap()
+                .remove("nullable");
+        }
+    }
+
+    fn built_golden() -> BuiltSnapshot {
+        let dash = golden_dashboard();
+        let none = BTreeMap::new();
+        let p = plan(&dash, &none, golden_window(), one_second());
+        assert_eq!(p.panels.len(), 1);
+        build_body(
+            &dash,
+            &p,
+            &[vec![Ok(golden_matrix())]],
+            golden_window(),
+            "Tempo Operational",
+            Duration::from_secs(3600),
+            &none,
+        )
+    }
+
+    #[test]
+    fn body_matches_what_grafana_11_sends() {
+        let built = built_golden();
+        assert_eq!((built.panels, built.series), (1, 2));
+        assert!(built.notes.is_empty(), "{:?}", built.notes);
+        let mut body = built.body;
+        let panel = &mut body["dashboard"]["panels"][0];
+        assert_eq!(panel["datasource"], grafana_datasource_ref());
+        assert_eq!(panel["targets"][0]["datasource"], grafana_datasource_ref());
+        // The fixture spells the same data source `{name, uid}`.
+        panel["datasource"] = json!({"name": "grafana", "uid": "grafana"});
+        panel["targets"][0]["datasource"] = json!({"name": "grafana", "uid": "grafana"});
+        panel.as_object_mut().unwrap().remove("snapshotData");
+        for f in panel["targets"][0]["snapshot"].as_array_mut().unwrap() {
+            normalize_frame(f, false);
+        }
+        let want = fixture("snapshot-create-request-grafana11.json");
+        assert_eq!(
+            serde_json::to_string_pretty(&body).unwrap(),
+            serde_json::to_string_pretty(&want).unwrap()
+        );
+    }
+
+    #[test]
+    fn legacy_snapshot_data_matches_what_grafana_10_sends() {
+        let built = built_golden();
+        let mut legacy = built.body["dashboard"]["panels"][0]["snapshotData"].clone();
+        for f in legacy.as_array_mut().unwrap() {
+            normalize_frame(f, true);
+        }
+        let want = fixture("snapshot-create-request-grafana10-legacy.json");
+        assert_eq!(legacy, want["dashboard"]["panels"][0]["snapshotData"]);
+    }
+
+    #[test]
+    fn plans_the_fixture_panel_with_variables_filled() {
+        let dash = fixture("dashboard-get-by-uid.json")["dashboard"].clone();
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T11:00:00Z"),
+        };
+        let overrides: BTreeMap<String, String> =
+            [("namespace".to_string(), "daedalus".to_string())].into();
+        let p = plan(&dash, &overrides, w, SnapshotSettings::default());
+        let q = &p.panels[0].queries[0];
+        assert_eq!(p.panels[0].path, vec![0]);
+        assert_eq!(p.panels[0].title, "\"Bytes Written / s\"");
+        assert_eq!(
+            q.expr,
+            r#"sum by(level) (rate(tempodb_compaction_bytes_written_total{cluster="ops-eu-south-0", namespace="daedalus"}[1m]))"#
+        );
+        assert_eq!(q.step, Duration::from_secs(15));
+        assert_eq!(q.legend_format.as_deref(), Some("__auto"));
+        assert!(!q.instant);
+        assert!(p.notes.is_empty() && p.panels[0].notes.is_empty());
+
+        // The trimmed dashboard shows the override as the variable's value.
+        let built = build_body(
+            &dash,
+            &p,
+            &[vec![Ok(QueryResult::Matrix(vec![]))]],
+            w,
+            "n",
+            Duration::ZERO,
+            &overrides,
+        );
+        let ns = &built.body["dashboard"]["templating"]["list"][2];
+        assert_eq!(
+            ns["current"],
+            json!({"text": "daedalus", "value": "daedalus"})
+        );
+        assert_eq!(
+            ns["options"],
+            json!([{"text": "daedalus", "value": "daedalus"}])
+        );
+        assert_eq!(
+            built.body["dashboard"]["time"],
+            json!({"from": "2026-11-23T10:00:00.000Z", "to": "2026-11-23T11:00:00.000Z"})
+        );
+        assert_eq!(built.body["expires"], 0);
+        // No series: an empty frame, and a note saying so.
+        assert_eq!(built.series, 0);
+        assert_eq!(
+            built.body["dashboard"]["panels"][0]["targets"][0]["snapshot"],
+            json!([{"schema": {"refId": "A", "fields": []}, "data": {"values": []}}])
+        );
+        assert_eq!(
+            built.notes,
+            vec!["panel \"Bytes Written / s\" has no data in the run window"]
+        );
+    }
+
+    /// A dashboard with a collapsed row, a Loki panel, a mixed panel, a text
+    /// panel, a hidden target and an instant query.
+    fn mixed_dashboard() -> Value {
+        json!({
+            "title": "Fleet",
+            "templating": {"list": [
+                {"name": "ds", "type": "datasource", "query": "prometheus", "current": {"value": "P1"}},
+                {"name": "logs", "type": "datasource", "query": "loki", "current": {"value": "L1"}},
+                {"name": "agent_type", "type": "query", "current": {"text": "All", "value": "$__all"}, "allValue": ".+"}
+            ]},
+            "panels": [
+                {"id": 1, "type": "text", "title": "Read me", "options": {"content": "hi"}},
+                {"id": 2, "type": "row", "title": "Workers", "collapsed": true, "panels": [
+                    {"id": 3, "type": "timeseries", "title": "Tasks",
+                     "datasource": {"uid": "$ds"},
+                     "targets": [
+                        {"refId": "A", "expr": "sum by (agent_type) (rate(daedalus_tasks_total{agent_type=~\"$agent_type\"}[$__rate_interval]))", "legendFormat": "{{agent_type}}"},
+                        {"refId": "B", "expr": "up", "hide": true}
+                     ]},
+                    {"id": 4, "type": "logs", "title": "Logs",
+                     "datasource": {"uid": "$logs"},
+                     "targets": [{"refId": "A", "expr": "{app=\"worker\"}"}]}
+                ]},
+                {"id": 5, "type": "stat", "title": "Pending",
+                 "datasource": {"type": "datasource", "uid": "-- Mixed --"},
+                 "targets": [
+                    {"refId": "A", "datasource": {"type": "prometheus", "uid": "P1"}, "expr": "sum(nats_consumer_num_pending)", "instant": true},
+                    {"refId": "B", "datasource": {"type": "tempo", "uid": "T1"}, "query": "{}"}
+                 ]},
+                {"id": 6, "type": "timeseries", "title": "Broken", "targets": [{"refId": "A", "expr": "rate(x[$__rate_interval]) * $missing"}]},
+                {"id": 7, "libraryPanel": {"uid": "lib1", "name": "Shared"}}
+            ]
+        })
+    }
+
+    #[test]
+    fn plans_rows_mixed_and_foreign_panels() {
+        let dash = mixed_dashboard();
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T10:10:00Z"),
+        };
+        let p = plan(&dash, &BTreeMap::new(), w, SnapshotSettings::default());
+        let paths: Vec<_> = p.panels.iter().map(|x| x.path.clone()).collect();
+        assert_eq!(paths, vec![vec![1, 0], vec![1, 1], vec![2], vec![3]]);
+        let tasks = &p.panels[0];
+        assert_eq!(tasks.queries.len(), 1, "hidden target B skipped");
+        assert_eq!(
+            tasks.queries[0].expr,
+            r#"sum by (agent_type) (rate(daedalus_tasks_total{agent_type=~".+"}[1m]))"#
+        );
+        assert_eq!(
+            tasks.queries[0].legend_format.as_deref(),
+            Some("{{agent_type}}")
+        );
+        let logs = &p.panels[1];
+        assert!(logs.queries.is_empty());
+        assert!(
+            logs.notes[0].contains("uses a loki data source"),
+            "{:?}",
+            logs.notes
+        );
+        let pending = &p.panels[2];
+        assert_eq!(pending.queries.len(), 1);
+        assert!(pending.queries[0].instant);
+        assert!(pending.notes[0].contains("query B uses a tempo data source"));
+        let broken = &p.panels[3];
+        assert_eq!(broken.queries[0].expr, "rate(x[1m]) * $missing");
+        assert!(broken.notes[0].contains("$missing"), "{:?}", broken.notes);
+        assert!(p.notes[0].contains("library panel"), "{:?}", p.notes);
+
+        let results = vec![
+            vec![Ok(QueryResult::Matrix(vec![MatrixSeries {
+                metric: [("agent_type".to_string(), "coder".to_string())].into(),
+                values: vec![
+                    Sample(1795428000.0, "1.5".into()),
+                    Sample(1795428015.0, "NaN".into()),
+                ],
+            }]))],
+            vec![],
+            vec![Ok(QueryResult::Vector(vec![VectorSample {
+                metric: BTreeMap::new(),
+                value: Sample(1795428600.0, "+Inf".into()),
+            }]))],
+            vec![Err(
+                "Prometheus at http://p answered bad_data: parse error".to_string()
+            )],
+        ];
+        let built = build_body(
+            &dash,
+            &p,
+            &results,
+            w,
+            "n",
+            Duration::from_secs(60),
+            &BTreeMap::new(),
+        );
+        assert_eq!((built.panels, built.series), (4, 2));
+        let d = &built.body["dashboard"];
+        // The text panel is left alone; the row keeps its nested panels.
+        assert_eq!(d["panels"][0], dash["panels"][0]);
+        let tasks = &d["panels"][1]["panels"][0];
+        let frame = &tasks["targets"][0]["snapshot"][0];
+        assert_eq!(frame["schema"]["name"], "coder");
+        assert_eq!(frame["schema"]["fields"][1]["name"], "Value");
+        assert_eq!(
+            frame["schema"]["fields"][1]["config"]["displayNameFromDS"],
+            "coder"
+        );
+        assert_eq!(
+            frame["data"]["values"],
+            json!([[1795428000000i64, 1795428015000i64], [1.5, null]])
+        );
+        assert_eq!(frame["data"]["entities"], json!([null, {"NaN": [1]}]));
+        assert_eq!(
+            tasks["snapshotData"][0]["fields"][1]["values"],
+            json!([1.5, null])
+        );
+        // Foreign panels get an empty frame; so does the failed query.
+        for path in ["/panels/1/panels/1", "/panels/3"] {
+            let t = &d.pointer(path).unwrap()["targets"][0];
+            assert_eq!(t["queryType"], "snapshot");
+            assert_eq!(t["snapshot"][0]["schema"]["fields"], json!([]), "{path}");
+        }
+        let stat = &d["panels"][2]["targets"][0]["snapshot"][0];
+        assert_eq!(stat["data"]["entities"], json!([null, {"Inf": [0]}]));
+        assert_eq!(stat["schema"]["meta"]["custom"]["resultType"], "vector");
+        assert!(built
+            .notes
+            .iter()
+            .any(|n| n.contains("\"Broken\" query A failed") && n.contains("bad_data")));
+        // Everything but the text panel and library panel reads as snapshot data.
+        assert_eq!(count_snapshot_panels(d), 4);
+    }
+
+    #[test]
+    fn display_names_follow_grafana() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let full = labels(&[("__name__", "up"), ("job", "p"), ("instance", "i:1")]);
+        type Case<'a> = (Option<&'a str>, BTreeMap<String, String>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            (None, full.clone(), Some(r#"up{instance="i:1", job="p"}"#)),
+            (
+                Some(""),
+                full.clone(),
+                Some(r#"up{instance="i:1", job="p"}"#),
+            ),
+            (Some("__auto"), full.clone(), None),
+            (
+                Some("{{job}} on {{ instance }}"),
+                full.clone(),
+                Some("p on i:1"),
+            ),
+            (Some("{{nope}}x"), full.clone(), Some("x")),
+            (None, labels(&[("__name__", "up")]), Some("up")),
+            (None, labels(&[]), Some("sum(up)")),
+            (Some("__auto"), labels(&[]), Some("sum(up)")),
+        ];
+        for (legend, l, want) in cases {
+            assert_eq!(
+                display_name(legend, &l, "sum(up)").as_deref(),
+                want,
+                "{legend:?} {l:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_every_snapshot_ref_form() {
+        // Grafana's own support-snapshot target uses `{type: "grafana"}`.
+        let t = fixture("snapshot-panel-target-grafana-test.json");
+        let d = json!({"panels": [{"targets": [t]}, {"type": "text"}]});
+        assert_eq!(count_snapshot_panels(&d), 1);
+        let stored = fixture("snapshot-get.json");
+        assert_eq!(count_snapshot_panels(&stored["dashboard"]), 1);
+        assert_eq!(
+            count_snapshot_panels(&fixture("dashboard-get-by-uid.json")["dashboard"]),
+            0
+        );
+    }
+}

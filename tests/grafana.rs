@@ -1,0 +1,567 @@
+//! The Grafana snapshot (AC5's proof) end to end: a real Prometheus (started
+//! here, scraping itself every second) answers the panel queries; a wiremock
+//! double answers like Grafana 11 with the bodies in tests/fixtures/grafana/.
+//!
+//! The fixture dashboard's panel queries a Tempo metric this Prometheus does
+//! not have, so the test points it at `prometheus_http_requests_total` (with
+//! the target variable `$job` and `$__rate_interval`) and adds a collapsed
+//! row holding a second panel (`up{job="$job"}`).
+
+use chrono::{DateTime, Utc};
+use firedrill::clients::grafana::{GrafanaClient, GrafanaError, SnapshotSettings};
+use firedrill::clients::prometheus::Prometheus;
+use firedrill::report::model::RunWindow;
+use firedrill::report::snapshot::{ac5_verdict, snapshot_name, SnapshotOutcome};
+use firedrill::report::Verdict;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const TOKEN_VAR: &str = "FIREDRILL_TEST_GRAFANA_TOKEN";
+const TOKEN: &str = "glsa_test_0123456789abcdef";
+const UID: &str = "fleet-overview";
+
+fn fixture(name: &str) -> Value {
+    let p = format!(
+        "{}/tests/fixtures/grafana/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------- Prometheus
+
+/// A real Prometheus on a free loopback port, killed on drop.
+struct Prom {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prom {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prometheus_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FIREDRILL_PROMETHEUS_BIN") {
+        return p.into();
+    }
+    for p in ["/usr/bin/prometheus", "/usr/local/bin/prometheus"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "prometheus".into()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_prometheus() -> Prom {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(prometheus_bin())
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "prometheus runs (scripts/install-deps installs it; or set FIREDRILL_PROMETHEUS_BIN)",
+        );
+    let prom = Prom {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http
+            .get(format!("{}/-/ready", prom.url))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "prometheus did not become ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    prom
+}
+
+/// Waits until Prometheus has scraped itself `n` times.
+async fn wait_for_scrapes(prom: &Prom, n: usize) {
+    let p = Prometheus::new(&prom.url);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = p
+            .query(r#"count_over_time(up{job="prometheus"}[1m])"#, Utc::now())
+            .await
+            .unwrap();
+        if let firedrill::clients::prometheus::QueryResult::Vector(v) = r {
+            if v.first().map(|s| s.value.value()).unwrap_or(0.0) >= n as f64 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not scrape itself"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+// ------------------------------------------------------------ Grafana double
+
+/// The fixture dashboard, pointed at metrics the test Prometheus has.
+fn test_dashboard() -> Value {
+    let mut d = fixture("dashboard-get-by-uid.json");
+    d["dashboard"]["uid"] = json!(UID);
+    let panel = &mut d["dashboard"]["panels"][0];
+    panel["targets"][0]["expr"] = json!(
+        r#"sum by (handler) (rate(prometheus_http_requests_total{job="$job"}[$__rate_interval]))"#
+    );
+    panel["targets"][0]["legendFormat"] = json!("{{handler}}");
+    let mut up = panel.clone();
+    up["id"] = json!(89);
+    up["title"] = json!("Up");
+    up["targets"][0]["expr"] = json!(r#"up{job="$job"}"#);
+    up["targets"][0]["legendFormat"] = json!("__auto");
+    let row = json!({
+        "collapsed": true, "gridPos": {"h": 1, "w": 24, "x": 0, "y": 20},
+        "id": 90, "panels": [up], "title": "Scrapes", "type": "row"
+    });
+    d["dashboard"]["panels"].as_array_mut().unwrap().push(row);
+    d
+}
+
+/// Snapshots stored by the double, by key.
+#[derive(Clone, Default)]
+struct Store(Arc<Mutex<BTreeMap<String, Value>>>);
+
+/// `POST /api/snapshots`: stores the body and answers like Grafana 11 (the
+/// docs response, with absolute URLs and random keys as a real one has).
+struct CreateSnapshot {
+    store: Store,
+    root_url: String,
+}
+
+impl Respond for CreateSnapshot {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = req.body_json().unwrap();
+        let n = self.store.0.lock().unwrap().len();
+        let key = format!("{n:0>4}XLmZ8qL6LpY2fN3tR7vW9sKcB1dE");
+        let delete_key = format!("{n:0>4}dK3yS9pQ2wE5rT8uI1oP4aS6dF7gH");
+        self.store.0.lock().unwrap().insert(key.clone(), body);
+        let mut resp = fixture("snapshot-create-response-docs.json");
+        resp["key"] = json!(key);
+        resp["deleteKey"] = json!(delete_key);
+        resp["url"] = json!(format!("{}/dashboard/snapshot/{key}", self.root_url));
+        resp["deleteUrl"] = json!(format!(
+            "{}/api/snapshots-delete/{delete_key}",
+            self.root_url
+        ));
+        ResponseTemplate::new(200).set_body_json(resp)
+    }
+}
+
+/// `GET /api/snapshots/<key>`: the stored dashboard plus snapshot meta, or
+/// Grafana's 404.
+struct GetSnapshot(Store);
+
+impl Respond for GetSnapshot {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let key = req.url.path().rsplit('/').next().unwrap().to_string();
+        match self.0 .0.lock().unwrap().get(&key) {
+            Some(body) => {
+                let mut resp = fixture("snapshot-get.json");
+                let mut dash = body["dashboard"].clone();
+                dash["snapshot"] = json!({"originalUrl": format!("/d/{UID}")});
+                resp["dashboard"] = dash;
+                let expires =
+                    Utc::now() + chrono::Duration::seconds(body["expires"].as_i64().unwrap());
+                resp["meta"]["expires"] = json!(expires.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                ResponseTemplate::new(200).set_body_json(resp)
+            }
+            None => ResponseTemplate::new(404).set_body_json(fixture("error-404-snapshot.json")),
+        }
+    }
+}
+
+/// A Grafana 11 double: the right token gets answers, anything else 401.
+async fn grafana(read_back_works: bool) -> (MockServer, Store) {
+    let server = MockServer::start().await;
+    let store = Store::default();
+    let auth = format!("Bearer {TOKEN}");
+    Mock::given(method("GET"))
+        .and(path(format!("/api/dashboards/uid/{UID}")))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(test_dashboard()))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/api/dashboards/uid/"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(404).set_body_json(fixture("error-404-dashboard.json")))
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/snapshots"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(CreateSnapshot {
+            store: store.clone(),
+            root_url: server.uri(),
+        })
+        .mount(&server)
+        .await;
+    let reader = if read_back_works {
+        store.clone()
+    } else {
+        Store::default() // e.g. another replica without the snapshot
+    };
+    Mock::given(method("GET"))
+        .and(path_regex("^/api/snapshots/"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(GetSnapshot(reader))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/api/"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(fixture("error-401-invalid-api-key.json")),
+        )
+        .with_priority(100)
+        .mount(&server)
+        .await;
+    (server, store)
+}
+
+fn client(base: &str, token: Option<&str>) -> GrafanaClient {
+    let token = token.map(str::to_string);
+    GrafanaClient::with_env_lookup(base, Some(TOKEN_VAR), move |k| {
+        assert_eq!(k, TOKEN_VAR);
+        token.clone()
+    })
+    .unwrap()
+    .with_settings(SnapshotSettings {
+        scrape_interval: Duration::from_secs(1),
+        max_data_points: 1000,
+    })
+}
+
+fn vars() -> BTreeMap<String, String> {
+    [("job".to_string(), "prometheus".to_string())].into()
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+// --------------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn snapshot_embeds_real_prometheus_data_and_reads_back() {
+    let prom = start_prometheus().await;
+    let start = Utc::now();
+    wait_for_scrapes(&prom, 4).await;
+    let window = RunWindow {
+        start,
+        end: Utc::now(),
+    };
+    let (grafana, store) = grafana(true).await;
+    let name = snapshot_name("Tempo Operational", "aks-test", "20261123-100000-ab12");
+
+    let info = client(&grafana.uri(), Some(TOKEN))
+        .snapshot_run(
+            &Prometheus::new(&prom.url),
+            UID,
+            window,
+            &name,
+            Duration::from_secs(7 * 24 * 3600),
+            &vars(),
+        )
+        .await
+        .unwrap();
+
+    assert!(info.verified, "{info:?}");
+    assert_eq!(info.panels, 2, "{info:?}");
+    assert!(info.series >= 2, "{info:?}");
+    assert!(info.notes.is_empty(), "{:?}", info.notes);
+    assert!(info
+        .url
+        .starts_with(&format!("{}/dashboard/snapshot/", grafana.uri())));
+    assert!(info.delete_url.contains("/api/snapshots-delete/"));
+    assert_eq!(info.dashboard_uid, UID);
+    assert_eq!(info.name, name);
+    let expires_in = info.expires_at.unwrap() - Utc::now();
+    assert!(expires_in > chrono::Duration::days(6), "{expires_in}");
+    let (verdict, reason) = ac5_verdict(&SnapshotOutcome::Created(info.clone()), true);
+    assert_eq!(verdict, Verdict::Pass, "{reason}");
+    assert!(!reason.contains("snapshots-delete"), "{reason}");
+    assert!(!format!("{info:?}").contains("snapshots-delete"));
+
+    // The body Grafana received.
+    let body = store.0.lock().unwrap().values().next().unwrap().clone();
+    assert_eq!(body["name"], name);
+    assert!(name.contains("aks-test") && name.contains("20261123-100000-ab12"));
+    assert_eq!(body["expires"], 7 * 24 * 3600);
+    assert_eq!(body["external"], false);
+    let d = &body["dashboard"];
+    assert_eq!(
+        d["time"],
+        json!({"from": iso(window.start), "to": iso(window.end)})
+    );
+    assert_eq!(d["refresh"], "");
+    assert_eq!(d["links"], json!([]));
+    assert_eq!(
+        d["panels"].as_array().unwrap().len(),
+        2,
+        "panel and row kept"
+    );
+    assert_eq!(d["panels"][1]["type"], "row");
+
+    let window_ms = window.start.timestamp_millis()..=window.end.timestamp_millis();
+    let requests = &d["panels"][0];
+    let up = &d["panels"][1]["panels"][0];
+    for panel in [requests, up] {
+        assert_eq!(
+            panel["datasource"],
+            json!({"type": "datasource", "uid": "grafana"})
+        );
+        let targets = panel["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0]["queryType"], "snapshot");
+        assert_eq!(targets[0]["datasource"]["uid"], "grafana");
+        let frames = targets[0]["snapshot"].as_array().unwrap();
+        assert!(!frames.is_empty(), "{}", panel["title"]);
+        let legacy = panel["snapshotData"].as_array().unwrap();
+        assert_eq!(
+            legacy.len(),
+            frames.len(),
+            "legacy form carries the same frames"
+        );
+        for f in frames {
+            assert_eq!(f["schema"]["refId"], "A");
+            assert_eq!(f["schema"]["meta"]["type"], "timeseries-multi");
+            assert_eq!(f["schema"]["fields"][0]["name"], "Time");
+            assert_eq!(f["schema"]["fields"][0]["config"]["interval"], 1000);
+            let times = f["data"]["values"][0].as_array().unwrap();
+            let values = f["data"]["values"][1].as_array().unwrap();
+            assert!(!times.is_empty());
+            assert_eq!(times.len(), values.len());
+            for t in times {
+                assert!(
+                    window_ms.contains(&t.as_i64().unwrap()),
+                    "{t} outside the window"
+                );
+            }
+            for v in values {
+                assert!(v.as_f64().unwrap() >= 0.0, "{v}");
+            }
+        }
+    }
+    // Real series from that Prometheus: `up` of its own job is 1, and the
+    // request counter has the handlers this test hit.
+    let up_frame = &up["targets"][0]["snapshot"][0];
+    assert_eq!(up_frame["schema"]["fields"][1]["name"], "up");
+    assert_eq!(
+        up_frame["schema"]["fields"][1]["labels"]["job"],
+        "prometheus"
+    );
+    assert!(up_frame["data"]["values"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v == 1));
+    let handlers: Vec<&str> = requests["targets"][0]["snapshot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["schema"]["name"].as_str().unwrap())
+        .collect();
+    assert!(handlers.contains(&"/api/v1/query"), "{handlers:?}");
+    assert_eq!(
+        requests["targets"][0]["snapshot"][0]["schema"]["fields"][1]["config"]["displayNameFromDS"],
+        requests["targets"][0]["snapshot"][0]["schema"]["name"]
+    );
+    // Variables reduced to their current value.
+    for v in d["templating"]["list"].as_array().unwrap() {
+        assert_eq!(v["options"], json!([v["current"]]));
+        assert_eq!(v["query"], "");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_token_names_the_env_var_never_the_token() {
+    let (grafana, _) = grafana(true).await;
+    let wrong = "glsa_wrong_token_do_not_print";
+    let err = client(&grafana.uri(), Some(wrong))
+        .snapshot_run(
+            &Prometheus::new("http://127.0.0.1:9"),
+            UID,
+            RunWindow {
+                start: Utc::now() - chrono::Duration::minutes(5),
+                end: Utc::now(),
+            },
+            "n",
+            Duration::from_secs(3600),
+            &vars(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GrafanaError::Unauthorized { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(TOKEN_VAR), "{msg}");
+    assert!(msg.contains(&grafana.uri()), "{msg}");
+    assert!(msg.contains("Invalid API key [api-key.invalid]"), "{msg}");
+    assert!(msg.contains("Editor"), "{msg}");
+    assert!(!msg.contains(wrong) && !format!("{err:?}").contains(wrong));
+    let (v, _) = ac5_verdict(&SnapshotOutcome::from(Err(err)), false);
+    assert_eq!(v, Verdict::Error);
+}
+
+#[tokio::test]
+async fn token_from_the_named_env_var() {
+    let (grafana, _) = grafana(true).await;
+    // A name no other test uses, so setting it races with nothing.
+    std::env::set_var("FIREDRILL_TEST_GRAFANA_TOKEN_ENV", TOKEN);
+    let c = GrafanaClient::new(&grafana.uri(), Some("FIREDRILL_TEST_GRAFANA_TOKEN_ENV")).unwrap();
+    let d = c.get_dashboard(UID).await.unwrap();
+    assert_eq!(d.dashboard["uid"], UID);
+    assert_eq!(d.meta["folderTitle"], "General");
+
+    let err =
+        GrafanaClient::new(&grafana.uri(), Some("FIREDRILL_TEST_UNSET_TOKEN_VAR")).unwrap_err();
+    assert!(matches!(err, GrafanaError::TokenUnset { .. }));
+    assert!(err.to_string().contains("FIREDRILL_TEST_UNSET_TOKEN_VAR"));
+}
+
+#[tokio::test]
+async fn a_missing_dashboard_names_the_uid_and_where_to_set_it() {
+    let (grafana, store) = grafana(true).await;
+    let err = client(&grafana.uri(), Some(TOKEN))
+        .snapshot_run(
+            &Prometheus::new("http://127.0.0.1:9"),
+            "no-such-dashboard",
+            RunWindow {
+                start: Utc::now() - chrono::Duration::minutes(5),
+                end: Utc::now(),
+            },
+            "n",
+            Duration::from_secs(3600),
+            &vars(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GrafanaError::DashboardNotFound { .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("`no-such-dashboard`"), "{msg}");
+    assert!(msg.contains("Dashboard not found"), "{msg}");
+    assert!(
+        msg.contains("dashboard_uid") && msg.contains("firedrill.toml"),
+        "{msg}"
+    );
+    assert!(msg.contains(&grafana.uri()), "{msg}");
+    assert!(store.0.lock().unwrap().is_empty(), "nothing created");
+}
+
+#[tokio::test]
+async fn a_failed_read_back_fails_ac5_and_failed_panels_do_not_abort() {
+    let (grafana, store) = grafana(false).await;
+    // Prometheus is down: every panel gets an empty frame and a note, and the
+    // snapshot is still created.
+    let info = client(&grafana.uri(), Some(TOKEN))
+        .snapshot_run(
+            &Prometheus::new("http://127.0.0.1:9"),
+            UID,
+            RunWindow {
+                start: Utc::now() - chrono::Duration::minutes(5),
+                end: Utc::now(),
+            },
+            "n",
+            Duration::from_secs(3600),
+            &vars(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.0.lock().unwrap().len(), 1, "created");
+    assert!(!info.verified);
+    assert_eq!((info.panels, info.series), (2, 0));
+    let notes = info.notes.join("\n");
+    assert!(
+        notes.contains("\"Bytes Written / s\" query A failed"),
+        "{notes}"
+    );
+    assert!(notes.contains("\"Up\" query A failed"), "{notes}");
+    assert!(notes.contains("unreachable"), "{notes}");
+    assert!(
+        notes.contains("Snapshot not found [dashboardsnapshots.not-found]"),
+        "{notes}"
+    );
+    let body = store.0.lock().unwrap().values().next().unwrap().clone();
+    let t = &body["dashboard"]["panels"][0]["targets"][0];
+    assert_eq!(t["queryType"], "snapshot");
+    assert_eq!(t["snapshot"][0]["schema"]["fields"], json!([]));
+
+    let (v, reason) = ac5_verdict(&SnapshotOutcome::Created(info), false);
+    assert_eq!(v, Verdict::Fail, "{reason}");
+    assert!(reason.contains("reading it back failed"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_unreachable_grafana_is_a_dependency_error() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let err = client(&base, Some(TOKEN))
+        .get_dashboard(UID)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GrafanaError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(&base));
+    assert!(err.to_string().contains("grafana_url"));
+    let (v, _) = ac5_verdict(&SnapshotOutcome::Failed(err.to_string()), true);
+    assert_eq!(v, Verdict::Error);
+}
+
+#[test]
+fn no_grafana_on_the_target_skips_unless_required() {
+    let outcome = SnapshotOutcome::NotConfigured("target `local` has no grafana_url".into());
+    assert_eq!(ac5_verdict(&outcome, false).0, Verdict::Skipped);
+    let (v, reason) = ac5_verdict(&outcome, true);
+    assert_eq!(v, Verdict::Fail);
+    assert!(reason.contains("--require-snapshot") && reason.contains("grafana_url"));
+}
