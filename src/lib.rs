@@ -7,6 +7,7 @@ pub mod accept;
 pub mod cli;
 pub mod clients;
 pub mod commands;
+pub mod drill;
 pub mod error;
 pub mod exit;
 pub mod fleet;

@@ -233,6 +233,7 @@ fn trial(n: u32, inject: DateTime<Utc>, fire_after_ms: i64) -> DrillTrial {
         .collect(),
         reverted: true,
         revert_error: None,
+        notes: Vec::new(),
     }
 }
 
@@ -262,6 +263,9 @@ fn drill() -> DrillResult {
             },
         ],
         manual_recovery: None,
+        time_to_fire: None,
+        notes: Vec::new(),
+        journal: None,
     }
 }
 

@@ -149,6 +149,19 @@ pub struct DrillTrial {
     pub alert_labels: BTreeMap<String, String>,
     pub reverted: bool,
     pub revert_error: Option<String>,
+    /// Worth saying but not the verdict (e.g. "did not resolve within 2m").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Min, median and max of a duration over trials (median of an even count
+/// is the mean of the two middle values, rounded down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimingStats {
+    pub count: usize,
+    pub min_ms: i64,
+    pub median_ms: i64,
+    pub max_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +176,14 @@ pub struct DrillResult {
     pub alert_urls: Vec<Link>,
     /// Exactly what to do by hand if a revert failed.
     pub manual_recovery: Option<String>,
+    /// Time-to-fire over the trials that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_fire: Option<TimingStats>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The run's journal (`reports/<run-id>/journal.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
 }
 
 /// The Grafana snapshot of the run window. Only what a reviewer may see:

@@ -1,0 +1,282 @@
+//! Faults: one trait, one driver per kind, and reverts driven by the journal.
+//!
+//! A fault is prepared (the original state is read), journaled, injected, and
+//! later reverted from its [`FaultRecord`] alone, so `firedrill recover` can
+//! undo it in another process with nothing but the journal.
+
+use super::fault_exec::ExecFault;
+use super::fault_fleet::FleetFault;
+use super::fault_kube::{KubeAccess, KubeFault};
+use super::plan::FaultPlan;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Everything a fault needs from the target, beyond its own plan.
+#[derive(Clone)]
+pub struct FaultContext {
+    /// The reference fleet's base URL (`fleet` faults only).
+    pub fleet_url: Option<String>,
+    pub kube: KubeAccess,
+    pub http: reqwest::Client,
+}
+
+impl FaultContext {
+    pub fn new(fleet_url: Option<String>, kube: KubeAccess) -> Self {
+        FaultContext {
+            fleet_url,
+            kube,
+            http: crate::clients::http::client(Duration::from_secs(15)),
+        }
+    }
+}
+
+/// How to undo one injection, self-contained: what the journal stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Tagged by `type` (`kind` is a Kubernetes field).
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FaultRecord {
+    /// `DELETE <fleet_url>/faults/<fault>` unless it was on before.
+    Fleet { fleet_url: String, fault: String },
+    /// Run `revert` in `cwd`.
+    Exec {
+        revert: Vec<String>,
+        timeout_ms: u64,
+        cwd: PathBuf,
+    },
+    /// JSON Patch `test` injected + `replace` original at `pointer`.
+    Kubernetes {
+        api_version: String,
+        kind: String,
+        /// Resource name in the URL (see `fault_kube::plural`).
+        plural: String,
+        namespace: String,
+        name: String,
+        pointer: String,
+        /// The pointer had no value before: revert removes it.
+        #[serde(default)]
+        original_absent: bool,
+    },
+    /// An Alertmanager silence created for the drill: expire it.
+    Silence {
+        alertmanager_url: String,
+        /// `None` while it is being created.
+        silence_id: Option<String>,
+        ends_at: DateTime<Utc>,
+    },
+}
+
+/// A fault read and ready: the journal entry's content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub record: FaultRecord,
+    pub description: String,
+    pub original: Value,
+    pub injected: Value,
+}
+
+/// What a revert did when it did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reverted {
+    Restored,
+    /// Nothing had to change (already at the original, or left on on purpose).
+    NothingToDo(String),
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum FaultError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{what}: {target} is unreachable: {reason}")]
+    Unreachable {
+        what: String,
+        target: String,
+        reason: String,
+    },
+    #[error("{what}: {target} answered HTTP {status}: {body}")]
+    Http {
+        what: String,
+        target: String,
+        status: u16,
+        body: String,
+    },
+    #[error("command `{command}` failed ({status}): {output}")]
+    Exec {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("command `{command}` did not finish within {timeout}; its process group was killed")]
+    Timeout { command: String, timeout: String },
+    #[error("Kubernetes API {what} {object}: HTTP {code} {reason}: {message}")]
+    Kube {
+        what: String,
+        object: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error(
+        "CONFLICT: {object} {pointer} is now {live}, not the value the drill injected ({injected}); \
+         someone changed it after the drill, so firedrill did not overwrite it"
+    )]
+    Conflict {
+        object: String,
+        pointer: String,
+        live: String,
+        injected: String,
+    },
+}
+
+/// One fault kind: read the original state, then inject.
+pub trait Fault: Send + Sync {
+    /// Reads the state the fault will change; nothing is changed yet.
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>>;
+    /// Changes it. Only called after `prepare`'s result is journaled.
+    fn inject<'a>(&'a self, prepared: &'a Prepared) -> BoxFuture<'a, Result<(), FaultError>>;
+}
+
+/// The driver for `plan`.
+pub fn for_plan(plan: &FaultPlan, ctx: &FaultContext) -> Result<Box<dyn Fault>, FaultError> {
+    Ok(match plan {
+        FaultPlan::Fleet { fault } => {
+            let url = ctx.fleet_url.clone().ok_or_else(|| {
+                FaultError::Config(format!(
+                    "fleet fault {fault} needs the target's fleet_url, and this target has none"
+                ))
+            })?;
+            Box::new(FleetFault::new(&url, fault, ctx.http.clone()))
+        }
+        FaultPlan::Exec {
+            inject,
+            revert,
+            check,
+            timeout,
+        } => Box::new(ExecFault::new(
+            inject.clone(),
+            revert.clone(),
+            check.clone(),
+            *timeout,
+        )?),
+        FaultPlan::KubernetesPatch {
+            api_version,
+            kind,
+            namespace,
+            name,
+            pointer,
+            value,
+        } => Box::new(KubeFault::patch(
+            ctx.kube.clone(),
+            api_version,
+            kind,
+            namespace,
+            name,
+            pointer,
+            value.clone(),
+        )?),
+        FaultPlan::KubernetesScale {
+            kind,
+            namespace,
+            name,
+            replicas,
+        } => Box::new(KubeFault::scale(
+            ctx.kube.clone(),
+            kind,
+            namespace,
+            name,
+            *replicas,
+        )?),
+    })
+}
+
+/// Undoes one journaled injection.
+pub async fn revert(
+    record: &FaultRecord,
+    original: &Value,
+    injected: &Value,
+    ctx: &FaultContext,
+) -> Result<Reverted, FaultError> {
+    match record {
+        FaultRecord::Fleet { fleet_url, fault } => {
+            super::fault_fleet::revert(&ctx.http, fleet_url, fault, original).await
+        }
+        FaultRecord::Exec {
+            revert,
+            timeout_ms,
+            cwd,
+        } => super::fault_exec::revert(revert, Duration::from_millis(*timeout_ms), cwd).await,
+        FaultRecord::Kubernetes { .. } => {
+            super::fault_kube::revert(&ctx.kube, record, original, injected).await
+        }
+        FaultRecord::Silence {
+            alertmanager_url,
+            silence_id,
+            ends_at,
+        } => match silence_id {
+            None => Ok(Reverted::NothingToDo(format!(
+                "the silence was never confirmed created; if it exists it ends by itself at {ends_at}"
+            ))),
+            Some(id) => {
+                let am = crate::clients::alertmanager::Alertmanager::new(alertmanager_url);
+                am.expire_silence(id)
+                    .await
+                    .map(|()| Reverted::Restored)
+                    .map_err(|e| FaultError::Unreachable {
+                        what: format!("expire silence {id}"),
+                        target: alertmanager_url.clone(),
+                        reason: e.to_string(),
+                    })
+            }
+        },
+    }
+}
+
+/// What a person runs to undo the injection by hand.
+pub fn manual_fix(record: &FaultRecord, original: &Value) -> String {
+    match record {
+        FaultRecord::Fleet { fleet_url, fault } => {
+            if original == &Value::Bool(true) {
+                format!("nothing: fleet fault {fault} was already on before the drill")
+            } else {
+                format!(
+                    "curl -fsS -X DELETE {}/faults/{fault}",
+                    fleet_url.trim_end_matches('/')
+                )
+            }
+        }
+        FaultRecord::Exec { revert, cwd, .. } => format!(
+            "cd {} && {}",
+            super::plan::shell_quote(&cwd.to_string_lossy()),
+            super::plan::shell_words(revert)
+        ),
+        FaultRecord::Kubernetes { .. } => super::fault_kube::kubectl_restore(record, original),
+        FaultRecord::Silence {
+            alertmanager_url,
+            silence_id,
+            ends_at,
+        } => match silence_id {
+            Some(id) => format!(
+                "curl -fsS -X DELETE {}/api/v2/silence/{id}",
+                alertmanager_url.trim_end_matches('/')
+            ),
+            None => format!("nothing: the silence ends by itself at {ends_at}"),
+        },
+    }
+}
+
+/// Keeps the end of long command output or bodies (the useful part).
+pub(crate) fn tail(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}

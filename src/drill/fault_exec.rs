@@ -1,0 +1,229 @@
+//! `exec` faults: run an inject command, later a revert command.
+//!
+//! Commands run in their own process group, so a timeout kills the whole
+//! tree (a `sh -c` and what it started) and a Ctrl-C at the terminal reaches
+//! firedrill, which reverts, rather than the command.
+
+use super::fault::{tail, Fault, FaultError, FaultRecord, Prepared, Reverted};
+use super::plan::shell_words;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+const OUTPUT_TAIL: usize = 2000;
+
+pub struct ExecFault {
+    inject: Vec<String>,
+    revert: Vec<String>,
+    check: Option<Vec<String>>,
+    timeout: Duration,
+    cwd: PathBuf,
+}
+
+impl ExecFault {
+    pub fn new(
+        inject: Vec<String>,
+        revert: Vec<String>,
+        check: Option<Vec<String>>,
+        timeout: Duration,
+    ) -> Result<Self, FaultError> {
+        for (what, argv) in [("inject", &inject), ("revert", &revert)] {
+            if argv.is_empty() {
+                return Err(FaultError::Config(format!(
+                    "exec fault: `{what}` is an empty command"
+                )));
+            }
+        }
+        let cwd = std::env::current_dir().map_err(|e| {
+            FaultError::Config(format!(
+                "exec fault: cannot read the working directory: {e}"
+            ))
+        })?;
+        Ok(ExecFault {
+            inject,
+            revert,
+            check,
+            timeout,
+            cwd,
+        })
+    }
+}
+
+impl Fault for ExecFault {
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>> {
+        async move {
+            let original = match &self.check {
+                Some(check) => Value::String(run(check, self.timeout, &self.cwd).await?),
+                None => Value::Null,
+            };
+            Ok(Prepared {
+                record: FaultRecord::Exec {
+                    revert: self.revert.clone(),
+                    timeout_ms: self.timeout.as_millis() as u64,
+                    cwd: self.cwd.clone(),
+                },
+                description: format!("exec {}", shell_words(&self.inject)),
+                original,
+                injected: Value::String(shell_words(&self.inject)),
+            })
+        }
+        .boxed()
+    }
+
+    fn inject<'a>(&'a self, _prepared: &'a Prepared) -> BoxFuture<'a, Result<(), FaultError>> {
+        async move { run(&self.inject, self.timeout, &self.cwd).await.map(drop) }.boxed()
+    }
+}
+
+/// Runs the journaled revert command.
+pub async fn revert(
+    argv: &[String],
+    timeout: Duration,
+    cwd: &Path,
+) -> Result<Reverted, FaultError> {
+    run(argv, timeout, cwd).await.map(|_| Reverted::Restored)
+}
+
+/// Runs `argv` in `cwd`, bounded by `timeout`; returns trimmed stdout.
+pub async fn run(argv: &[String], timeout: Duration, cwd: &Path) -> Result<String, FaultError> {
+    let command = shell_words(argv);
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| FaultError::Config("exec fault: empty command".into()))?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| FaultError::Exec {
+        command: command.clone(),
+        status: "did not start".into(),
+        output: e.to_string(),
+    })?;
+    let pgid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            if let Some(pid) = pgid {
+                // The group id is the child's pid (process_group(0)).
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            Err(FaultError::Timeout {
+                command,
+                timeout: humantime::format_duration(timeout).to_string(),
+            })
+        }
+        Ok(Err(e)) => Err(FaultError::Exec {
+            command,
+            status: "could not be waited for".into(),
+            output: e.to_string(),
+        }),
+        Ok(Ok(out)) => {
+            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() {
+                Ok(stdout)
+            } else {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let both = format!("{stdout}\n{stderr}");
+                Err(FaultError::Exec {
+                    command,
+                    status: out.status.to_string(),
+                    output: tail(&both, OUTPUT_TAIL),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::fault::{self, FaultContext};
+    use crate::drill::fault_kube::KubeAccess;
+    use crate::drill::plan::FaultPlan;
+    use std::time::Instant;
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    fn ctx() -> FaultContext {
+        FaultContext::new(None, KubeAccess::from_env())
+    }
+
+    #[tokio::test]
+    async fn inject_then_revert_real_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("fault");
+        let f = flag.display().to_string();
+        let plan = FaultPlan::Exec {
+            inject: sh(&format!("touch {f}")),
+            revert: sh(&format!("rm -f {f}")),
+            check: Some(sh(&format!("test -e {f} && echo on || echo off"))),
+            timeout: Duration::from_secs(5),
+        };
+        let driver = fault::for_plan(&plan, &ctx()).unwrap();
+        let p = driver.prepare().await.unwrap();
+        assert_eq!(p.original, Value::String("off".into()));
+        assert!(!flag.exists());
+        driver.inject(&p).await.unwrap();
+        assert!(flag.exists());
+        let r = fault::revert(&p.record, &p.original, &p.injected, &ctx())
+            .await
+            .unwrap();
+        assert_eq!(r, Reverted::Restored);
+        assert!(!flag.exists());
+        let fix = fault::manual_fix(&p.record, &p.original);
+        assert!(fix.contains("rm -f"), "{fix}");
+    }
+
+    #[tokio::test]
+    async fn failing_command_reports_status_and_output() {
+        let err = run(
+            &sh("echo oops >&2; exit 3"),
+            Duration::from_secs(5),
+            Path::new("/"),
+        )
+        .await
+        .unwrap_err();
+        match err {
+            FaultError::Exec { status, output, .. } => {
+                assert!(status.contains('3'), "{status}");
+                assert!(output.contains("oops"), "{output}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        let started = Instant::now();
+        let err = run(
+            &sh(&format!("sleep 3; touch {}", late.display())),
+            Duration::from_millis(300),
+            Path::new("/"),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, FaultError::Timeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert!(!late.exists(), "the shell's child outlived the timeout");
+    }
+
+    #[test]
+    fn empty_commands_are_refused() {
+        let e = ExecFault::new(vec![], sh("true"), None, Duration::from_secs(1));
+        assert!(matches!(e, Err(FaultError::Config(_))));
+    }
+}

@@ -1,0 +1,472 @@
+//! `kubernetes-patch` and `kubernetes-scale` faults through the API server.
+//!
+//! Both set one value at an RFC 6901 pointer with a JSON Patch. Injecting
+//! tests the value read a moment earlier; reverting tests the injected value
+//! before replacing it with the original, so firedrill never clobbers a change
+//! someone else made in the meantime: the API server answers 422 and the
+//! revert is reported as a conflict naming the live value.
+//!
+//! Resources are addressed by `api_version` + `kind`; the URL's resource name
+//! is the kind lowercased and pluralised the simple English way (`+s`, or
+//! `+es` after s/x/ch/sh, or `y` -> `ies` after a consonant): `Deployment` ->
+//! `deployments`, `StatefulSet` -> `statefulsets`, `ScaledJob` -> `scaledjobs`.
+//! Kinds with irregular plurals are not supported.
+
+use super::fault::{Fault, FaultError, FaultRecord, Prepared, Reverted};
+use super::plan::shell_quote;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::{json, Value};
+
+/// How to reach the API server: kubeconfig / in-cluster, or an explicit URL
+/// and bearer token (tests, or a CI job that has only a token).
+#[derive(Clone, Debug, Default)]
+pub struct KubeAccess {
+    api: Option<(String, Option<String>)>,
+}
+
+impl KubeAccess {
+    /// Overrides kubeconfig with this API server URL.
+    pub const URL_ENV: &'static str = "FIREDRILL_KUBE_API_URL";
+    /// Bearer token used with [`Self::URL_ENV`].
+    pub const TOKEN_ENV: &'static str = "FIREDRILL_KUBE_TOKEN";
+
+    /// `FIREDRILL_KUBE_API_URL` (+ `FIREDRILL_KUBE_TOKEN`) when set, else
+    /// `KUBECONFIG` / `~/.kube/config` / in-cluster, resolved on first use.
+    pub fn from_env() -> Self {
+        match std::env::var(Self::URL_ENV) {
+            Ok(url) if !url.is_empty() => {
+                KubeAccess::with_api(&url, std::env::var(Self::TOKEN_ENV).ok())
+            }
+            _ => KubeAccess { api: None },
+        }
+    }
+
+    pub fn with_api(url: &str, token: Option<String>) -> Self {
+        KubeAccess {
+            api: Some((url.trim_end_matches('/').to_string(), token)),
+        }
+    }
+
+    pub async fn client(&self) -> Result<kube::Client, FaultError> {
+        let config = match &self.api {
+            Some((url, token)) => {
+                let uri: http::Uri = url.parse().map_err(|e| {
+                    FaultError::Config(format!("{} is not a URL ({url}): {e}", Self::URL_ENV))
+                })?;
+                let mut c = kube::Config::new(uri);
+                if let Some(t) = token {
+                    let mut v = http::HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                        FaultError::Config(format!("{} has characters a header cannot carry", Self::TOKEN_ENV))
+                    })?;
+                    v.set_sensitive(true);
+                    c.headers.push((http::header::AUTHORIZATION, v));
+                }
+                c
+            }
+            None => kube::Config::infer().await.map_err(|e| {
+                FaultError::Config(format!(
+                    "no Kubernetes access: {e}. Set KUBECONFIG, run in a cluster, or set {} (and {})",
+                    Self::URL_ENV,
+                    Self::TOKEN_ENV
+                ))
+            })?,
+        };
+        kube::Client::try_from(config)
+            .map_err(|e| FaultError::Config(format!("cannot build a Kubernetes client: {e}")))
+    }
+}
+
+/// One namespaced object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(api_version: &str, kind: &str, namespace: &str, name: &str) -> Self {
+        ObjectRef {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            plural: plural(kind),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>` (`/api/v1/...` for core).
+    pub fn path(&self) -> String {
+        let root = if self.api_version.contains('/') {
+            format!("/apis/{}", self.api_version)
+        } else {
+            format!("/api/{}", self.api_version)
+        };
+        format!(
+            "{root}/namespaces/{}/{}/{}",
+            self.namespace, self.plural, self.name
+        )
+    }
+
+    /// `deployments.apps`, `scaledjobs.keda.sh`, `pods`: what kubectl accepts.
+    pub fn kubectl_resource(&self) -> String {
+        match self.api_version.split_once('/') {
+            Some((group, _)) => format!("{}.{group}", self.plural),
+            None => self.plural.clone(),
+        }
+    }
+
+    /// `Deployment daedalus/daedalus-worker`.
+    pub fn display(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    fn from_record(r: &FaultRecord) -> Option<(ObjectRef, String, bool)> {
+        match r {
+            FaultRecord::Kubernetes {
+                api_version,
+                kind,
+                plural,
+                namespace,
+                name,
+                pointer,
+                original_absent,
+            } => Some((
+                ObjectRef {
+                    api_version: api_version.clone(),
+                    kind: kind.clone(),
+                    plural: plural.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+                pointer.clone(),
+                *original_absent,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// `Deployment` -> `deployments` (see the module docs for the rule).
+pub fn plural(kind: &str) -> String {
+    let k = kind.to_ascii_lowercase();
+    if ["s", "x", "ch", "sh"].iter().any(|e| k.ends_with(e)) {
+        format!("{k}es")
+    } else if k.ends_with('y') && !k[..k.len() - 1].ends_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("{}ies", &k[..k.len() - 1])
+    } else {
+        format!("{k}s")
+    }
+}
+
+pub struct KubeFault {
+    access: KubeAccess,
+    obj: ObjectRef,
+    pointer: String,
+    value: Value,
+}
+
+impl KubeFault {
+    pub fn patch(
+        access: KubeAccess,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        pointer: &str,
+        value: Value,
+    ) -> Result<Self, FaultError> {
+        if !pointer.starts_with('/') {
+            return Err(FaultError::Config(format!(
+                "kubernetes-patch {kind} {namespace}/{name}: pointer `{pointer}` must be an RFC 6901 JSON pointer starting with /"
+            )));
+        }
+        Ok(KubeFault {
+            access,
+            obj: ObjectRef::new(api_version, kind, namespace, name),
+            pointer: pointer.to_string(),
+            value,
+        })
+    }
+
+    pub fn scale(
+        access: KubeAccess,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<Self, FaultError> {
+        if kind != "Deployment" && kind != "StatefulSet" {
+            return Err(FaultError::Config(format!(
+                "kubernetes-scale supports kind Deployment or StatefulSet, not {kind}"
+            )));
+        }
+        KubeFault::patch(
+            access,
+            "apps/v1",
+            kind,
+            namespace,
+            name,
+            "/spec/replicas",
+            json!(replicas),
+        )
+    }
+}
+
+impl Fault for KubeFault {
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>> {
+        async move {
+            let client = self.access.client().await?;
+            let live = get(&client, &self.obj).await?;
+            let original = live.pointer(&self.pointer).cloned();
+            Ok(Prepared {
+                record: FaultRecord::Kubernetes {
+                    api_version: self.obj.api_version.clone(),
+                    kind: self.obj.kind.clone(),
+                    plural: self.obj.plural.clone(),
+                    namespace: self.obj.namespace.clone(),
+                    name: self.obj.name.clone(),
+                    pointer: self.pointer.clone(),
+                    original_absent: original.is_none(),
+                },
+                description: format!(
+                    "{} {} = {} (was {})",
+                    self.obj.display(),
+                    self.pointer,
+                    self.value,
+                    original
+                        .as_ref()
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| "absent".into())
+                ),
+                original: original.unwrap_or(Value::Null),
+                injected: self.value.clone(),
+            })
+        }
+        .boxed()
+    }
+
+    fn inject<'a>(&'a self, p: &'a Prepared) -> BoxFuture<'a, Result<(), FaultError>> {
+        async move {
+            let client = self.access.client().await?;
+            let absent = matches!(
+                p.record,
+                FaultRecord::Kubernetes {
+                    original_absent: true,
+                    ..
+                }
+            );
+            let ops = if absent {
+                json!([{"op": "add", "path": self.pointer, "value": p.injected}])
+            } else {
+                json!([
+                    {"op": "test", "path": self.pointer, "value": p.original},
+                    {"op": "replace", "path": self.pointer, "value": p.injected},
+                ])
+            };
+            match patch(&client, &self.obj, &ops, "inject").await {
+                Err(FaultError::Kube { code: 422, .. }) if !absent => {
+                    Err(conflict(&client, &self.obj, &self.pointer, &p.original).await)
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Restores the original value, guarded by a `test` of the injected one.
+pub async fn revert(
+    access: &KubeAccess,
+    record: &FaultRecord,
+    original: &Value,
+    injected: &Value,
+) -> Result<Reverted, FaultError> {
+    let (obj, pointer, original_absent) = ObjectRef::from_record(record)
+        .ok_or_else(|| FaultError::Config("not a Kubernetes record".into()))?;
+    let client = access.client().await?;
+    let live = get(&client, &obj).await?;
+    let live = live.pointer(&pointer);
+    // Already back (an earlier revert or `recover` got there): idempotent.
+    let at_original = if original_absent {
+        live.is_none()
+    } else {
+        live == Some(original)
+    };
+    if at_original {
+        return Ok(Reverted::NothingToDo(format!(
+            "{} {pointer} was already at its original value",
+            obj.display()
+        )));
+    }
+    let restore = if original_absent {
+        json!({"op": "remove", "path": pointer})
+    } else {
+        json!({"op": "replace", "path": pointer, "value": original})
+    };
+    let ops = json!([{"op": "test", "path": pointer, "value": injected}, restore]);
+    match patch(&client, &obj, &ops, "revert").await {
+        Ok(()) => Ok(Reverted::Restored),
+        Err(FaultError::Kube { code: 422, .. }) => {
+            Err(conflict(&client, &obj, &pointer, injected).await)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The kubectl command that puts the original value back.
+pub fn kubectl_restore(record: &FaultRecord, original: &Value) -> String {
+    let Some((obj, pointer, original_absent)) = ObjectRef::from_record(record) else {
+        return String::new();
+    };
+    let op = if original_absent {
+        json!([{"op": "remove", "path": pointer}])
+    } else {
+        json!([{"op": "replace", "path": pointer, "value": original}])
+    };
+    format!(
+        "kubectl -n {} patch {} {} --type=json -p {}",
+        shell_quote(&obj.namespace),
+        shell_quote(&obj.kubectl_resource()),
+        shell_quote(&obj.name),
+        shell_quote(&op.to_string())
+    )
+}
+
+/// A failed `test`: read what is there now, to name it.
+async fn conflict(
+    client: &kube::Client,
+    obj: &ObjectRef,
+    pointer: &str,
+    expected: &Value,
+) -> FaultError {
+    let live = match get(client, obj).await {
+        Ok(v) => v
+            .pointer(pointer)
+            .map(Value::to_string)
+            .unwrap_or_else(|| "absent".into()),
+        Err(e) => format!("unreadable ({e})"),
+    };
+    FaultError::Conflict {
+        object: obj.display(),
+        pointer: pointer.to_string(),
+        live,
+        injected: expected.to_string(),
+    }
+}
+
+async fn get(client: &kube::Client, obj: &ObjectRef) -> Result<Value, FaultError> {
+    let req = http::Request::get(obj.path())
+        .body(Vec::new())
+        .map_err(|e| FaultError::Config(format!("bad request for {}: {e}", obj.display())))?;
+    client
+        .request::<Value>(req)
+        .await
+        .map_err(|e| kube_error("GET", obj, e))
+}
+
+async fn patch(
+    client: &kube::Client,
+    obj: &ObjectRef,
+    ops: &Value,
+    why: &str,
+) -> Result<(), FaultError> {
+    let req = http::Request::patch(obj.path())
+        .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+        .header(http::header::ACCEPT, "application/json")
+        .body(serde_json::to_vec(ops).expect("JSON values serialise"))
+        .map_err(|e| FaultError::Config(format!("bad request for {}: {e}", obj.display())))?;
+    client
+        .request::<Value>(req)
+        .await
+        .map(drop)
+        .map_err(|e| kube_error(&format!("PATCH ({why})"), obj, e))
+}
+
+fn kube_error(what: &str, obj: &ObjectRef, e: kube::Error) -> FaultError {
+    match e {
+        kube::Error::Api(s) => FaultError::Kube {
+            what: what.to_string(),
+            object: obj.display(),
+            code: s.code,
+            reason: s.reason.clone(),
+            message: s.message.clone(),
+        },
+        other => FaultError::Unreachable {
+            what: format!("Kubernetes API {what} {}", obj.display()),
+            target: "the API server".into(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals() {
+        for (kind, want) in [
+            ("Deployment", "deployments"),
+            ("StatefulSet", "statefulsets"),
+            ("ScaledJob", "scaledjobs"),
+            ("Ingress", "ingresses"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("Gateway", "gateways"),
+        ] {
+            assert_eq!(plural(kind), want, "{kind}");
+        }
+    }
+
+    #[test]
+    fn paths_and_kubectl_names() {
+        let d = ObjectRef::new("apps/v1", "Deployment", "daedalus", "w");
+        assert_eq!(d.path(), "/apis/apps/v1/namespaces/daedalus/deployments/w");
+        assert_eq!(d.kubectl_resource(), "deployments.apps");
+        let k = ObjectRef::new("keda.sh/v1alpha1", "ScaledJob", "ns", "sub");
+        assert_eq!(
+            k.path(),
+            "/apis/keda.sh/v1alpha1/namespaces/ns/scaledjobs/sub"
+        );
+        assert_eq!(k.kubectl_resource(), "scaledjobs.keda.sh");
+        let p = ObjectRef::new("v1", "Pod", "default", "foo");
+        assert_eq!(p.path(), "/api/v1/namespaces/default/pods/foo");
+        assert_eq!(p.kubectl_resource(), "pods");
+    }
+
+    #[test]
+    fn kubectl_restore_command() {
+        let r = FaultRecord::Kubernetes {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+            namespace: "default".into(),
+            name: "testapp".into(),
+            pointer: "/spec/template/spec/containers/0/image".into(),
+            original_absent: false,
+        };
+        assert_eq!(
+            kubectl_restore(&r, &json!("postgres")),
+            r#"kubectl -n default patch deployments.apps testapp --type=json -p '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"postgres"}]'"#
+        );
+    }
+
+    #[test]
+    fn scale_only_for_workloads() {
+        let e = KubeFault::scale(KubeAccess::default(), "ScaledJob", "n", "x", 0);
+        assert!(matches!(e, Err(FaultError::Config(_))));
+        let e = KubeFault::patch(
+            KubeAccess::default(),
+            "apps/v1",
+            "Deployment",
+            "n",
+            "x",
+            "spec",
+            json!(1),
+        );
+        assert!(matches!(e, Err(FaultError::Config(_))));
+    }
+}

@@ -1,0 +1,474 @@
+//! Table tests for the drill state machine: no network, synthetic clock.
+
+use super::*;
+use crate::clients::alertmanager::{AmAlertStatus, AmReceiver};
+
+/// Inject starts at T0 and is done 100 ms later; offsets are seconds from T0.
+fn t(secs: f64) -> DateTime<Utc> {
+    let t0 = DateTime::parse_from_rfc3339("2026-11-23T09:54:49.000Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    t0 + TimeDelta::milliseconds((secs * 1000.0).round() as i64)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn good() -> Labels {
+    labels(&[
+        ("alertname", "WorkerImagePullBackOff"),
+        ("namespace", "daedalus"),
+        ("pod", "daedalus-worker-copilot-1"),
+    ])
+}
+
+fn wrong() -> Labels {
+    labels(&[
+        ("alertname", "WorkerImagePullBackOff"),
+        ("namespace", "other"),
+    ])
+}
+
+fn prom(at: f64, alerts: Vec<PromAlert>) -> Observation {
+    Observation::Prometheus { at: t(at), alerts }
+}
+
+fn pa(l: Labels, state: &str, active: f64) -> PromAlert {
+    PromAlert {
+        labels: l,
+        annotations: Labels::new(),
+        state: state.into(),
+        active_at: Some(t(active)),
+        value: "1e+00".into(),
+    }
+}
+
+fn am(at: f64, alerts: Vec<AmAlert>) -> Observation {
+    Observation::Alertmanager { at: t(at), alerts }
+}
+
+fn aa(l: Labels, starts: f64) -> AmAlert {
+    AmAlert {
+        labels: l,
+        annotations: BTreeMap::new(),
+        starts_at: t(starts),
+        ends_at: t(starts + 300.0),
+        updated_at: None,
+        fingerprint: "f".into(),
+        receivers: vec![AmReceiver {
+            name: "hook".into(),
+        }],
+        status: AmAlertStatus {
+            state: "active".into(),
+            silenced_by: vec![],
+            inhibited_by: vec![],
+        },
+        generator_url: String::new(),
+    }
+}
+
+fn hook(at: f64, status: &str, l: Labels, starts: f64, ends: Option<f64>) -> Observation {
+    Observation::Webhook(Notification {
+        received_at: t(at),
+        status: status.into(),
+        alerts: vec![NotifiedAlert {
+            status: status.into(),
+            labels: l,
+            starts_at: t(starts),
+            ends_at: ends.map(t),
+        }],
+    })
+}
+
+fn tick(at: f64) -> Observation {
+    Observation::Tick(t(at))
+}
+
+fn machine() -> Machine {
+    let cfg = MachineConfig::new(
+        "WorkerImagePullBackOff",
+        labels(&[("namespace", "daedalus")]),
+        Duration::from_secs(60),
+        Duration::from_secs(120),
+    );
+    Machine::new(cfg, t(0.0), t(0.1))
+}
+
+/// Feeds observations; returns the last decision and the machine.
+fn run(m: &mut Machine, obs: Vec<Observation>) -> Decision {
+    let mut last = Decision::Wait;
+    for o in obs {
+        last = m.observe(o);
+        if last.is_final() {
+            break;
+        }
+    }
+    last
+}
+
+#[derive(Debug)]
+enum Want {
+    Pass,
+    Fail(&'static [&'static str]),
+    Error,
+    Cancelled,
+    Wait,
+}
+
+#[test]
+fn firing_phase_table() {
+    // (case, observations, decision, [(event, offset seconds, source contains)])
+    type Case = (
+        &'static str,
+        Vec<Observation>,
+        Want,
+        Vec<(EventKind, f64, &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "pending then firing: Alertmanager startsAt is the firing time",
+            vec![
+                prom(0.6, vec![]),
+                prom(1.5, vec![pa(good(), "pending", 0.85)]),
+                tick(1.5),
+                prom(6.1, vec![pa(good(), "firing", 0.85)]),
+                am(6.2, vec![aa(good(), 5.85)]),
+            ],
+            Want::Pass,
+            vec![
+                (EventKind::Pending, 0.85, "prometheus activeAt"),
+                (EventKind::FiringFirstPoll, 6.1, "first poll"),
+                (EventKind::Firing, 5.85, "alertmanager startsAt"),
+                (EventKind::InAlertmanager, 6.2, "Alertmanager poll"),
+            ],
+        ),
+        (
+            "firing seen only in Prometheus: poll time after the grace, and it says so",
+            vec![
+                prom(6.1, vec![pa(good(), "firing", 0.85)]),
+                am(6.2, vec![]),
+                tick(9.0),
+                am(11.0, vec![]),
+                tick(11.2),
+            ],
+            Want::Pass,
+            vec![(EventKind::Firing, 6.1, "Alertmanager had not listed it")],
+        ),
+        (
+            "right name, wrong labels: no match, and the reason names what was seen",
+            vec![
+                prom(6.1, vec![pa(wrong(), "firing", 0.85)]),
+                am(6.2, vec![aa(wrong(), 5.85)]),
+                tick(61.0),
+                tick(61.2),
+            ],
+            Want::Fail(&[
+                "did not fire within 1m",
+                "never pending",
+                "other labels",
+                "namespace=\"other\"",
+                "expected {namespace=\"daedalus\"}",
+            ]),
+            vec![],
+        ),
+        (
+            "deadline while pending",
+            vec![prom(1.5, vec![pa(good(), "pending", 0.85)]), tick(61.2)],
+            Want::Fail(&[
+                "did not fire within 1m",
+                "last state: pending since 2026-11-23T09:54:49.850Z",
+            ]),
+            vec![(EventKind::Pending, 0.85, "activeAt")],
+        ),
+        (
+            "deadline, never pending",
+            vec![prom(1.0, vec![]), tick(30.0), tick(61.2)],
+            Want::Fail(&["did not fire within 1m; last state: never pending"]),
+            vec![],
+        ),
+        (
+            "no decision before deadline + settle",
+            vec![prom(1.0, vec![]), tick(61.0)],
+            Want::Wait,
+            vec![],
+        ),
+        (
+            "fired just before the deadline, seen just after: pass on its own time",
+            vec![am(60.5, vec![aa(good(), 59.9)])],
+            Want::Pass,
+            vec![(EventKind::Firing, 59.9, "alertmanager startsAt")],
+        ),
+        (
+            "fired after the deadline",
+            vec![am(61.0, vec![aa(good(), 60.5)])],
+            Want::Fail(&["fired 60.400s after", "later than the 1m deadline"]),
+            vec![],
+        ),
+        (
+            "cancel",
+            vec![
+                prom(1.5, vec![pa(good(), "pending", 0.85)]),
+                Observation::Cancel(t(2.0)),
+            ],
+            Want::Cancelled,
+            vec![(EventKind::Pending, 0.85, "activeAt")],
+        ),
+        (
+            "webhook before any poll saw it",
+            vec![prom(1.0, vec![]), hook(6.9, "firing", good(), 5.85, None)],
+            Want::Pass,
+            vec![
+                (EventKind::Firing, 5.85, "webhook notification"),
+                (EventKind::Notified, 6.9, "webhook receipt"),
+                (EventKind::InAlertmanager, 6.9, "no poll had listed it"),
+            ],
+        ),
+        (
+            "already firing before the inject: reported, never a pass",
+            vec![prom(0.5, vec![pa(good(), "firing", -300.0)])],
+            Want::Fail(&[
+                "already firing",
+                "before the fault was injected",
+                "not a pass",
+            ]),
+            vec![],
+        ),
+        (
+            "activeAt within clock skew of the inject still counts",
+            vec![
+                prom(0.5, vec![pa(good(), "pending", -0.5)]),
+                am(6.0, vec![aa(good(), 4.5)]),
+            ],
+            Want::Pass,
+            vec![(EventKind::Pending, -0.5, "activeAt")],
+        ),
+        (
+            "stale Alertmanager alert from an earlier trial is ignored",
+            vec![am(0.5, vec![aa(good(), -100.0)]), tick(61.2)],
+            Want::Fail(&["never pending", "started before the inject (ignored)"]),
+            vec![],
+        ),
+        (
+            "Prometheus failing every poll for the error budget",
+            vec![
+                Observation::PollFailed {
+                    at: t(1.0),
+                    source: PollSource::Prometheus,
+                    error: "connection refused".into(),
+                },
+                Observation::PollFailed {
+                    at: t(10.0),
+                    source: PollSource::Prometheus,
+                    error: "connection refused".into(),
+                },
+                Observation::PollFailed {
+                    at: t(16.0),
+                    source: PollSource::Prometheus,
+                    error: "connection refused".into(),
+                },
+            ],
+            Want::Error,
+            vec![],
+        ),
+        (
+            "a good poll resets the error budget",
+            vec![
+                Observation::PollFailed {
+                    at: t(1.0),
+                    source: PollSource::Prometheus,
+                    error: "x".into(),
+                },
+                prom(10.0, vec![]),
+                Observation::PollFailed {
+                    at: t(16.0),
+                    source: PollSource::Prometheus,
+                    error: "x".into(),
+                },
+            ],
+            Want::Wait,
+            vec![],
+        ),
+    ];
+
+    for (name, obs, want, events) in cases {
+        let mut m = machine();
+        let got = run(&mut m, obs);
+        match (&want, &got) {
+            (Want::Pass, Decision::Pass)
+            | (Want::Error, Decision::Error(_))
+            | (Want::Cancelled, Decision::Cancelled)
+            | (Want::Wait, Decision::Wait) => {}
+            (Want::Fail(needles), Decision::Fail(reason)) => {
+                for n in *needles {
+                    assert!(reason.contains(n), "{name}: {reason:?} lacks {n:?}");
+                }
+            }
+            _ => panic!("{name}: want {want:?}, got {got:?}"),
+        }
+        for (kind, at, source) in events {
+            assert_eq!(m.timeline().at(kind), Some(t(at)), "{name}: {kind:?}");
+            let s = m.timeline().source(kind).unwrap();
+            assert!(s.contains(source), "{name}: {kind:?} source {s:?}");
+        }
+    }
+}
+
+#[test]
+fn without_alertmanager_prometheus_firing_decides_at_once() {
+    let mut cfg = machine().config().clone();
+    cfg.watch_alertmanager = false;
+    let mut m = Machine::new(cfg, t(0.0), t(0.1));
+    let d = m.observe(prom(6.1, vec![pa(good(), "firing", 0.85)]));
+    assert_eq!(d, Decision::Pass);
+    assert!(m
+        .timeline()
+        .source(EventKind::Firing)
+        .unwrap()
+        .contains("not watched"));
+    assert_eq!(m.timeline().numbers().time_to_fire_ms, Some(6000));
+}
+
+#[test]
+fn resolving_by_prometheus_poll() {
+    let mut m = machine();
+    assert_eq!(
+        run(
+            &mut m,
+            vec![
+                prom(6.1, vec![pa(good(), "firing", 0.85)]),
+                am(6.2, vec![aa(good(), 5.85)])
+            ]
+        ),
+        Decision::Pass
+    );
+    m.reverted(t(7.0));
+    assert_eq!(m.phase(), Phase::Resolving);
+    assert_eq!(m.outcome(), Some(&Decision::Pass));
+    // Notified after the decision is still recorded.
+    assert_eq!(
+        m.observe(hook(7.1, "firing", good(), 5.85, None)),
+        Decision::Wait
+    );
+    assert_eq!(
+        m.observe(prom(7.5, vec![pa(good(), "firing", 0.85)])),
+        Decision::Wait
+    );
+    assert_eq!(m.observe(prom(8.5, vec![])), Decision::Resolved);
+    let tl = m.timeline();
+    assert_eq!(tl.at(EventKind::Notified), Some(t(7.1)));
+    assert_eq!(tl.at(EventKind::Resolved), Some(t(8.5)));
+    assert!(tl
+        .source(EventKind::Resolved)
+        .unwrap()
+        .contains("Prometheus poll"));
+    // Firing stays Alertmanager's startsAt, not the later webhook.
+    assert_eq!(tl.at(EventKind::Firing), Some(t(5.85)));
+    let n = tl.numbers();
+    assert_eq!(n.time_to_fire_ms, Some(5750));
+    assert_eq!(n.time_to_notify_ms, Some(7000));
+    assert_eq!(n.time_to_resolve_ms, Some(1500));
+}
+
+#[test]
+fn resolving_by_webhook_ends_at() {
+    let mut m = machine();
+    run(&mut m, vec![am(6.2, vec![aa(good(), 5.85)])]);
+    m.observe(prom(6.3, vec![pa(good(), "firing", 0.85)]));
+    m.reverted(t(7.0));
+    let d = m.observe(hook(9.0, "resolved", good(), 5.85, Some(7.85)));
+    assert_eq!(d, Decision::Resolved);
+    assert_eq!(m.timeline().at(EventKind::Resolved), Some(t(7.85)));
+    assert!(m
+        .timeline()
+        .source(EventKind::Resolved)
+        .unwrap()
+        .contains("endsAt"));
+}
+
+#[test]
+fn not_resolved_in_time() {
+    let mut m = machine();
+    run(&mut m, vec![prom(6.1, vec![pa(good(), "firing", 0.85)])]);
+    m.reverted(t(7.0));
+    assert_eq!(
+        m.observe(prom(8.0, vec![pa(good(), "firing", 0.85)])),
+        Decision::Wait
+    );
+    assert_eq!(m.observe(tick(126.0)), Decision::Wait);
+    match m.observe(tick(127.5)) {
+        Decision::NotResolved(r) => {
+            assert!(r.contains("still active 2m after the revert"), "{r}");
+            assert!(r.contains("firing"), "{r}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn never_active_resolves_without_an_event() {
+    let mut m = machine();
+    m.observe(tick(1.0));
+    m.reverted(t(2.0));
+    assert_eq!(m.outcome(), Some(&Decision::Cancelled));
+    assert_eq!(m.observe(prom(2.5, vec![])), Decision::Resolved);
+    assert_eq!(m.timeline().at(EventKind::Resolved), None);
+}
+
+#[test]
+fn status_for_progress() {
+    let mut m = machine();
+    assert_eq!(m.status(t(1.1)).state, "inactive");
+    m.observe(prom(1.5, vec![pa(good(), "pending", 0.85)]));
+    let s = m.status(t(2.1));
+    assert_eq!(s.state, "pending since 2026-11-23T09:54:49.850Z");
+    assert_eq!(s.elapsed, Duration::from_secs(2));
+    assert_eq!(s.limit, Duration::from_secs(60));
+    m.observe(am(6.2, vec![aa(good(), 5.85)]));
+    assert_eq!(m.status(t(6.3)).state, "firing (alertmanager startsAt)");
+    m.reverted(t(7.0));
+    assert_eq!(m.status(t(8.0)).phase, Phase::Resolving);
+    assert_eq!(m.status(t(8.0)).limit, Duration::from_secs(120));
+}
+
+#[test]
+fn formats_labels_like_promql() {
+    assert_eq!(
+        fmt_labels(&labels(&[("a", "1"), ("b", "x")])),
+        "{a=\"1\", b=\"x\"}"
+    );
+}
+
+#[test]
+fn waits_for_the_webhook_after_firing_when_one_is_routed() {
+    let mut cfg = machine().config().clone();
+    cfg.await_notification = Some(Duration::from_secs(10));
+    let mut m = Machine::new(cfg.clone(), t(0.0), t(0.1));
+    assert_eq!(m.observe(am(6.2, vec![aa(good(), 5.85)])), Decision::Wait);
+    assert!(m
+        .status(t(6.3))
+        .state
+        .ends_with("waiting for the webhook notification"));
+    assert_eq!(m.observe(tick(7.0)), Decision::Wait);
+    assert_eq!(
+        m.observe(hook(7.1, "firing", good(), 5.85, None)),
+        Decision::Pass
+    );
+    assert_eq!(m.timeline().at(EventKind::Notified), Some(t(7.1)));
+    assert!(m.notes().is_empty());
+
+    // No notification: pass after the grace, and say so. Past the deadline
+    // too: the pass rests on when it fired.
+    let mut m = Machine::new(cfg, t(0.0), t(0.1));
+    assert_eq!(m.observe(am(59.0, vec![aa(good(), 58.0)])), Decision::Wait);
+    assert_eq!(m.observe(tick(68.9)), Decision::Wait);
+    assert_eq!(m.observe(tick(69.0)), Decision::Pass);
+    assert!(
+        m.notes()[0].contains("no firing webhook notification"),
+        "{:?}",
+        m.notes()
+    );
+}

@@ -1,0 +1,117 @@
+//! `firedrill recover`: re-reverts whatever a killed or failed run left.
+
+use super::fault::{self, FaultContext, FaultRecord, Reverted};
+use super::journal::{journal_paths, EntryStatus, Journal, JournalError};
+use crate::exit::ExitCode;
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+
+/// What `recover` did, one line per entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecoverReport {
+    pub journals: Vec<PathBuf>,
+    pub reverted: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+impl RecoverReport {
+    pub fn nothing_to_do(&self) -> bool {
+        self.reverted.is_empty() && self.failed.is_empty()
+    }
+
+    /// 0 when everything is reverted (or was already), 5 when a revert failed.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed.is_empty() {
+            ExitCode::Success
+        } else {
+            ExitCode::RevertFailed
+        }
+    }
+
+    /// Human summary for the terminal.
+    pub fn summary(&self) -> String {
+        if self.nothing_to_do() {
+            let which: Vec<String> = self
+                .journals
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return if which.is_empty() {
+                "nothing to recover: no drill journal found".into()
+            } else {
+                format!(
+                    "nothing to recover: every entry is already reverted in {}",
+                    which.join(", ")
+                )
+            };
+        }
+        let mut s = String::new();
+        for r in &self.reverted {
+            s.push_str(&format!("reverted: {r}\n"));
+        }
+        for f in &self.failed {
+            s.push_str(&format!("REVERT FAILED: {f}\n"));
+        }
+        s.pop();
+        s
+    }
+}
+
+/// Reverts every entry not yet `reverted` in `journal`, or in every
+/// `<reports_dir>/*/journal.json` when `journal` is `None`; marks each
+/// reverted (or revert_failed with the error). Idempotent: a second run finds
+/// nothing to do. Faults are reverted before silences, newest first.
+pub async fn recover(
+    journal: Option<PathBuf>,
+    reports_dir: &Path,
+    ctx: &FaultContext,
+) -> Result<RecoverReport, JournalError> {
+    let paths = match journal {
+        Some(p) => vec![p],
+        None => journal_paths(reports_dir),
+    };
+    let mut report = RecoverReport {
+        journals: paths.clone(),
+        ..RecoverReport::default()
+    };
+    for path in paths {
+        let mut j = Journal::open(&path)?;
+        let mut todo: Vec<_> = j.unreverted().into_iter().cloned().collect();
+        todo.reverse();
+        todo.sort_by_key(|e| matches!(e.record, FaultRecord::Silence { .. }));
+        for e in todo {
+            let what = format!(
+                "drill {} trial {}: {} ({})",
+                e.drill,
+                e.trial,
+                e.fault,
+                path.display()
+            );
+            let r = fault::revert(&e.record, &e.original, &e.injected, ctx).await;
+            let now = Utc::now();
+            j.update(e.id, |x| match &r {
+                Ok(done) => {
+                    x.status = EntryStatus::Reverted;
+                    x.reverted_at = Some(now);
+                    x.error = None;
+                    x.note = Some(match done {
+                        Reverted::Restored => "reverted by firedrill recover".into(),
+                        Reverted::NothingToDo(n) => format!("firedrill recover: {n}"),
+                    });
+                }
+                Err(err) => {
+                    x.status = EntryStatus::RevertFailed;
+                    x.error = Some(err.to_string());
+                }
+            })?;
+            match r {
+                Ok(Reverted::Restored) => report.reverted.push(what),
+                Ok(Reverted::NothingToDo(n)) => report.reverted.push(format!("{what}: {n}")),
+                Err(err) => report
+                    .failed
+                    .push(format!("{what}: {err}. By hand: {}", e.manual_recovery)),
+            }
+        }
+    }
+    Ok(report)
+}

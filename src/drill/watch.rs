@@ -1,0 +1,319 @@
+//! The event loop: polls Prometheus and Alertmanager, receives webhook
+//! notifications, ticks, watches the cancel signal, and feeds the machine.
+
+use super::machine::{Decision, Machine, Notification, NotifiedAlert, Observation, PollSource};
+use super::progress::Progress;
+use super::signal::SignalSource;
+use crate::clients::alertmanager::Alertmanager;
+use crate::clients::prometheus::Prometheus;
+use crate::stack::{AlertStatus, WebhookNotification};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Wall-clock time, injected so tests can pin it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The machine, shared between the drill body and the runner that must read
+/// its timeline even after the body panicked or was cancelled.
+pub type SharedMachine = Arc<Mutex<Option<Machine>>>;
+
+/// Locks, ignoring poisoning (a panicking body must not hide the timeline).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the loop polls.
+#[derive(Clone)]
+pub struct Sources {
+    pub prometheus: Prometheus,
+    pub alertmanager: Option<Alertmanager>,
+    pub poll_interval: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Feeds the machine until it decides. `cancel` is optional: the drill body
+/// is cancelled from outside (its task is aborted), the resolve wait is not.
+pub async fn watch(
+    machine: &SharedMachine,
+    sources: &Sources,
+    notifications: &mut Option<broadcast::Receiver<Notification>>,
+    mut cancel: Option<&mut SignalSource>,
+    progress: &mut Progress,
+) -> Decision {
+    let alert = match lock(machine).as_ref() {
+        Some(m) => m.config().alert.clone(),
+        None => return Decision::Error("internal: watch started without a machine".into()),
+    };
+    let mut interval = tokio::time::interval(sources.poll_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let batch: Vec<Observation> = tokio::select! {
+            biased;
+            () = cancelled(&mut cancel) => vec![Observation::Cancel(sources.clock.now())],
+            n = next_notification(notifications) => match n {
+                Some(n) => vec![Observation::Webhook(n)],
+                None => Vec::new(),
+            },
+            _ = interval.tick() => poll(sources, &alert).await,
+        };
+        for obs in batch {
+            let (decision, status) = {
+                let mut g = lock(machine);
+                let Some(m) = g.as_mut() else {
+                    return Decision::Error("internal: machine gone".into());
+                };
+                let d = m.observe(obs);
+                (d, m.status(sources.clock.now()))
+            };
+            progress.update(&status);
+            if decision.is_final() {
+                return decision;
+            }
+        }
+    }
+}
+
+async fn cancelled(cancel: &mut Option<&mut SignalSource>) {
+    match cancel {
+        Some(c) => c.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next notification; `None` after a lag (logged) or once the feed closed
+/// (then the receiver is dropped so the branch stops firing).
+async fn next_notification(
+    rx: &mut Option<broadcast::Receiver<Notification>>,
+) -> Option<Notification> {
+    let Some(r) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    match r.recv().await {
+        Ok(n) => Some(n),
+        Err(broadcast::error::RecvError::Lagged(k)) => {
+            tracing::warn!("webhook feed lagged; {k} notifications were dropped");
+            None
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            *rx = None;
+            None
+        }
+    }
+}
+
+/// One poll of both remotes, concurrently; each answer stamped on arrival.
+async fn poll(s: &Sources, alert: &str) -> Vec<Observation> {
+    let prom = async {
+        let r = s.prometheus.alerts().await;
+        let at = s.clock.now();
+        match r {
+            Ok(alerts) => Observation::Prometheus { at, alerts },
+            Err(e) => Observation::PollFailed {
+                at,
+                source: PollSource::Prometheus,
+                error: e.to_string(),
+            },
+        }
+    };
+    let am = async {
+        let am = s.alertmanager.as_ref()?;
+        let r = am.alerts(&[("alertname", alert)]).await;
+        let at = s.clock.now();
+        Some(match r {
+            Ok(alerts) => Observation::Alertmanager { at, alerts },
+            Err(e) => Observation::PollFailed {
+                at,
+                source: PollSource::Alertmanager,
+                error: e.to_string(),
+            },
+        })
+    };
+    let (p, a) = tokio::join!(prom, am);
+    let now = s.clock.now();
+    let mut v = vec![p];
+    v.extend(a);
+    v.push(Observation::Tick(now));
+    v
+}
+
+/// A feed of webhook notifications; each trial subscribes before injecting.
+pub type NotificationFeed = broadcast::Sender<Notification>;
+
+/// Forwards another receiver's notifications (e.g. the local stack's webhook
+/// receiver) into a feed the drill runner can subscribe to.
+pub fn forward<T>(mut rx: broadcast::Receiver<T>) -> NotificationFeed
+where
+    T: Clone + Send + 'static,
+    Notification: From<T>,
+{
+    let (tx, _) = broadcast::channel(256);
+    let out = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(n) => {
+                    let _ = out.send(Notification::from(n));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    tx
+}
+
+/// The local stack's receiver: `forward(stack.webhook.subscribe())`.
+impl From<WebhookNotification> for Notification {
+    fn from(n: WebhookNotification) -> Self {
+        let status = |s: AlertStatus| match s {
+            AlertStatus::Firing => "firing".to_string(),
+            AlertStatus::Resolved => "resolved".to_string(),
+        };
+        Notification {
+            received_at: n.received_at,
+            status: status(n.payload.status),
+            alerts: n
+                .payload
+                .alerts
+                .iter()
+                .map(|a| NotifiedAlert {
+                    status: status(a.status),
+                    labels: a.labels.clone(),
+                    starts_at: a.starts_at,
+                    ends_at: a.ended_at(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WebhookBody {
+    status: String,
+    alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Deserialize)]
+struct WebhookAlert {
+    status: String,
+    labels: BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    starts_at: DateTime<Utc>,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<DateTime<Utc>>,
+}
+
+/// Decodes an Alertmanager webhook (version 4) body received at `received_at`.
+pub fn parse_webhook(
+    received_at: DateTime<Utc>,
+    body: &[u8],
+) -> Result<Notification, serde_json::Error> {
+    let b: WebhookBody = serde_json::from_slice(body)?;
+    Ok(Notification {
+        received_at,
+        status: b.status,
+        alerts: b
+            .alerts
+            .into_iter()
+            .map(|a| NotifiedAlert {
+                status: a.status,
+                labels: a.labels,
+                starts_at: a.starts_at,
+                // Alertmanager writes 0001-01-01T00:00:00Z for "no end yet".
+                ends_at: a.ends_at.filter(|t| t.timestamp() > 0),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/alertmanager/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn decodes_firing_and_resolved_webhooks() {
+        let at = Utc::now();
+        let f = parse_webhook(at, &fixture("webhook-firing.json")).unwrap();
+        assert_eq!(f.status, "firing");
+        assert_eq!(f.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
+        assert_eq!(
+            f.alerts[0].starts_at.to_rfc3339(),
+            "2026-11-23T09:54:54.851+00:00"
+        );
+        assert_eq!(f.alerts[0].ends_at, None);
+        let r = parse_webhook(at, &fixture("webhook-resolved.json")).unwrap();
+        assert_eq!(r.status, "resolved");
+        assert_eq!(
+            r.alerts[0].ends_at.unwrap().to_rfc3339(),
+            "2026-11-23T09:54:58.851+00:00"
+        );
+    }
+
+    #[test]
+    fn maps_the_stack_receivers_notifications() {
+        let payload: crate::stack::WebhookPayload =
+            serde_json::from_slice(&fixture("webhook-resolved.json")).unwrap();
+        let at = Utc::now();
+        let n = Notification::from(WebhookNotification {
+            received_at: at,
+            payload,
+        });
+        assert_eq!(n.received_at, at);
+        assert_eq!(n.status, "resolved");
+        assert_eq!(n.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
+        assert!(n.alerts[0].ends_at.is_some());
+        assert_eq!(
+            n,
+            parse_webhook(at, &fixture("webhook-resolved.json")).unwrap()
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    struct Other(DateTime<Utc>);
+    impl From<Other> for Notification {
+        fn from(o: Other) -> Self {
+            Notification {
+                received_at: o.0,
+                status: "firing".into(),
+                alerts: vec![],
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn forward_maps_another_feed() {
+        let (tx, rx) = broadcast::channel(4);
+        let feed = forward(rx);
+        let mut sub = feed.subscribe();
+        let at = Utc::now();
+        tx.send(Other(at)).unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.received_at, at);
+    }
+}
