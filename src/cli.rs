@@ -110,6 +110,18 @@ pub enum Command {
     ///
     /// Example: firedrill snapshot --target aks-test --dashboard fleet-overview --from 2026-11-23T09:00:00Z --to 2026-11-23T09:30:00Z
     Snapshot(SnapshotArgs),
+    /// Induce named failures and time their alerts: journal the original
+    /// state, inject, watch the alert go pending, fire, reach Alertmanager
+    /// and the webhook, then always revert and wait for it to resolve.
+    ///
+    /// Example: firedrill drill worker-image-tag --target local --trials 3
+    /// Example: firedrill drill --all --target local
+    Drill(DrillArgs),
+    /// Re-revert whatever a killed run left behind (journals not marked
+    /// reverted). Running it twice is harmless.
+    ///
+    /// Example: firedrill recover --journal reports/20261123T103700Z-3f9a/journal.json
+    Recover(RecoverArgs),
     /// Run only the reference fleet against a given NATS server.
     ///
     /// Example: firedrill fleet --nats-url nats://127.0.0.1:4222 --listen 127.0.0.1:9400
@@ -255,4 +267,27 @@ pub struct SnapshotArgs {
     /// End of the range (RFC 3339 or unix seconds).
     #[arg(long, value_parser = parse_time)]
     pub to: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Drill names (file stems under the drills dir), e.g. worker-image-tag.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Run every drill in the drills dir.
+    #[arg(long)]
+    pub all: bool,
+    /// Target name from the targets file (must say drills_allowed = true).
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
+    /// Repeat each drill N times and report min/median/max time-to-fire.
+    #[arg(long, env = "FIREDRILL_TRIALS")]
+    pub trials: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// A journal to recover; default: every journal under the reports dir.
+    #[arg(long, env = "FIREDRILL_JOURNAL")]
+    pub journal: Option<PathBuf>,
 }

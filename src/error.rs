@@ -22,6 +22,10 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Drill(#[from] crate::drill::DrillError),
+    #[error(transparent)]
+    Journal(#[from] crate::drill::journal::JournalError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted by {0}; everything firedrill started was stopped")]
@@ -33,11 +37,13 @@ impl Error {
         match self {
             Error::Spec(_) | Error::Usage(_) => ExitCode::Usage,
             Error::Interrupted(_) => ExitCode::Interrupted,
+            Error::Drill(e) => e.exit_code(),
             Error::Stack(_)
             | Error::Fleet(_)
             | Error::Nats(_)
             | Error::Probe(_)
             | Error::Prometheus(_)
+            | Error::Journal(_)
             | Error::ReportWrite { .. } => ExitCode::Dependency,
         }
     }

@@ -21,6 +21,8 @@ fn main() {
             Command::Probe(a) => commands::probe::run(g, a).await,
             Command::Stack(a) => commands::stack::run(g, a).await,
             Command::Fleet(a) => commands::fleet::run(g, a).await,
+            Command::Drill(a) => commands::drill::run(g, a).await,
+            Command::Recover(a) => commands::recover::run(g, a).await,
             Command::Accept(a) => commands::accept::run(g, a).await,
             Command::Run(a) => commands::run::run(g, a).await,
             Command::Snapshot(a) => commands::snapshot::run(g, a).await,

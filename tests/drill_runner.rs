@@ -279,7 +279,7 @@ async fn cancel_mid_wait_reverts_and_maps_to_exit_4() {
 async fn panic_in_the_drill_body_still_reverts() {
     let w = World::new().await;
     let mut env = w.env("run-panic");
-    let trigger: Trigger = Arc::new(|| async { panic!("trigger exploded") }.boxed());
+    let trigger: Trigger = Arc::new(|_: &TriggerPlan| async { panic!("trigger exploded") }.boxed());
     env.trigger = Some(trigger);
     let mut plan = w.plan("", "", Duration::from_secs(60));
     plan.trigger = Some(TriggerPlan {

@@ -339,7 +339,7 @@ async fn cancel_while_pending_reverts_and_is_interrupted() {
 async fn panic_inside_the_drill_body_reverts() {
     let w = World::start().await;
     let mut env = w.env("watch-panic");
-    let trigger: Trigger = Arc::new(|| async { panic!("probe blew up") }.boxed());
+    let trigger: Trigger = Arc::new(|_: &TriggerPlan| async { panic!("probe blew up") }.boxed());
     env.trigger = Some(trigger);
     let mut plan = w.plan(Duration::from_secs(60));
     plan.trigger = Some(TriggerPlan {

@@ -3,9 +3,11 @@
 
 pub mod accept;
 pub mod bench;
+pub mod drill;
 pub mod fleet;
 pub mod pipeline;
 pub mod probe;
+pub mod recover;
 pub mod run;
 pub mod smoke;
 pub mod snapshot;
@@ -124,6 +126,10 @@ pub fn write_report(report: &mut Report, reports_dir: &Path) -> Result<PathBuf, 
 /// The exit code a finished report calls for.
 pub fn exit_code_for(report: &Report) -> crate::exit::ExitCode {
     use crate::exit::ExitCode;
+    // A revert that failed outranks everything: a fault may still be live.
+    if report.drills.iter().any(|d| d.manual_recovery.is_some()) {
+        return ExitCode::RevertFailed;
+    }
     if report.interrupted {
         return ExitCode::Interrupted;
     }

@@ -167,3 +167,61 @@ pub async fn publish_to_github(report: &Report, dir: &Path, check: bool, issue_o
         }
     }
 }
+
+/// Everything a drill run needs from the live target.
+pub struct DrillLive<'a> {
+    pub prometheus: &'a str,
+    pub alertmanager: Option<&'a str>,
+    pub fleet_url: Option<String>,
+    pub webhook: Option<&'a crate::stack::WebhookReceiver>,
+    pub client: async_nats::Client,
+}
+
+/// Runs the named drills (already checked by `plan_drills`) and returns
+/// their results and exit code. Signals are the process' shared source, so
+/// an interrupt reverts instead of killing.
+pub async fn run_drills(
+    global: &Global,
+    plan: &Plan,
+    specs: &[&crate::spec::DrillSpec],
+    live: DrillLive<'_>,
+    run_id: &str,
+    trials: Option<u32>,
+) -> Result<crate::drill::DrillRun, crate::drill::DrillError> {
+    use crate::drill::{fault::FaultContext, fault_kube::KubeAccess, progress::ProgressSink, DrillEnv, DrillPlan, Trigger};
+    use futures::FutureExt;
+    let faults = FaultContext::new(live.fleet_url.clone(), KubeAccess::from_env());
+    let mut env = DrillEnv::new(
+        run_id,
+        &global.reports_dir,
+        &plan.target.name,
+        plan.target.drills_allowed,
+        Prometheus::new(live.prometheus),
+        faults,
+    );
+    env.alertmanager = live.alertmanager.map(crate::clients::alertmanager::Alertmanager::new);
+    env.notifications = live.webhook.map(|w| crate::drill::watch::forward(w.subscribe()));
+    env.signals = crate::signals::source();
+    env.progress = if global.ci {
+        ProgressSink::Lines(std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr())))
+    } else {
+        ProgressSink::detect()
+    };
+    env.options.trials = trials;
+    let probes = plan.probes.clone();
+    let client = live.client.clone();
+    let trigger: Trigger = std::sync::Arc::new(move |t: &crate::drill::TriggerPlan| {
+        let spec = probes.iter().find(|p| p.name == t.probe).cloned();
+        let count = t.count.map(|c| c as usize);
+        let client = client.clone();
+        async move {
+            let spec = spec.ok_or_else(|| "the trigger's probe is not loaded".to_string())?;
+            let cfg = probe_config(&spec, count, None);
+            crate::probe::publish_only(&client, &cfg).await.map(|_| ())
+        }
+        .boxed()
+    });
+    env.trigger = Some(trigger);
+    let plans: Vec<DrillPlan> = specs.iter().map(|s| DrillPlan::from(*s)).collect();
+    crate::drill::run_drills(&plans, &env).await
+}

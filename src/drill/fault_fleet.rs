@@ -58,6 +58,16 @@ pub async fn revert(
             "fleet fault {fault} was already on before the drill, so it was left on"
         )));
     }
+    // A fleet's faults live in its process: one that refuses connections
+    // was stopped (e.g. with the firedrill run that owned it) and took its
+    // faults with it, so there is nothing left to turn off.
+    if let Err(e) = http.get(format!("{base}/healthz")).send().await {
+        if e.is_connect() {
+            return Ok(Reverted::NothingToDo(format!(
+                "the fleet at {base} is gone (connection refused); its fault {fault} went with it"
+            )));
+        }
+    }
     switch(http, base, fault, false).await?;
     if active(http, base).await?.iter().any(|f| f == fault) {
         return Err(FaultError::Http {

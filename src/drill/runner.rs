@@ -12,7 +12,7 @@ use super::journal::{
     scan_unrecovered, EntryStatus, Journal, JournalEntry, JournalError, Unrecovered,
 };
 use super::machine::{fmt_labels, Decision, Machine, MachineConfig};
-use super::plan::DrillPlan;
+use super::plan::{DrillPlan, TriggerPlan};
 use super::preflight::{preflight, MissingMetrics, PreflightInfo};
 use super::progress::{Progress, ProgressSink};
 use super::signal::SignalSource;
@@ -31,7 +31,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// Publishes sentinels so the platform starts a worker (wired by the caller).
-pub type Trigger = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// Publishes the sentinels a drill asks for (its `[trigger]`): the probe name
+/// and count come with each call.
+pub type Trigger = Arc<dyn Fn(&TriggerPlan) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// Tunables with defaults that suit a real cluster and the local stack alike.
 #[derive(Debug, Clone)]
@@ -831,7 +833,7 @@ async fn trial_body(
 
     if let Some(t) = &plan.trigger {
         match &env.trigger {
-            Some(trigger) => match trigger().await {
+            Some(trigger) => match trigger(t).await {
                 Ok(()) => {
                     let at = env.clock.now();
                     if let Some(m) = lock(&machine).as_mut() {

@@ -250,17 +250,7 @@ pub async fn run_probe(
                 trace_id: tp.trace_id_hex(),
             });
         }
-        let task = TaskMessage {
-            task_id: task_id.clone(),
-            agent_type: cfg.agent_type.clone(),
-            kind: "sentinel".to_string(),
-            reply_subject: cfg.result_subject.clone(),
-            payload: cfg.payload.clone(),
-        };
-        let body = serde_json::to_vec(&task).expect("task serialises");
-        let mut headers = base_headers.clone();
-        headers.insert(TRACEPARENT_HEADER, tp.to_string().as_str());
-        headers.insert(MSG_ID_HEADER, task_id.as_str());
+        let (headers, body) = build_task(cfg, &task_id, &tp, &base_headers);
         let (tx, rx) = oneshot::channel();
         pending
             .lock()
@@ -355,6 +345,53 @@ pub async fn run_probe(
         0.0
     };
     Ok(out)
+}
+
+/// The message of one sentinel: JSON body and headers (`traceparent`,
+/// `Nats-Msg-Id` = task id, and `base`).
+fn build_task(
+    cfg: &ProbeConfig,
+    task_id: &str,
+    tp: &TraceParent,
+    base: &async_nats::HeaderMap,
+) -> (async_nats::HeaderMap, Vec<u8>) {
+    let task = TaskMessage {
+        task_id: task_id.to_string(),
+        agent_type: cfg.agent_type.clone(),
+        kind: "sentinel".to_string(),
+        reply_subject: cfg.result_subject.clone(),
+        payload: cfg.payload.clone(),
+    };
+    let body = serde_json::to_vec(&task).expect("task serialises");
+    let mut headers = base.clone();
+    headers.insert(TRACEPARENT_HEADER, tp.to_string().as_str());
+    headers.insert(MSG_ID_HEADER, task_id);
+    (headers, body)
+}
+
+/// Publishes `cfg.count` sentinels and waits only for JetStream's acks, not
+/// for results: a drill's trigger, where the fault may keep results from
+/// ever coming. Returns how many were acked.
+pub async fn publish_only(client: &async_nats::Client, cfg: &ProbeConfig) -> Result<usize, String> {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut base = async_nats::HeaderMap::new();
+    base.insert("firedrill-probe", cfg.name.as_str());
+    let mut acks = Vec::with_capacity(cfg.count);
+    for _ in 0..cfg.count {
+        let task_id = new_task_id();
+        let (headers, body) = build_task(cfg, &task_id, &TraceParent::random(), &base);
+        let ack = js
+            .publish_with_headers(cfg.subject.clone(), headers, body.into())
+            .await
+            .map_err(|e| format!("publish to {}: {e}", cfg.subject))?;
+        acks.push(ack);
+    }
+    let mut acked = 0;
+    for ack in acks {
+        ack.await.map_err(|e| format!("JetStream did not ack a sentinel on {}: {e}", cfg.subject))?;
+        acked += 1;
+    }
+    Ok(acked)
 }
 
 /// Sentinel task ids: `sentinel-<unix ms>-<random>`, unique across runs.

@@ -1,0 +1,97 @@
+//! `firedrill drill`: induce named failures, time their alerts, always revert.
+
+use super::pipeline::{run_drills, DrillLive};
+use super::*;
+use crate::cli::DrillArgs;
+use crate::clients::nats;
+use crate::exit::ExitCode;
+use crate::local::LocalEnv;
+use crate::signals::shutdown_signal;
+use chrono::Utc;
+
+pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
+    let plan = load(global, &args.target)?;
+    let names = if args.all { Vec::new() } else { args.names.clone() };
+    let specs = crate::spec::plan_drills(&plan.target, &plan.drills, &names)?;
+    if specs.is_empty() {
+        return Err(Error::Usage(format!(
+            "no drills found in {}; add one *.toml per fault, or pass --drills-dir",
+            global.drills_dir.display()
+        )));
+    }
+    let started = Utc::now();
+    let run_id = crate::runinfo::new_run_id(started);
+    let env = if plan.target.is_local() {
+        eprintln!("starting the local stack and fleet for target `{}`…", plan.target.name);
+        Some(tokio::select! {
+            env = LocalEnv::start(&plan.target) => env?,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        })
+    } else {
+        None
+    };
+    let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args.trials).await;
+    if let Some(env) = env {
+        env.shutdown().await;
+    }
+    let (info, run) = result?;
+    let mut report = new_report("drill", &run_id, info, RunWindow { start: started, end: Utc::now() });
+    report.interrupted = matches!(run.outcome, crate::drill::RunOutcome::Interrupted { .. });
+    report.drills = run.results;
+    print_drills(&report);
+    let dir = write_report(&mut report, &global.reports_dir)?;
+    println!("verdict: {}  report: {}", report.verdict, dir.join("report.md").display());
+    Ok(exit_code_for(&report))
+}
+
+async fn drill_on(
+    global: &Global,
+    plan: &Plan,
+    specs: &[&crate::spec::DrillSpec],
+    env: Option<&LocalEnv>,
+    run_id: &str,
+    trials: Option<u32>,
+) -> Result<(TargetInfo, crate::drill::DrillRun), Error> {
+    let (nats_url, creds, prom, am) = match (env, plan.target.remote()) {
+        (Some(env), _) => (
+            env.stack.nats_url.clone(),
+            None,
+            env.stack.prometheus_url.clone(),
+            Some(env.stack.alertmanager_url.clone()),
+        ),
+        (None, Some(r)) => (
+            r.nats_url.to_string(),
+            r.nats_creds_env.clone(),
+            r.prometheus_url.to_string(),
+            r.alertmanager_url.as_ref().map(|u| u.to_string()),
+        ),
+        (None, None) => unreachable!("a target is either local or remote"),
+    };
+    let client = nats::connect(&nats_url, creds.as_deref()).await?;
+    let live = DrillLive {
+        prometheus: &prom,
+        alertmanager: am.as_deref(),
+        fleet_url: env.map(LocalEnv::fleet_url),
+        webhook: env.map(|e| &e.stack.webhook),
+        client,
+    };
+    let run = run_drills(global, plan, specs, live, run_id, trials).await?;
+    Ok((target_info(&plan.target, &nats_url, Some(&prom), am.as_deref()), run))
+}
+
+/// One line per drill and trial on stdout.
+pub fn print_drills(report: &Report) {
+    for d in &report.drills {
+        println!("{} → {}: {} ({})", d.name, d.alert, d.verdict, d.reason);
+        for t in &d.trials {
+            let fire = t
+                .time_to_fire_ms
+                .map(|ms| format!("{:.3} s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "never".into());
+            println!("  trial {}: {} time to fire {fire}", t.trial, t.verdict);
+        }
+        if let Some(m) = &d.manual_recovery {
+            println!("  MANUAL RECOVERY NEEDED: {m}");
+        }
+    }
+}
