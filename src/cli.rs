@@ -133,6 +133,14 @@ pub struct SmokeArgs {
     /// Sentinels to send (overrides the probe spec's `count`).
     #[arg(long, env = "FIREDRILL_COUNT")]
     pub count: Option<usize>,
+    /// Drills to run on the local stack after the probe (none: `--drills ""`).
+    #[arg(
+        long,
+        env = "FIREDRILL_SMOKE_DRILLS",
+        value_delimiter = ' ',
+        default_value = "worker-image-tag"
+    )]
+    pub drills: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,11 @@ use chrono::Utc;
 
 pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     let plan = load(global, &args.target)?;
-    let names = if args.all { Vec::new() } else { args.names.clone() };
+    let names = if args.all {
+        Vec::new()
+    } else {
+        args.names.clone()
+    };
     let specs = crate::spec::plan_drills(&plan.target, &plan.drills, &names)?;
     if specs.is_empty() {
         return Err(Error::Usage(format!(
@@ -22,7 +26,10 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
     let env = if plan.target.is_local() {
-        eprintln!("starting the local stack and fleet for target `{}`…", plan.target.name);
+        eprintln!(
+            "starting the local stack and fleet for target `{}`…",
+            plan.target.name
+        );
         Some(tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
@@ -35,12 +42,24 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         env.shutdown().await;
     }
     let (info, run) = result?;
-    let mut report = new_report("drill", &run_id, info, RunWindow { start: started, end: Utc::now() });
+    let mut report = new_report(
+        "drill",
+        &run_id,
+        info,
+        RunWindow {
+            start: started,
+            end: Utc::now(),
+        },
+    );
     report.interrupted = matches!(run.outcome, crate::drill::RunOutcome::Interrupted { .. });
     report.drills = run.results;
     print_drills(&report);
     let dir = write_report(&mut report, &global.reports_dir)?;
-    println!("verdict: {}  report: {}", report.verdict, dir.join("report.md").display());
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
     Ok(exit_code_for(&report))
 }
 
@@ -76,7 +95,10 @@ async fn drill_on(
         client,
     };
     let run = run_drills(global, plan, specs, live, run_id, trials).await?;
-    Ok((target_info(&plan.target, &nats_url, Some(&prom), am.as_deref()), run))
+    Ok((
+        target_info(&plan.target, &nats_url, Some(&prom), am.as_deref()),
+        run,
+    ))
 }
 
 /// One line per drill and trial on stdout.

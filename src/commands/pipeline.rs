@@ -188,7 +188,10 @@ pub async fn run_drills(
     run_id: &str,
     trials: Option<u32>,
 ) -> Result<crate::drill::DrillRun, crate::drill::DrillError> {
-    use crate::drill::{fault::FaultContext, fault_kube::KubeAccess, progress::ProgressSink, DrillEnv, DrillPlan, Trigger};
+    use crate::drill::{
+        fault::FaultContext, fault_kube::KubeAccess, progress::ProgressSink, DrillEnv, DrillPlan,
+        Trigger,
+    };
     use futures::FutureExt;
     let faults = FaultContext::new(live.fleet_url.clone(), KubeAccess::from_env());
     let mut env = DrillEnv::new(
@@ -199,11 +202,17 @@ pub async fn run_drills(
         Prometheus::new(live.prometheus),
         faults,
     );
-    env.alertmanager = live.alertmanager.map(crate::clients::alertmanager::Alertmanager::new);
-    env.notifications = live.webhook.map(|w| crate::drill::watch::forward(w.subscribe()));
+    env.alertmanager = live
+        .alertmanager
+        .map(crate::clients::alertmanager::Alertmanager::new);
+    env.notifications = live
+        .webhook
+        .map(|w| crate::drill::watch::forward(w.subscribe()));
     env.signals = crate::signals::source();
     env.progress = if global.ci {
-        ProgressSink::Lines(std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr())))
+        ProgressSink::Lines(std::sync::Arc::new(
+            std::sync::Mutex::new(std::io::stderr()),
+        ))
     } else {
         ProgressSink::detect()
     };

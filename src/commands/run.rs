@@ -2,7 +2,8 @@
 //! probes, criteria over the run window, drills, snapshot, reports.
 
 use super::pipeline::{
-    accept, apply_snapshot, first_sentinel, publish_to_github, run_probes, snapshot,
+    accept, apply_snapshot, first_sentinel, publish_to_github, run_drills, run_probes, snapshot,
+    DrillLive,
 };
 use super::*;
 use crate::cli::RunArgs;
@@ -58,6 +59,17 @@ struct Live {
 
 pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Error> {
     let plan = load(global, &opts.target)?;
+    // Drill names are checked (and drills_allowed enforced) before any I/O.
+    let drill_names: Vec<String> = if opts.drills.iter().any(|d| d == "all") {
+        Vec::new()
+    } else {
+        opts.drills.clone()
+    };
+    let drill_specs = if opts.drills.is_empty() {
+        Vec::new()
+    } else {
+        crate::spec::plan_drills(&plan.target, &plan.drills, &drill_names)?
+    };
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
     eprintln!(
@@ -114,10 +126,18 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         },
     );
 
-    let outcome = tokio::select! {
-        r = body(global, &opts, &plan, &live, env.as_ref(), &run_id, started, &mut report) => r,
-        sig = shutdown_signal() => Err(Error::Interrupted(sig)),
-    };
+    let outcome = body(
+        global,
+        &opts,
+        &plan,
+        &drill_specs,
+        &live,
+        env.as_ref(),
+        &run_id,
+        started,
+        &mut report,
+    )
+    .await;
     if let Some(env) = env {
         env.shutdown().await;
     }
@@ -142,6 +162,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     if let Some(t) = crate::report::console::criteria_table(&report) {
         println!("{t}");
     }
+    super::drill::print_drills(&report);
     for e in &report.errors {
         eprintln!("error: {e}");
     }
@@ -160,20 +181,31 @@ async fn body(
     global: &Global,
     opts: &RunOptions,
     plan: &Plan,
+    drill_specs: &[&crate::spec::DrillSpec],
     live: &Live,
-    _env: Option<&LocalEnv>,
+    env: Option<&LocalEnv>,
     run_id: &str,
     started: chrono::DateTime<Utc>,
     report: &mut Report,
 ) -> Result<(), Error> {
     let prom = Prometheus::new(&live.prometheus);
-    if plan.target.is_local() {
-        // Criteria over the window need a sample from before the first sentinel.
-        crate::local::wait_for_first_scrape(&prom, Duration::from_secs(10)).await;
-    }
-    let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
+    // Probes and criteria stop at once on a signal; drills watch the same
+    // signal themselves so that it reverts their fault before stopping.
+    let client = tokio::select! {
+        r = async {
+            if plan.target.is_local() {
+                // Criteria over the window need a sample from before the first sentinel.
+                crate::local::wait_for_first_scrape(&prom, Duration::from_secs(10)).await;
+            }
+            nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await
+        } => r?,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
     let specs: Vec<&ProbeSpec> = plan.probes.iter().collect();
-    let outcomes = run_probes(global, &client, &specs, opts.count, None).await?;
+    let outcomes = tokio::select! {
+        r = run_probes(global, &client, &specs, opts.count, None) => r?,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
     let sentinel = first_sentinel(&outcomes).cloned();
     report.probes = probe_results(outcomes);
 
@@ -186,15 +218,50 @@ async fn body(
         "waiting {} for Prometheus to scrape the run's last samples…",
         humantime::format_duration(settle)
     );
-    tokio::time::sleep(settle).await;
+    let criteria_window = tokio::select! {
+        w = async {
+            tokio::time::sleep(settle).await;
+            RunWindow {
+                start: started - chrono::Duration::from_std(opts.extra_window).unwrap_or_default(),
+                end: Utc::now(),
+            }
+        } => w,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+    report.window = criteria_window;
+    report.criteria = tokio::select! {
+        c = accept(plan, &prom, criteria_window, sentinel.as_ref()) => c,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+
+    if !drill_specs.is_empty() {
+        let live_drill = DrillLive {
+            prometheus: &live.prometheus,
+            alertmanager: live.alertmanager.as_deref(),
+            fleet_url: env.map(LocalEnv::fleet_url),
+            webhook: env.map(|e| &e.stack.webhook),
+            client: client.clone(),
+        };
+        let run = run_drills(global, plan, drill_specs, live_drill, run_id, opts.trials).await?;
+        report.drills = run.results;
+        if let crate::drill::RunOutcome::Interrupted { signal } = &run.outcome {
+            report.interrupted = true;
+            report.errors.push(format!(
+                "interrupted by {signal} during the drills; their faults were reverted"
+            ));
+            return Ok(());
+        }
+    }
+    // The snapshot covers the whole run, drills included.
     let window = RunWindow {
-        start: started - chrono::Duration::from_std(opts.extra_window).unwrap_or_default(),
+        start: criteria_window.start,
         end: Utc::now(),
     };
     report.window = window;
-    report.criteria = accept(plan, &prom, window, sentinel.as_ref()).await;
-
-    let snap = snapshot(plan, &prom, window, run_id, None).await;
+    let snap = tokio::select! {
+        s = snapshot(plan, &prom, window, run_id, None) => s,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
     apply_snapshot(report, plan, &snap, opts.require_snapshot);
     Ok(())
 }

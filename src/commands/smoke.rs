@@ -12,7 +12,12 @@ pub async fn run(global: &Global, args: &SmokeArgs) -> Result<ExitCode, Error> {
             command: "smoke",
             target: crate::spec::target::LOCAL_TARGET.to_string(),
             count: args.count,
-            drills: Vec::new(),
+            drills: args
+                .drills
+                .iter()
+                .filter(|d| !d.is_empty())
+                .cloned()
+                .collect(),
             trials: None,
             extra_window: std::time::Duration::ZERO,
             settle: None,

@@ -33,7 +33,8 @@ use thiserror::Error;
 /// Publishes sentinels so the platform starts a worker (wired by the caller).
 /// Publishes the sentinels a drill asks for (its `[trigger]`): the probe name
 /// and count come with each call.
-pub type Trigger = Arc<dyn Fn(&TriggerPlan) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type Trigger =
+    Arc<dyn Fn(&TriggerPlan) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// Tunables with defaults that suit a real cluster and the local stack alike.
 #[derive(Debug, Clone)]

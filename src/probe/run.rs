@@ -388,7 +388,8 @@ pub async fn publish_only(client: &async_nats::Client, cfg: &ProbeConfig) -> Res
     }
     let mut acked = 0;
     for ack in acks {
-        ack.await.map_err(|e| format!("JetStream did not ack a sentinel on {}: {e}", cfg.subject))?;
+        ack.await
+            .map_err(|e| format!("JetStream did not ack a sentinel on {}: {e}", cfg.subject))?;
         acked += 1;
     }
     Ok(acked)
