@@ -66,13 +66,20 @@ impl LocalEnv {
         let stack = LocalStack::start(opts).await?;
         let mut cfg = fleet_config(fleet_spec, &target.namespace, &stack.nats_url);
         adjust(&mut cfg);
-        match Fleet::start(cfg, listener).await {
-            Ok(fleet) => Ok(LocalEnv { stack, fleet }),
+        let fleet = match Fleet::start(cfg, listener).await {
+            Ok(fleet) => fleet,
             Err(e) => {
                 let _ = stack.shutdown().await;
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        // The stack only waited for Prometheus to *try* the fleet (it was not
+        // up yet); drills' preflight and criteria need its series in the TSDB.
+        let prom = crate::clients::prometheus::Prometheus::new(&stack.prometheus_url);
+        if !wait_for_first_scrape(&prom, Duration::from_secs(15)).await {
+            tracing::warn!("Prometheus has not scraped the fleet successfully within 15 s");
         }
+        Ok(LocalEnv { stack, fleet })
     }
 
     pub fn fleet_url(&self) -> String {

@@ -405,9 +405,10 @@ async fn silence_keeps_the_receiver_quiet_and_is_expired_afterwards() {
     w.finish().await;
 }
 
-/// The reference fleet's real switch and the repo's drill spec. The fleet,
-/// like kube-state-metrics, has no waiting-reason series until a container
-/// waits, so this runs with `missing_metrics = warn`.
+/// The reference fleet's real switch and the repo's drill spec, with the
+/// strict default preflight: the fleet exposes the waiting-reason series at
+/// 0 while healthy, so every metric the rule references exists before the
+/// fault.
 #[tokio::test]
 async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
     let _permit = STACKS.acquire().await.unwrap();
@@ -429,7 +430,7 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
     );
     env.alertmanager = Some(Alertmanager::new(&local.stack.alertmanager_url));
     env.notifications = Some(forward(local.stack.webhook.subscribe()));
-    env.options.missing_metrics = MissingMetrics::Warn;
+    assert_eq!(env.options.missing_metrics, MissingMetrics::Fail);
 
     let run = run_drills(&[plan], &env).await.unwrap();
     let r = &run.results[0];
@@ -441,10 +442,13 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
     assert!(all_reverted(&env.journal_path()));
     let t = &r.trials[0];
     assert_eq!(source(t, "firing"), "alertmanager startsAt");
-    assert!(r
-        .notes
-        .iter()
-        .any(|n| n.contains("kube_pod_container_status_waiting_reason")));
+    assert!(
+        !r.notes
+            .iter()
+            .any(|n| n.contains("kube_pod_container_status_waiting_reason")),
+        "preflight should find the metric: {:?}",
+        r.notes
+    );
     assert!(
         t.notes.iter().any(|n| n.contains("trigger")),
         "{:?}",

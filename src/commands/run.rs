@@ -192,13 +192,7 @@ async fn body(
     // Probes and criteria stop at once on a signal; drills watch the same
     // signal themselves so that it reverts their fault before stopping.
     let client = tokio::select! {
-        r = async {
-            if plan.target.is_local() {
-                // Criteria over the window need a sample from before the first sentinel.
-                crate::local::wait_for_first_scrape(&prom, Duration::from_secs(10)).await;
-            }
-            nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await
-        } => r?,
+        r = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()) => r?,
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
     let specs: Vec<&ProbeSpec> = plan.probes.iter().collect();
@@ -229,6 +223,7 @@ async fn body(
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
     report.window = criteria_window;
+    report.criteria_window = Some(criteria_window);
     report.criteria = tokio::select! {
         c = accept(plan, &prom, criteria_window, sentinel.as_ref()) => c,
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),

@@ -253,8 +253,9 @@ fn criteria(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## Acceptance criteria\n");
     let _ = writeln!(
         s,
-        "Each query ran as an instant query at the window's end ({}); every returned series must satisfy the condition. No data, NaN, ±Inf and query errors never pass.\n",
-        utc(r.window.end)
+        "Each query ran as an instant query at {} (the end of the criteria window, which starts {}); every returned series must satisfy the condition. No data, NaN, ±Inf and query errors never pass.\n",
+        utc(r.criteria_window.unwrap_or(r.window).end),
+        utc(r.criteria_window.unwrap_or(r.window).start)
     );
     for c in &r.criteria {
         criterion(s, c);

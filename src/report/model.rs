@@ -223,6 +223,10 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Set when the run was interrupted by a signal.
     pub interrupted: bool,
+    /// The window the criteria were evaluated over (at its end), when it
+    /// differs from the run's (e.g. drills ran after the criteria).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria_window: Option<RunWindow>,
     /// Set by the snapshot step; absent (null) when it did not run or failed.
     #[serde(default)]
     pub snapshot: Option<SnapshotSummary>,
