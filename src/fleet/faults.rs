@@ -199,7 +199,7 @@ pub enum ParseFaultError {
 
 /// Is the `n`-th task (1-based) one of every `every`-th?
 pub fn nth_hit(n: u64, every: u32) -> bool {
-    every > 0 && n > 0 && n % u64::from(every) == 0
+    every > 0 && n > 0 && n.is_multiple_of(u64::from(every))
 }
 
 /// What was done to a task's result.

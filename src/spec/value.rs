@@ -193,7 +193,7 @@ pub(crate) fn parse_url(s: &str, schemes: &[&str]) -> Result<Url, String> {
             url.scheme()
         ));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("URL {s:?} has no host (expected {expect}host...)"));
     }
     Ok(url)
