@@ -3,18 +3,16 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "Examples:
+const AFTER_HELP: &str = concat!(
+    "Examples:
   firedrill smoke                              # whole pipeline on a local real stack
-  firedrill probe --target aks-test            # sentinels against a real cluster
+  firedrill drill --all --target local         # time all seven structural alerts
+  firedrill run --target aks-test              # the acceptance job against a cluster
   firedrill stack                              # keep a local stack up for exploring
 
-Exit codes:
-  0  all passed
-  1  a criterion, probe or drill failed
-  2  usage or spec error
-  3  a dependency was unreachable or answered an error
-  4  interrupted, faults reverted
-  5  a revert failed (a fault may be live: the report says what and how to recover)";
+",
+    crate::exit_codes_help!()
+);
 
 /// Proves an observability stack really works: sentinel probes, induced-failure
 /// drills timed against real alerts, PromQL acceptance criteria, and a report.

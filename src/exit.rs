@@ -23,11 +23,19 @@ impl ExitCode {
     }
 }
 
-/// Text for `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:
+/// The exit-code table as a literal, so `--help` can `concat!` it.
+#[macro_export]
+macro_rules! exit_codes_help {
+    () => {
+        "Exit codes:
   0  all passed
   1  a criterion, probe or drill failed
   2  usage or spec error
   3  a dependency was unreachable or answered an error
   4  interrupted, faults reverted
-  5  a revert failed (a fault may be live: the report says what and how to recover)";
+  5  a revert failed (a fault may be live: the report says what and how to recover)"
+    };
+}
+
+/// Text for `--help`.
+pub const EXIT_CODES_HELP: &str = exit_codes_help!();

@@ -6,7 +6,6 @@ use crate::cli::DrillArgs;
 use crate::clients::nats;
 use crate::exit::ExitCode;
 use crate::local::LocalEnv;
-use crate::signals::shutdown_signal;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
@@ -25,18 +24,7 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     }
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
-    let env = if plan.target.is_local() {
-        eprintln!(
-            "starting the local stack and fleet for target `{}`…",
-            plan.target.name
-        );
-        Some(tokio::select! {
-            env = LocalEnv::start(&plan.target) => env?,
-            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
-        })
-    } else {
-        None
-    };
+    let env = start_local(&plan.target).await?;
     let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args.trials).await;
     if let Some(env) = env {
         env.shutdown().await;
@@ -71,34 +59,17 @@ async fn drill_on(
     run_id: &str,
     trials: Option<u32>,
 ) -> Result<(TargetInfo, crate::drill::DrillRun), Error> {
-    let (nats_url, creds, prom, am) = match (env, plan.target.remote()) {
-        (Some(env), _) => (
-            env.stack.nats_url.clone(),
-            None,
-            env.stack.prometheus_url.clone(),
-            Some(env.stack.alertmanager_url.clone()),
-        ),
-        (None, Some(r)) => (
-            r.nats_url.to_string(),
-            r.nats_creds_env.clone(),
-            r.prometheus_url.to_string(),
-            r.alertmanager_url.as_ref().map(|u| u.to_string()),
-        ),
-        (None, None) => unreachable!("a target is either local or remote"),
-    };
-    let client = nats::connect(&nats_url, creds.as_deref()).await?;
-    let live = DrillLive {
-        prometheus: &prom,
-        alertmanager: am.as_deref(),
+    let live = Live::of(&plan.target, env);
+    let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
+    let drill_live = DrillLive {
+        prometheus: &live.prometheus,
+        alertmanager: live.alertmanager.as_deref(),
         fleet_url: env.map(LocalEnv::fleet_url),
         webhook: env.map(|e| &e.stack.webhook),
         client,
     };
-    let run = run_drills(global, plan, specs, live, run_id, trials).await?;
-    Ok((
-        target_info(&plan.target, &nats_url, Some(&prom), am.as_deref()),
-        run,
-    ))
+    let run = run_drills(global, plan, specs, drill_live, run_id, trials).await?;
+    Ok((live.target_info(&plan.target), run))
 }
 
 /// One line per drill and trial on stdout.

@@ -169,3 +169,65 @@ pub fn progress_bar(
         Some(bar),
     )
 }
+
+/// The live endpoints of a run: the local stack's, or the remote target's.
+pub struct Live {
+    pub nats_url: String,
+    pub nats_creds_env: Option<String>,
+    pub prometheus: String,
+    pub alertmanager: Option<String>,
+}
+
+impl Live {
+    pub fn of(target: &Target, env: Option<&crate::local::LocalEnv>) -> Live {
+        match (env, target.remote()) {
+            (Some(env), _) => Live {
+                nats_url: env.stack.nats_url.clone(),
+                nats_creds_env: None,
+                prometheus: env.stack.prometheus_url.clone(),
+                alertmanager: Some(env.stack.alertmanager_url.clone()),
+            },
+            (None, Some(r)) => Live {
+                nats_url: r.nats_url.to_string(),
+                nats_creds_env: r.nats_creds_env.clone(),
+                prometheus: r.prometheus_url.to_string(),
+                alertmanager: r.alertmanager_url.as_ref().map(|u| u.to_string()),
+            },
+            (None, None) => unreachable!("a local target always runs with its LocalEnv"),
+        }
+    }
+
+    pub fn target_info(&self, target: &Target) -> TargetInfo {
+        target_info(
+            target,
+            &self.nats_url,
+            Some(&self.prometheus),
+            self.alertmanager.as_deref(),
+        )
+    }
+}
+
+/// Starts the local stack and fleet when the target is local (a signal
+/// while starting stops everything started so far).
+pub async fn start_local(target: &Target) -> Result<Option<crate::local::LocalEnv>, Error> {
+    if !target.is_local() {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    eprintln!(
+        "starting the local stack (nats-server, alertmanager, prometheus) and the reference fleet…"
+    );
+    let env = tokio::select! {
+        env = crate::local::LocalEnv::start(target) => env?,
+        sig = crate::signals::shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+    eprintln!(
+        "stack up in {:.1} s: NATS {}  Prometheus {}  Alertmanager {}  fleet {}",
+        started.elapsed().as_secs_f64(),
+        env.stack.nats_url,
+        env.stack.prometheus_url,
+        env.stack.alertmanager_url,
+        env.fleet_url()
+    );
+    Ok(Some(env))
+}

@@ -4,7 +4,6 @@ use super::*;
 use crate::cli::ProbeArgs;
 use crate::clients::nats;
 use crate::exit::ExitCode;
-use crate::local::LocalEnv;
 use crate::signals::shutdown_signal;
 use chrono::Utc;
 
@@ -27,35 +26,10 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
 
-    let env = if plan.target.is_local() {
-        eprintln!(
-            "starting the local stack and fleet for target `{}`…",
-            plan.target.name
-        );
-        Some(tokio::select! {
-            env = LocalEnv::start(&plan.target) => env?,
-            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
-        })
-    } else {
-        None
-    };
-    let (nats_url, creds, prom, am) = match (&env, plan.target.remote()) {
-        (Some(env), _) => (
-            env.stack.nats_url.clone(),
-            None,
-            Some(env.stack.prometheus_url.clone()),
-            Some(env.stack.alertmanager_url.clone()),
-        ),
-        (None, Some(r)) => (
-            r.nats_url.to_string(),
-            r.nats_creds_env.clone(),
-            Some(r.prometheus_url.to_string()),
-            r.alertmanager_url.as_ref().map(|u| u.to_string()),
-        ),
-        (None, None) => unreachable!("a target is either local or remote"),
-    };
+    let env = start_local(&plan.target).await?;
+    let live = Live::of(&plan.target, env.as_ref());
     let work = async {
-        let client = nats::connect(&nats_url, creds.as_deref()).await?;
+        let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
         let mut outcomes = Vec::new();
         for spec in &specs {
             let cfg = probe_config(spec, args.count, args.concurrency);
@@ -79,7 +53,7 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         start: started,
         end: Utc::now(),
     };
-    let info = target_info(&plan.target, &nats_url, prom.as_deref(), am.as_deref());
+    let info = live.target_info(&plan.target);
     let mut report = new_report("probe", &run_id, info, window);
     report.probes = probe_results(outcome?);
     if let Some(t) = crate::report::console::probe_table(&report) {

@@ -49,14 +49,6 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
     .await
 }
 
-/// Live endpoints of the target for this run.
-struct Live {
-    nats_url: String,
-    nats_creds_env: Option<String>,
-    prometheus: String,
-    alertmanager: Option<String>,
-}
-
 pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Error> {
     let plan = load(global, &opts.target)?;
     // Drill names are checked (and drills_allowed enforced) before any I/O.
@@ -77,45 +69,9 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         opts.command, plan.target.name
     );
 
-    let env = if plan.target.is_local() {
-        eprintln!("starting the local stack (nats-server, alertmanager, prometheus) and the reference fleet…");
-        let env = tokio::select! {
-            env = LocalEnv::start(&plan.target) => env?,
-            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
-        };
-        eprintln!(
-            "stack up in {:.1} s: NATS {}  Prometheus {}  Alertmanager {}  fleet {}",
-            (Utc::now() - started).num_milliseconds() as f64 / 1000.0,
-            env.stack.nats_url,
-            env.stack.prometheus_url,
-            env.stack.alertmanager_url,
-            env.fleet_url()
-        );
-        Some(env)
-    } else {
-        None
-    };
-    let live = match (&env, plan.target.remote()) {
-        (Some(env), _) => Live {
-            nats_url: env.stack.nats_url.clone(),
-            nats_creds_env: None,
-            prometheus: env.stack.prometheus_url.clone(),
-            alertmanager: Some(env.stack.alertmanager_url.clone()),
-        },
-        (None, Some(r)) => Live {
-            nats_url: r.nats_url.to_string(),
-            nats_creds_env: r.nats_creds_env.clone(),
-            prometheus: r.prometheus_url.to_string(),
-            alertmanager: r.alertmanager_url.as_ref().map(|u| u.to_string()),
-        },
-        (None, None) => unreachable!("a target is either local or remote"),
-    };
-    let info = target_info(
-        &plan.target,
-        &live.nats_url,
-        Some(&live.prometheus),
-        live.alertmanager.as_deref(),
-    );
+    let env = start_local(&plan.target).await?;
+    let live = Live::of(&plan.target, env.as_ref());
+    let info = live.target_info(&plan.target);
     let mut report = new_report(
         opts.command,
         &run_id,

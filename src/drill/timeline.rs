@@ -109,23 +109,7 @@ pub struct TrialNumbers {
 
 /// Min, median and max over trials (see [`TimingStats`]).
 pub fn stats(values: &[i64]) -> Option<TimingStats> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]).div_euclid(2)
-    };
-    Some(TimingStats {
-        count: n,
-        min_ms: v[0],
-        median_ms: median,
-        max_ms: v[n - 1],
-    })
+    TimingStats::from_values(values)
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! tables and Mermaid charts). Plain GitHub-flavoured markdown, no raw HTML.
 
 use super::model::{
-    CriterionResult, DrillResult, DrillTrial, Link, ProbeResult, Report, SeriesValue, Verdict,
+    CriterionResult, DrillResult, DrillTrial, Link, ProbeResult, Report, SeriesValue, TimingStats,
+    Verdict,
 };
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -381,8 +382,13 @@ fn drill(s: &mut String, d: &DrillResult) {
     let _ = writeln!(s, "| Trials | {} |", d.trials.len());
     let fire: Vec<i64> = d.trials.iter().filter_map(|t| t.time_to_fire_ms).collect();
     if d.trials.len() > 1 {
-        let stats = match min_median_max(&fire) {
-            Some((min, median, max)) => format!(
+        let stats = match TimingStats::from_values(&fire) {
+            Some(TimingStats {
+                min_ms: min,
+                median_ms: median,
+                max_ms: max,
+                ..
+            }) => format!(
                 "{} / {} / {} ({} of {} trials fired)",
                 human_ms(min),
                 human_ms(median),
@@ -536,21 +542,6 @@ fn gantt(s: &mut String, d: &DrillResult) {
 
 fn event_at(t: &DrillTrial, name: &str) -> Option<DateTime<Utc>> {
     t.timeline.iter().find(|e| e.event == name).map(|e| e.at)
-}
-
-fn min_median_max(values: &[i64]) -> Option<(i64, i64, i64)> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]).div_euclid(2)
-    };
-    Some((v[0], median, v[n - 1]))
 }
 
 fn errors(s: &mut String, r: &Report) {
@@ -725,10 +716,11 @@ mod tests {
 
     #[test]
     fn stats_over_trials() {
-        assert_eq!(min_median_max(&[]), None);
-        assert_eq!(min_median_max(&[7]), Some((7, 7, 7)));
-        assert_eq!(min_median_max(&[9, 1, 4, 3]), Some((1, 3, 9)));
-        assert_eq!(min_median_max(&[9, 1, 4]), Some((1, 4, 9)));
+        let t = |v: &[i64]| TimingStats::from_values(v).map(|s| (s.min_ms, s.median_ms, s.max_ms));
+        assert_eq!(t(&[]), None);
+        assert_eq!(t(&[7]), Some((7, 7, 7)));
+        assert_eq!(t(&[9, 1, 4, 3]), Some((1, 3, 9)));
+        assert_eq!(t(&[9, 1, 4]), Some((1, 4, 9)));
     }
 
     #[test]

@@ -164,6 +164,29 @@ pub struct TimingStats {
     pub max_ms: i64,
 }
 
+impl TimingStats {
+    /// Min, median and max of `values`; `None` when there are none.
+    pub fn from_values(values: &[i64]) -> Option<TimingStats> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]).div_euclid(2)
+        };
+        Some(TimingStats {
+            count: n,
+            min_ms: v[0],
+            median_ms: median,
+            max_ms: v[n - 1],
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrillResult {
     pub name: String,
