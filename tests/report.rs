@@ -299,6 +299,7 @@ fn report() -> Report {
         errors: vec![],
         interrupted: false,
         snapshot: None,
+        validation: vec![],
     };
     r.verdict = r.compute_verdict();
     r

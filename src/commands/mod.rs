@@ -98,6 +98,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         errors: Vec::new(),
         interrupted: false,
         snapshot: None,
+        validation: Vec::new(),
     }
 }
 
