@@ -12,6 +12,7 @@ pub mod run;
 pub mod smoke;
 pub mod snapshot;
 pub mod stack;
+pub mod validate;
 
 use crate::cli::Global;
 use crate::error::Error;
