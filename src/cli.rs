@@ -120,6 +120,15 @@ pub enum Command {
     ///
     /// Example: firedrill recover --journal reports/20261123T103700Z-3f9a/journal.json
     Recover(RecoverArgs),
+    /// Audit the alert rules Prometheus has loaded, without injecting
+    /// anything: every selector a rule reads has series (else it silently
+    /// never fires), absent() rules carry a static namespace label, every
+    /// alert has a runbook_url, every drill's alert is loaded and every
+    /// criterion's query parses. On the `local` target the local stack is
+    /// started for the audit.
+    ///
+    /// Example: firedrill validate --target aks-test
+    Validate(ValidateArgs),
     /// Run only the reference fleet against a given NATS server.
     ///
     /// Example: firedrill fleet --nats-url nats://127.0.0.1:4222 --listen 127.0.0.1:9400
@@ -289,6 +298,13 @@ pub struct DrillArgs {
     /// Repeat each drill N times and report min/median/max time-to-fire.
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Target name from the targets file.
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
 }
 
 #[derive(Debug, Args)]

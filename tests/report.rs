@@ -300,6 +300,7 @@ fn report() -> Report {
         interrupted: false,
         snapshot: None,
         criteria_window: None,
+        validation: vec![],
     };
     r.verdict = r.compute_verdict();
     r
@@ -680,4 +681,81 @@ fn console_criteria_table() {
     let mut empty = report();
     empty.criteria.clear();
     assert_eq!(console::criteria_table(&empty), None);
+}
+
+fn audited() -> Report {
+    use firedrill::report::model::{Check, Finding, Severity};
+    let f = |subject: &str, severity, check, detail: &str, selector: Option<&str>| Finding {
+        subject: subject.into(),
+        severity,
+        check,
+        detail: detail.into(),
+        selector: selector.map(str::to_string),
+    };
+    let mut r = report();
+    r.validation = vec![
+        f(
+            "GhostMetric",
+            Severity::Error,
+            Check::SelectorSeries,
+            "references a metric that does not exist, so it silently never fires",
+            Some(r#"nats_jetstream_consumer_acks_total{stream="T"}"#),
+        ),
+        f(
+            "GhostMetric",
+            Severity::Warning,
+            Check::RunbookUrl,
+            "runbook_url \"docs/runbook.md\" has no anchor",
+            None,
+        ),
+        f(
+            "AC2",
+            Severity::Info,
+            Check::CriterionQuery,
+            "not checked: needs {{sentinel.task_id}}",
+            None,
+        ),
+    ];
+    r.verdict = r.compute_verdict();
+    r
+}
+
+#[test]
+fn rule_audit_errors_fail_the_run_and_render_everywhere() {
+    assert_eq!(report().verdict, Verdict::Pass.max(report().verdict));
+    let r = audited();
+    assert_eq!(r.verdict, Verdict::Fail);
+
+    let md = markdown::render(&r);
+    let section = &md[md.find("## Rule audit").expect("a Rule audit section")..];
+    assert!(section.contains("| Rule | Severity | Check | Detail | Selector |"));
+    assert!(section.contains(
+        "| GhostMetric | ❌ error | selector-series | references a metric that does not exist, so it silently never fires | `nats_jetstream_consumer_acks_total{stream=\"T\"}` |"
+    ), "{section}");
+    assert!(
+        section.contains("| AC2 | ℹ️ info | criterion-query |"),
+        "{section}"
+    );
+
+    let xml = junit::render(&r);
+    assert!(
+        xml.contains(r#"<testsuite name="rule-audit" tests="2""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testcase name="GhostMetric" classname="firedrill.rule-audit""#),
+        "{xml}"
+    );
+    assert!(xml.contains("firedrill.audit.fail"), "{xml}");
+
+    let json = json::render(&r);
+    assert!(json.contains(r#""check": "selector-series""#), "{json}");
+    // Reports without an audit keep their JSON shape.
+    assert!(!json::render(&report()).contains("validation"));
+
+    let table = console::validation_table(&r).unwrap();
+    assert!(
+        table.contains("GhostMetric") && table.contains("selector-series"),
+        "{table}"
+    );
 }

@@ -12,6 +12,7 @@ pub mod run;
 pub mod smoke;
 pub mod snapshot;
 pub mod stack;
+pub mod validate;
 
 use crate::cli::Global;
 use crate::error::Error;
@@ -99,6 +100,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         interrupted: false,
         snapshot: None,
         criteria_window: None,
+        validation: Vec::new(),
     }
 }
 

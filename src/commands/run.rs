@@ -151,6 +151,17 @@ async fn body(
         r = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()) => r?,
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
+    // The rule audit first: it injects nothing, and a rule that can never
+    // fire explains a drill that then times out. Prometheus failing here is
+    // recorded and the run goes on; the criteria will say more.
+    let audit = tokio::select! {
+        r = crate::validate::audit(&prom, plan, Utc::now()) => r,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+    match audit {
+        Ok(findings) => report.validation = findings,
+        Err(e) => report.errors.push(format!("rule audit: {e}")),
+    }
     let specs: Vec<&ProbeSpec> = plan.probes.iter().collect();
     let outcomes = tokio::select! {
         r = run_probes(global, &client, &specs, opts.count, None) => r?,

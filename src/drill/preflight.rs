@@ -4,8 +4,6 @@
 
 use crate::clients::prometheus::{PromError, Prometheus, Rule};
 use chrono::{DateTime, Utc};
-use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use thiserror::Error;
@@ -95,60 +93,24 @@ pub struct MetricRefs {
     pub absent_guarded: BTreeSet<String>,
 }
 
-/// Walks the PromQL AST for vector selectors' metric names.
+/// Metric names an expression reads (see [`crate::promql::selectors`]).
 pub fn metric_refs(expr: &str) -> Result<MetricRefs, String> {
-    let ast = parser::parse(expr)?;
     let mut plain = BTreeSet::new();
     let mut guarded = BTreeSet::new();
-    walk(&ast, false, &mut plain, &mut guarded);
+    for s in crate::promql::selectors(expr)? {
+        if let Some(m) = s.metric {
+            if s.in_absent {
+                guarded.insert(m);
+            } else {
+                plain.insert(m);
+            }
+        }
+    }
     let required = plain.difference(&guarded).cloned().collect();
     Ok(MetricRefs {
         required,
         absent_guarded: guarded,
     })
-}
-
-fn walk(e: &Expr, in_absent: bool, plain: &mut BTreeSet<String>, guarded: &mut BTreeSet<String>) {
-    let mut selector = |vs: &parser::VectorSelector| {
-        let name = vs.name.clone().or_else(|| {
-            vs.matchers
-                .matchers
-                .iter()
-                .find(|m| m.name == "__name__" && matches!(m.op, MatchOp::Equal))
-                .map(|m| m.value.clone())
-        });
-        if let Some(n) = name {
-            if in_absent {
-                guarded.insert(n);
-            } else {
-                plain.insert(n);
-            }
-        }
-    };
-    match e {
-        Expr::VectorSelector(vs) => selector(vs),
-        Expr::MatrixSelector(ms) => selector(&ms.vs),
-        Expr::Aggregate(a) => {
-            walk(&a.expr, in_absent, plain, guarded);
-            if let Some(p) = &a.param {
-                walk(p, in_absent, plain, guarded);
-            }
-        }
-        Expr::Unary(u) => walk(&u.expr, in_absent, plain, guarded),
-        Expr::Binary(b) => {
-            walk(&b.lhs, in_absent, plain, guarded);
-            walk(&b.rhs, in_absent, plain, guarded);
-        }
-        Expr::Paren(p) => walk(&p.expr, in_absent, plain, guarded),
-        Expr::Subquery(s) => walk(&s.expr, in_absent, plain, guarded),
-        Expr::Call(c) => {
-            let absent = in_absent || matches!(c.func.name, "absent" | "absent_over_time");
-            for a in &c.args.args {
-                walk(a, absent, plain, guarded);
-            }
-        }
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
 }
 
 /// Runs the checks against Prometheus at `now`, looking back `lookback` for series.

@@ -109,3 +109,32 @@ fn criterion_values(c: &CriterionResult) -> String {
     }
     lines.join("\n")
 }
+
+#[derive(Tabled)]
+struct FindingRow {
+    rule: String,
+    severity: String,
+    check: String,
+    detail: String,
+    selector: String,
+}
+
+/// The rule-audit findings table, or `None` without findings.
+pub fn validation_table(r: &Report) -> Option<String> {
+    if r.validation.is_empty() {
+        return None;
+    }
+    let rows = r.validation.iter().map(|f| FindingRow {
+        rule: f.subject.clone(),
+        severity: f.severity.to_string(),
+        check: f.check.to_string(),
+        detail: f.detail.clone(),
+        selector: f.selector.clone().unwrap_or_else(|| "—".into()),
+    });
+    let mut table = Table::new(rows);
+    table
+        .with(Style::rounded())
+        .modify(Columns::new(3..4), Width::wrap(60).keep_words(true))
+        .modify(Columns::new(4..5), Width::wrap(48));
+    Some(table.to_string())
+}

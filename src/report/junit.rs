@@ -4,7 +4,9 @@
 //! fail -> `<failure>`, error -> `<error>`, skipped and pending -> `<skipped>`;
 //! the reason is the message, the evidence goes to `system-out`.
 
-use super::model::{CriterionResult, DrillResult, DrillTrial, ProbeResult, Report, Verdict};
+use super::model::{
+    CriterionResult, DrillResult, DrillTrial, Finding, ProbeResult, Report, Severity, Verdict,
+};
 use chrono::{DateTime, Utc};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use std::fmt::Write;
@@ -28,6 +30,12 @@ pub fn render(r: &Report) -> String {
         suite.set_timestamp(r.window.start);
     }
     report.add_test_suites([probes, criteria, drills]);
+    if !r.validation.is_empty() {
+        let mut audit = TestSuite::new("rule-audit");
+        audit.add_test_cases(rule_audit(&r.validation));
+        audit.set_timestamp(r.window.start);
+        report.add_test_suite(audit);
+    }
     report
         .to_string()
         .expect("a JUnit report serialises to memory")
@@ -192,6 +200,51 @@ fn trial_out(d: &DrillResult, t: &DrillTrial) -> String {
     }
     let _ = writeln!(out, "reverted {}", t.reverted);
     out
+}
+
+/// One testcase per audited subject (rule, criterion or drill) with
+/// findings: any error fails it; warnings and info go to `system-out`.
+fn rule_audit(findings: &[Finding]) -> Vec<TestCase> {
+    let mut subjects: Vec<&str> = Vec::new();
+    for f in findings {
+        if !subjects.contains(&f.subject.as_str()) {
+            subjects.push(&f.subject);
+        }
+    }
+    subjects
+        .into_iter()
+        .map(|subject| {
+            let mine: Vec<&Finding> = findings.iter().filter(|f| f.subject == subject).collect();
+            let errors: Vec<String> = mine
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| match &f.selector {
+                    Some(sel) => format!("{}: {} ({sel})", f.check, f.detail),
+                    None => format!("{}: {}", f.check, f.detail),
+                })
+                .collect();
+            let verdict = if errors.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            };
+            let mut case = TestCase::new(
+                subject.to_string(),
+                status(verdict, &errors.join("; "), "audit"),
+            );
+            let mut out = String::new();
+            for f in &mine {
+                let _ = write!(out, "{} {}: {}", f.severity, f.check, f.detail);
+                if let Some(sel) = &f.selector {
+                    let _ = write!(out, " [{sel}]");
+                }
+                out.push('\n');
+            }
+            case.set_classname("firedrill.rule-audit")
+                .set_system_out(out);
+            case
+        })
+        .collect()
 }
 
 fn span(start: DateTime<Utc>, end: DateTime<Utc>) -> Duration {

@@ -6,8 +6,8 @@
 //! tables and Mermaid charts). Plain GitHub-flavoured markdown, no raw HTML.
 
 use super::model::{
-    CriterionResult, DrillResult, DrillTrial, Link, ProbeResult, Report, SeriesValue, TimingStats,
-    Verdict,
+    CriterionResult, DrillResult, DrillTrial, Link, ProbeResult, Report, SeriesValue, Severity,
+    TimingStats, Verdict,
 };
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -22,6 +22,7 @@ pub fn render(r: &Report) -> String {
     probes(&mut s, r);
     criteria(&mut s, r);
     drills(&mut s, r);
+    rule_audit(&mut s, r);
     errors(&mut s, r);
     s
 }
@@ -542,6 +543,41 @@ fn gantt(s: &mut String, d: &DrillResult) {
 
 fn event_at(t: &DrillTrial, name: &str) -> Option<DateTime<Utc>> {
     t.timeline.iter().find(|e| e.event == name).map(|e| e.at)
+}
+
+fn rule_audit(s: &mut String, r: &Report) {
+    if r.validation.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Rule audit\n");
+    let _ = writeln!(
+        s,
+        "Live checks of the loaded alert rules, the drills' alerts and the criteria's queries; nothing was injected. Any error fails the run.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| Rule | Severity | Check | Detail | Selector |\n|---|---|---|---|---|"
+    );
+    for f in &r.validation {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            text(&f.subject),
+            severity_badge(f.severity),
+            f.check,
+            text(&f.detail),
+            f.selector.as_deref().map(cell_code).unwrap_or_default()
+        );
+    }
+    s.push('\n');
+}
+
+fn severity_badge(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "❌ error",
+        Severity::Warning => "⚠️ warning",
+        Severity::Info => "ℹ️ info",
+    }
 }
 
 fn errors(s: &mut String, r: &Report) {

@@ -230,6 +230,81 @@ pub struct SnapshotSummary {
     pub delete_url: Option<String>,
 }
 
+/// How bad a rule-audit finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which rule-audit check produced a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// An acceptance criterion's query parses and returns data.
+    CriterionQuery,
+    /// A drill's alert is loaded in Prometheus.
+    DrillAlert,
+    /// The rule's expression parses and Prometheus evaluates it.
+    RuleHealth,
+    /// Every selector the rule reads has series.
+    SelectorSeries,
+    /// A rule with an `absent()` leg carries a static `namespace` label.
+    AbsentNamespace,
+    /// The alert has a usable `runbook_url` annotation.
+    RunbookUrl,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::CriterionQuery => "criterion-query",
+            Check::DrillAlert => "drill-alert",
+            Check::RuleHealth => "rule-health",
+            Check::SelectorSeries => "selector-series",
+            Check::AbsentNamespace => "absent-namespace",
+            Check::RunbookUrl => "runbook-url",
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding of the live rule audit (`firedrill validate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The alert rule, criterion (`AC1`) or drill the finding is about.
+    pub subject: String,
+    pub severity: Severity,
+    pub check: Check,
+    pub detail: String,
+    /// The exact selector concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -253,6 +328,9 @@ pub struct Report {
     /// Set by the snapshot step; absent (null) when it did not run or failed.
     #[serde(default)]
     pub snapshot: Option<SnapshotSummary>,
+    /// Live rule audit findings (`firedrill validate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<Finding>,
 }
 
 impl Report {
@@ -265,7 +343,13 @@ impl Report {
             .map(|p| p.verdict)
             .chain(self.criteria.iter().map(|c| c.verdict))
             .chain(self.drills.iter().map(|d| d.verdict));
-        let worst = items.max().unwrap_or(Verdict::Pass);
+        // An error-level audit finding is a broken rule: the stack fails.
+        let audit = self
+            .validation
+            .iter()
+            .any(|f| f.severity == Severity::Error)
+            .then_some(Verdict::Fail);
+        let worst = items.chain(audit).max().unwrap_or(Verdict::Pass);
         let worst = if !self.errors.is_empty() {
             worst.max(Verdict::Error)
         } else {
