@@ -18,3 +18,4 @@ pub mod runinfo;
 pub mod signals;
 pub mod spec;
 pub mod stack;
+pub mod trace;
