@@ -26,6 +26,7 @@ fn main() {
             Command::Accept(a) => commands::accept::run(g, a).await,
             Command::Run(a) => commands::run::run(g, a).await,
             Command::Snapshot(a) => commands::snapshot::run(g, a).await,
+            Command::TraceAudit(a) => commands::trace_audit::run(g, a).await,
         }
     });
     let code = match result {

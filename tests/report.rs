@@ -190,6 +190,7 @@ fn probe() -> ProbeResult {
             task_id: "sentinel-20261123-0001".into(),
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         }),
+        tasks: vec![],
     })
 }
 
@@ -299,6 +300,7 @@ fn report() -> Report {
         errors: vec![],
         interrupted: false,
         snapshot: None,
+        trace_audit: None,
     };
     r.verdict = r.compute_verdict();
     r

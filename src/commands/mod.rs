@@ -12,6 +12,7 @@ pub mod run;
 pub mod smoke;
 pub mod snapshot;
 pub mod stack;
+pub mod trace_audit;
 
 use crate::cli::Global;
 use crate::error::Error;
@@ -98,6 +99,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         errors: Vec::new(),
         interrupted: false,
         snapshot: None,
+        trace_audit: None,
     }
 }
 

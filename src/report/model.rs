@@ -226,6 +226,9 @@ pub struct Report {
     /// Set by the snapshot step; absent (null) when it did not run or failed.
     #[serde(default)]
     pub snapshot: Option<SnapshotSummary>,
+    /// Set by `trace-audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_audit: Option<crate::trace::TraceAuditSummary>,
 }
 
 impl Report {
@@ -237,7 +240,14 @@ impl Report {
             .iter()
             .map(|p| p.verdict)
             .chain(self.criteria.iter().map(|c| c.verdict))
-            .chain(self.drills.iter().map(|d| d.verdict));
+            .chain(self.drills.iter().map(|d| d.verdict))
+            .chain(self.trace_audit.iter().map(|t| {
+                if t.is_pass() {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                }
+            }));
         let worst = items.max().unwrap_or(Verdict::Pass);
         let worst = if !self.errors.is_empty() {
             worst.max(Verdict::Error)

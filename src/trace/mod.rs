@@ -6,6 +6,7 @@
 //! [`receiver`] is the OTLP/HTTP endpoint firedrill runs for a local stack.
 
 pub mod audit;
+pub mod collect;
 pub mod receiver;
 pub mod spans;
 pub mod tree;
