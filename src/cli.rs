@@ -133,6 +133,14 @@ pub enum Command {
     ///
     /// Example: firedrill fleet --nats-url nats://127.0.0.1:4222 --listen 127.0.0.1:9400
     Fleet(FleetArgs),
+    /// Audit trace context end to end: publish sentinels concurrently, collect
+    /// their spans (local: firedrill's own OTLP receiver the fleet exports to;
+    /// remote: the target's tempo_url) and check each task has one root, every
+    /// expected hop (`<probes-dir>/trace-tree.toml`, or the built-in Daedalus
+    /// tree), no orphan spans and its own trace id in the result envelope.
+    ///
+    /// Example: firedrill trace-audit --target local --tasks 100
+    TraceAudit(TraceAuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +177,28 @@ pub struct ProbeArgs {
     /// plus peak RSS with 10 000 sentinels in flight.
     #[arg(long)]
     pub bench: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceAuditArgs {
+    /// Target name from the targets file.
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
+    /// Sentinel tasks to publish, all at once.
+    #[arg(long, env = "FIREDRILL_TRACE_TASKS", default_value_t = 100)]
+    pub tasks: usize,
+    /// Probe spec whose subjects to use; the first probe if omitted.
+    #[arg(long, env = "FIREDRILL_PROBE")]
+    pub probe: Option<String>,
+    /// Expected span tree; default `<probes-dir>/trace-tree.toml`, else built in.
+    #[arg(long, env = "FIREDRILL_TRACE_TREE")]
+    pub tree: Option<std::path::PathBuf>,
+    /// Longest wait for spans after the last result (Tempo ingests with a delay).
+    #[arg(long, env = "FIREDRILL_SPAN_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub span_wait: std::time::Duration,
+    /// Local target only: fleet faults to turn on first (e.g. drop-trace-context).
+    #[arg(long, env = "FIREDRILL_FLEET_FAULTS", value_delimiter = ',')]
+    pub fleet_fault: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -19,4 +19,5 @@ pub mod runinfo;
 pub mod signals;
 pub mod spec;
 pub mod stack;
+pub mod trace;
 pub mod validate;

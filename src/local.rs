@@ -111,6 +111,7 @@ pub fn fleet_config(spec: &FleetSpec, namespace: &str, nats_url: &str) -> FleetC
         cold_start: spec.cold_start,
         work: spec.work,
         record_task_ids: true,
+        otlp_endpoint: None,
     }
 }
 

@@ -190,6 +190,7 @@ fn probe() -> ProbeResult {
             task_id: "sentinel-20261123-0001".into(),
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         }),
+        tasks: vec![],
     })
 }
 
@@ -301,6 +302,7 @@ fn report() -> Report {
         snapshot: None,
         criteria_window: None,
         validation: vec![],
+        trace_audit: None,
     };
     r.verdict = r.compute_verdict();
     r

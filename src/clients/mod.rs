@@ -6,3 +6,4 @@ pub mod grafana;
 pub mod http;
 pub mod nats;
 pub mod prometheus;
+pub mod tempo;

@@ -12,6 +12,7 @@ pub mod run;
 pub mod smoke;
 pub mod snapshot;
 pub mod stack;
+pub mod trace_audit;
 pub mod validate;
 
 use crate::cli::Global;
@@ -101,6 +102,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         snapshot: None,
         criteria_window: None,
         validation: Vec::new(),
+        trace_audit: None,
     }
 }
 

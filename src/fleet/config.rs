@@ -45,6 +45,9 @@ pub struct FleetConfig {
     /// Label sentinel task durations with their `task_id` (at most
     /// [`super::metrics::MAX_TASK_ID_SERIES`] series are kept).
     pub record_task_ids: bool,
+    /// OTLP/HTTP traces endpoint (`http://host:port/v1/traces`, JSON
+    /// encoding) the workers export a span per hop to; `None` = no spans.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl FleetConfig {
@@ -65,6 +68,7 @@ impl FleetConfig {
             cold_start: Duration::from_millis(10),
             work: Duration::from_millis(10),
             record_task_ids: true,
+            otlp_endpoint: None,
         }
     }
 

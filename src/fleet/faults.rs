@@ -40,10 +40,13 @@ pub enum Fault {
     DropResults { every: u32 },
     /// Every `every`-th result carries a different, random trace id.
     CorruptTraceIds { every: u32 },
+    /// Workers drop trace context at `session/prompt`: it starts a new
+    /// trace, so the task's trace misses that hop and its children.
+    DropTraceContext,
 }
 
 /// Names of all faults, in the order [`Fault::all_kinds`] lists them.
-pub const FAULT_NAMES: [&str; 9] = [
+pub const FAULT_NAMES: [&str; 10] = [
     "worker-image-tag",
     "worker-crash",
     "consumer-stop",
@@ -53,6 +56,7 @@ pub const FAULT_NAMES: [&str; 9] = [
     "stream-unhealthy",
     "drop-results",
     "corrupt-trace-ids",
+    "drop-trace-context",
 ];
 
 impl Fault {
@@ -70,7 +74,7 @@ impl Fault {
     }
 
     /// One of each kind (parameterised ones with [`DEFAULT_EVERY`]).
-    pub fn all_kinds() -> [Fault; 9] {
+    pub fn all_kinds() -> [Fault; 10] {
         let s = Fault::structural();
         [
             s[0],
@@ -86,6 +90,7 @@ impl Fault {
             Fault::CorruptTraceIds {
                 every: DEFAULT_EVERY,
             },
+            Fault::DropTraceContext,
         ]
     }
 
@@ -137,6 +142,7 @@ impl Fault {
             Fault::StreamUnhealthy => 6,
             Fault::DropResults { .. } => 7,
             Fault::CorruptTraceIds { .. } => 8,
+            Fault::DropTraceContext => 9,
         }
     }
 }

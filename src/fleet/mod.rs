@@ -12,6 +12,7 @@ pub mod config;
 pub mod faults;
 mod http;
 pub mod metrics;
+mod spans;
 mod worker;
 
 use std::net::SocketAddr;
@@ -105,6 +106,8 @@ pub(crate) struct Shared {
     puller_state: watch::Receiver<PullerState>,
     /// Serialises fault changes (StreamUnhealthy does NATS I/O).
     fault_lock: tokio::sync::Mutex<()>,
+    /// Client for span export, when `cfg.otlp_endpoint` is set.
+    otlp: Option<reqwest::Client>,
 }
 
 impl Shared {
@@ -364,6 +367,10 @@ impl Fleet {
             epoch: 0,
         });
         let (state_tx, puller_state) = watch::channel(PullerState::Pulling);
+        let otlp = cfg
+            .otlp_endpoint
+            .as_ref()
+            .map(|_| crate::clients::http::client(Duration::from_secs(10)));
         let shared = Arc::new(Shared {
             metrics: FleetMetrics::new(&cfg),
             permits: Arc::new(Semaphore::new(cfg.concurrency)),
@@ -378,6 +385,7 @@ impl Fleet {
             pull_ctl,
             puller_state,
             fault_lock: tokio::sync::Mutex::new(()),
+            otlp,
         });
 
         let puller = tokio::spawn(worker::run_puller(shared.clone(), ctl_rx, state_tx));

@@ -224,6 +224,12 @@ async fn handle(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSema
         return; // decode_task checked this
     };
     let trace_id = trace_id_from(msg.headers.as_ref());
+    let parent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(TRACEPARENT_HEADER))
+        .and_then(|v| TraceParent::parse(v.as_str()));
+    let task_started = std::time::SystemTime::now();
 
     agent.in_flight.inc();
     let cold = Instant::now();
@@ -238,6 +244,29 @@ async fn handle(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSema
     let status = task_status(&task);
     let duration = work.elapsed().as_secs_f64();
 
+    if let (Some(endpoint), Some(http), Some(parent)) =
+        (&shared.cfg.otlp_endpoint, &shared.otlp, parent)
+    {
+        let body = super::spans::task_spans(
+            &parent,
+            &task.task_id,
+            task_started,
+            shared.faults.is_on(super::Fault::DropTraceContext),
+        );
+        let (endpoint, http) = (endpoint.clone(), http.clone());
+        // Off the task's path, as an SDK's batch exporter would be.
+        tokio::spawn(async move {
+            let sent = http
+                .post(&endpoint)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            if let Err(err) = sent.and_then(|r| r.error_for_status()) {
+                tracing::warn!(%endpoint, "cannot export spans: {err}");
+            }
+        });
+    }
     let tamper = shared.faults.next_tamper();
     if tamper != Some(TamperKind::Dropped) {
         let envelope = ResultEnvelope {

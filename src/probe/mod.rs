@@ -5,4 +5,6 @@ pub mod latency;
 pub mod run;
 pub mod traceparent;
 
-pub use run::{publish_only, run_probe, ProbeConfig, ProbeError, ProbeOutcome, SentinelRef};
+pub use run::{
+    publish_only, run_probe, ProbeConfig, ProbeError, ProbeOutcome, SentTask, SentinelRef,
+};

@@ -50,6 +50,17 @@ pub struct TraceMismatch {
     pub received: String,
 }
 
+/// One sentinel as sent and answered, for audits that follow its trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentTask {
+    pub task_id: String,
+    pub trace_id: String,
+    /// The `traceparent`'s span id: the probe's publish span.
+    pub span_id: String,
+    /// The result envelope's `trace_id`; `None` if no result came.
+    pub envelope_trace_id: Option<String>,
+}
+
 /// A task whose publish was not acknowledged by JetStream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishFailure {
@@ -83,6 +94,10 @@ pub struct ProbeOutcome {
     /// Completed round trips per second of wall time.
     pub throughput_per_s: f64,
     pub sentinel: Option<SentinelRef>,
+    /// Every task sent, in publish order (not in the report: it can be
+    /// 10 000 long; the trace audit reads it).
+    #[serde(skip)]
+    pub tasks: Vec<SentTask>,
 }
 
 impl ProbeOutcome {
@@ -288,7 +303,7 @@ pub async fn run_probe(
             if let Some(p) = progress {
                 p(n);
             }
-            (task_id, tp.trace_id_hex(), settled)
+            (task_id, tp, settled)
         }));
     }
 
@@ -309,9 +324,20 @@ pub async fn run_probe(
         latency: LatencySummary::default(),
         throughput_per_s: 0.0,
         sentinel,
+        tasks: Vec::with_capacity(cfg.count),
     };
     for h in handles {
-        let (task_id, sent_trace, settled) = h.await.expect("probe task panicked");
+        let (task_id, tp, settled) = h.await.expect("probe task panicked");
+        let sent_trace = tp.trace_id_hex();
+        out.tasks.push(SentTask {
+            task_id: task_id.clone(),
+            trace_id: sent_trace.clone(),
+            span_id: tp.span_id_hex(),
+            envelope_trace_id: match &settled {
+                Settled::Completed { trace_id, .. } => Some(trace_id.clone()),
+                _ => None,
+            },
+        });
         match settled {
             Settled::Completed { latency, trace_id } => {
                 out.acked += 1;

@@ -23,6 +23,7 @@ pub fn render(r: &Report) -> String {
     criteria(&mut s, r);
     drills(&mut s, r);
     rule_audit(&mut s, r);
+    trace_audit(&mut s, r);
     errors(&mut s, r);
     s
 }
@@ -578,6 +579,82 @@ fn severity_badge(s: Severity) -> &'static str {
         Severity::Warning => "⚠️ warning",
         Severity::Info => "ℹ️ info",
     }
+}
+
+/// Failing tasks shown in the markdown (report.json keeps more).
+const TRACE_FAILURES_SHOWN: usize = 20;
+
+fn trace_audit(s: &mut String, r: &Report) {
+    let Some(t) = &r.trace_audit else { return };
+    let _ = writeln!(s, "## Trace audit\n");
+    let _ = writeln!(
+        s,
+        "Spans from {}. {} task(s): {} passed, {} failed ({} ms).\n",
+        text(&t.source),
+        t.tasks,
+        t.passed,
+        t.failed,
+        t.wall_ms
+    );
+    let _ = writeln!(s, "Expected span tree:\n\n```");
+    for hop in &t.tree.hops {
+        match &hop.parent {
+            None => {
+                let _ = writeln!(s, "{}", hop.name);
+            }
+            Some(p) => {
+                let _ = writeln!(s, "{}  <- {}", hop.name, p);
+            }
+        }
+    }
+    let _ = writeln!(s, "```\n");
+    if !t.missing_by_hop.is_empty()
+        || t.orphan_spans > 0
+        || t.root_count_failures > 0
+        || t.escaped_traces > 0
+        || t.envelope_mismatches > 0
+    {
+        let _ = writeln!(s, "| Problem | Tasks |\n|---|---|");
+        for (hop, n) in &t.missing_by_hop {
+            let _ = writeln!(s, "| missing hop {} | {n} |", cell_code(hop));
+        }
+        for (what, n) in [
+            ("orphan spans", t.orphan_spans),
+            ("not exactly one root", t.root_count_failures),
+            ("spans escaped to another trace", t.escaped_traces),
+            (
+                "result envelope trace_id wrong or missing",
+                t.envelope_mismatches,
+            ),
+        ] {
+            if n > 0 {
+                let _ = writeln!(s, "| {what} | {n} |");
+            }
+        }
+        s.push('\n');
+    }
+    for f in t.failures.iter().take(TRACE_FAILURES_SHOWN) {
+        let findings: Vec<String> = f.findings.iter().map(|x| text(&x.to_string())).collect();
+        let _ = writeln!(
+            s,
+            "- task {} (trace {}): {}",
+            code(&f.task_id),
+            code(&f.trace_id),
+            findings.join("; ")
+        );
+    }
+    if t.failed as usize > TRACE_FAILURES_SHOWN.min(t.failures.len()) {
+        let _ = writeln!(
+            s,
+            "- … and {} more failing task(s) (first {} in report.json)",
+            t.failed as usize - TRACE_FAILURES_SHOWN.min(t.failures.len()),
+            t.failures.len()
+        );
+    }
+    for e in &t.errors {
+        let _ = writeln!(s, "- error: {}", text(e));
+    }
+    s.push('\n');
 }
 
 fn errors(s: &mut String, r: &Report) {

@@ -331,6 +331,9 @@ pub struct Report {
     /// Live rule audit findings (`firedrill validate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation: Vec<Finding>,
+    /// Set by `trace-audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_audit: Option<crate::trace::TraceAuditSummary>,
 }
 
 impl Report {
@@ -342,7 +345,14 @@ impl Report {
             .iter()
             .map(|p| p.verdict)
             .chain(self.criteria.iter().map(|c| c.verdict))
-            .chain(self.drills.iter().map(|d| d.verdict));
+            .chain(self.drills.iter().map(|d| d.verdict))
+            .chain(self.trace_audit.iter().map(|t| {
+                if t.is_pass() {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                }
+            }));
         // An error-level audit finding is a broken rule: the stack fails.
         let audit = self
             .validation

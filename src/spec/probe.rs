@@ -63,6 +63,11 @@ struct RawProbe {
 pub fn load_probes(dir: &Path, target: &Target) -> Result<Vec<ProbeSpec>, SpecError> {
     let files = toml_files(dir, "probes")?
         .into_iter()
+        // The trace audit's expected span tree lives here too; not a probe.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n == crate::trace::tree::TREE_FILE)
+        })
         .map(|path| SourceFile::read(&path, "it disappeared while loading; retry"))
         .collect::<Result<Vec<_>, _>>()?;
     load_files(&files, target)

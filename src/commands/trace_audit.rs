@@ -1,0 +1,186 @@
+//! `firedrill trace-audit`: sentinels, their spans, a verdict per task.
+
+use super::*;
+use crate::cli::TraceAuditArgs;
+use crate::clients::nats;
+use crate::clients::tempo::TempoClient;
+use crate::exit::ExitCode;
+use crate::fleet::Fault;
+use crate::local::LocalEnv;
+use crate::signals::shutdown_signal;
+use crate::trace::collect::{audit_tasks, SpanSource};
+use crate::trace::receiver::OtlpReceiver;
+use crate::trace::tree::{TraceTree, TREE_FILE};
+use crate::trace::{summarize, TraceAuditSummary};
+use chrono::Utc;
+use std::time::Instant;
+
+pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Error> {
+    let plan = load(global, &args.target)?;
+    let tree = load_tree(global, args)?;
+    let spec = match &args.probe {
+        Some(name) => plan
+            .probe(name)
+            .ok_or_else(|| Error::Usage(format!("no probe named `{name}`")))?,
+        None => plan
+            .probes
+            .first()
+            .ok_or_else(|| Error::Usage("no probe spec to take subjects from".into()))?,
+    };
+    if args.tasks == 0 {
+        return Err(Error::Usage("--tasks must be at least 1".into()));
+    }
+    let faults = args
+        .fleet_fault
+        .iter()
+        .map(|f| f.parse::<Fault>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    if !faults.is_empty() && !plan.target.is_local() {
+        return Err(Error::Usage(
+            "--fleet-fault only applies to a local target (the reference fleet)".into(),
+        ));
+    }
+    let started = Utc::now();
+    let run_id = crate::runinfo::new_run_id(started);
+    let mut cfg = probe_config(spec, Some(args.tasks), Some(args.tasks));
+    cfg.name = format!("{}-trace-audit", spec.name);
+
+    let (env, receiver) = if plan.target.is_local() {
+        eprintln!(
+            "starting the local stack, fleet and OTLP receiver for target `{}`…",
+            plan.target.name
+        );
+        let receiver = OtlpReceiver::start().await.map_err(|e| {
+            Error::Usage(format!("cannot start the OTLP receiver on 127.0.0.1: {e}"))
+        })?;
+        let endpoint = receiver.endpoint();
+        let env = tokio::select! {
+            env = LocalEnv::start_with(&plan.target, |c| c.otlp_endpoint = Some(endpoint)) => env?,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        };
+        for f in &faults {
+            env.fleet.set_fault(*f, true).await?;
+        }
+        (Some(env), Some(receiver))
+    } else {
+        (None, None)
+    };
+    let (nats_url, creds, source, source_name) = match (&env, &receiver, plan.target.remote()) {
+        (Some(env), Some(rx), _) => (
+            env.stack.nats_url.clone(),
+            None,
+            SpanSource::Local(rx.store()),
+            format!("firedrill's OTLP receiver ({})", rx.endpoint()),
+        ),
+        (None, _, Some(r)) => {
+            let Some(tempo) = &r.tempo_url else {
+                return Err(Error::Usage(format!(
+                    "target `{}` has no tempo_url; add it to [targets.{}] to audit traces",
+                    plan.target.name, plan.target.name
+                )));
+            };
+            (
+                r.nats_url.to_string(),
+                r.nats_creds_env.clone(),
+                SpanSource::Tempo(TempoClient::new(tempo.as_str())),
+                format!("Tempo {tempo}"),
+            )
+        }
+        _ => unreachable!("a target is either local or remote"),
+    };
+
+    let work = async {
+        let wall = Instant::now();
+        let client = nats::connect(&nats_url, creds.as_deref()).await?;
+        let (progress, bar) = progress_bar(global, cfg.count, &cfg.name);
+        let outcome = crate::probe::run_probe(&client, &cfg, progress).await?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let (audits, errors) = audit_tasks(&tree, &outcome.tasks, &source, args.span_wait).await;
+        let mut summary = summarize(
+            &source_name,
+            &tree,
+            &audits,
+            wall.elapsed().as_millis() as u64,
+        );
+        summary.errors = errors;
+        Ok::<_, Error>(summary)
+    };
+    let summary = tokio::select! {
+        r = work => r,
+        sig = shutdown_signal() => Err(Error::Interrupted(sig)),
+    };
+    let prom = env.as_ref().map(|e| e.stack.prometheus_url.clone());
+    if let Some(env) = env {
+        env.shutdown().await;
+    }
+    if let Some(rx) = receiver {
+        rx.shutdown().await;
+    }
+    let summary = summary?;
+    let window = RunWindow {
+        start: started,
+        end: Utc::now(),
+    };
+    let info = target_info(&plan.target, &nats_url, prom.as_deref(), None);
+    let mut report = new_report("trace-audit", &run_id, info, window);
+    println!("{}", summary_table(&summary));
+    report.trace_audit = Some(summary);
+    let dir = write_report(&mut report, &global.reports_dir)?;
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
+    Ok(exit_code_for(&report))
+}
+
+/// `--tree`, else `<probes-dir>/trace-tree.toml` if present, else built in.
+fn load_tree(global: &Global, args: &TraceAuditArgs) -> Result<TraceTree, Error> {
+    let path = match &args.tree {
+        Some(p) => p.clone(),
+        None => {
+            let p = global.probes_dir.join(TREE_FILE);
+            if !p.is_file() {
+                return Ok(TraceTree::daedalus());
+            }
+            p
+        }
+    };
+    TraceTree::load(&path).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// Console summary: counts, then missing hops.
+pub fn summary_table(s: &TraceAuditSummary) -> String {
+    let mut rows: Vec<(String, String)> = vec![
+        ("tasks".into(), s.tasks.to_string()),
+        ("passed".into(), s.passed.to_string()),
+        ("failed".into(), s.failed.to_string()),
+    ];
+    for (hop, n) in &s.missing_by_hop {
+        rows.push((format!("missing `{hop}`"), n.to_string()));
+    }
+    for (what, n) in [
+        ("orphan spans", s.orphan_spans),
+        ("not one root", s.root_count_failures),
+        ("escaped to another trace", s.escaped_traces),
+        ("envelope trace_id wrong/missing", s.envelope_mismatches),
+    ] {
+        if n > 0 {
+            rows.push((what.into(), n.to_string()));
+        }
+    }
+    rows.push(("wall time".into(), format!("{} ms", s.wall_ms)));
+    let mut t = tabled::builder::Builder::default();
+    t.push_record(["trace audit", ""]);
+    for (k, v) in rows {
+        t.push_record([k, v]);
+    }
+    let mut out = t.build().to_string();
+    for e in &s.errors {
+        out.push_str(&format!("\nerror: {e}"));
+    }
+    out
+}

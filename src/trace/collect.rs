@@ -1,0 +1,106 @@
+//! Gathers each sentinel's spans from a span source (the local receiver
+//! or Tempo), bounded in time, and audits them.
+
+use super::audit::{audit_task, TaskAudit, TaskTrace};
+use super::receiver::SpanStore;
+use super::spans::Span;
+use super::tree::TraceTree;
+use crate::clients::tempo::TempoClient;
+use crate::probe::SentTask;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Tempo trace lookups in flight at once.
+const TEMPO_PARALLEL: usize = 16;
+/// Between Tempo retries of a trace not found yet.
+const TEMPO_RETRY: Duration = Duration::from_secs(1);
+
+pub enum SpanSource {
+    /// Spans the fleet exported to firedrill's own OTLP receiver.
+    Local(Arc<SpanStore>),
+    Tempo(TempoClient),
+}
+
+/// The probe's own publish span: the root, whose id is the traceparent's.
+pub fn publish_span(tree: &TraceTree, task: &SentTask) -> Span {
+    Span {
+        trace_id: task.trace_id.clone(),
+        span_id: task.span_id.clone(),
+        parent_span_id: None,
+        name: tree.root().name.clone(),
+        service: "firedrill".into(),
+        task_id: Some(task.task_id.clone()),
+    }
+}
+
+fn task_trace(t: &SentTask) -> TaskTrace {
+    TaskTrace {
+        task_id: t.task_id.clone(),
+        trace_id: t.trace_id.clone(),
+        root_span_id: t.span_id.clone(),
+        envelope_trace_id: t.envelope_trace_id.clone(),
+    }
+}
+
+/// Audits every task, waiting at most `wait` for spans to arrive. Returns
+/// the verdicts and any errors reading the source.
+pub async fn audit_tasks(
+    tree: &TraceTree,
+    tasks: &[SentTask],
+    source: &SpanSource,
+    wait: Duration,
+) -> (Vec<TaskAudit>, Vec<String>) {
+    let deadline = Instant::now() + wait;
+    match source {
+        SpanSource::Local(store) => {
+            // Every task exports one span per hop but the probe's own.
+            let expected = tasks.len() * (tree.hops.len().saturating_sub(1));
+            while store.len() < expected && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let audits = tasks
+                .iter()
+                .map(|t| {
+                    let mut spans = store.trace(&t.trace_id);
+                    spans.push(publish_span(tree, t));
+                    audit_task(tree, &task_trace(t), &spans, &store.task(&t.task_id))
+                })
+                .collect();
+            (audits, Vec::new())
+        }
+        SpanSource::Tempo(tempo) => {
+            let results: Vec<(TaskAudit, Option<String>)> = futures::stream::iter(tasks)
+                .map(|t| async move {
+                    let (mut spans, error) = loop {
+                        match tempo.trace(&t.trace_id).await {
+                            Ok(spans) => break (spans, None),
+                            Err(e) if e.is_not_found() && Instant::now() < deadline => {
+                                tokio::time::sleep(TEMPO_RETRY).await;
+                            }
+                            // Still not found: the audit names every hop missing.
+                            Err(e) if e.is_not_found() => break (Vec::new(), None),
+                            Err(e) => break (Vec::new(), Some(e.to_string())),
+                        }
+                    };
+                    spans.push(publish_span(tree, t));
+                    (audit_task(tree, &task_trace(t), &spans, &[]), error)
+                })
+                .buffered(TEMPO_PARALLEL)
+                .collect()
+                .await;
+            let mut errors: Vec<String> = Vec::new();
+            let mut audits = Vec::with_capacity(results.len());
+            for (a, e) in results {
+                audits.push(a);
+                if let Some(e) = e {
+                    if errors.len() < 10 {
+                        errors.push(e);
+                    }
+                }
+            }
+            (audits, errors)
+        }
+    }
+}
