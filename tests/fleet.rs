@@ -968,7 +968,7 @@ async fn http_fault_switch_round_trip() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(valid.len(), 9);
+    assert_eq!(valid.len(), 10);
     assert!(valid.contains(&"worker-image-tag") && valid.contains(&"corrupt-trace-ids"));
     assert!(body["error"].as_str().unwrap().contains("no-such-fault"));
     let del = h
