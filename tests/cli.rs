@@ -95,6 +95,21 @@ fn smoke_passes_and_writes_reports() {
     assert_eq!(json["verdict"], "pass");
     assert_eq!(json["probes"][0]["verdict"], "pass");
     assert_eq!(json["probes"][0]["completed"], json["probes"][0]["sent"]);
+    // Phase 5 criteria, the worker-image-tag drill and a small trace audit.
+    let criteria: Vec<(&str, &str)> = json["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        criteria,
+        [("AC1", "pass"), ("AC2", "pass"), ("AC5", "skipped")]
+    );
+    assert_eq!(json["drills"][0]["name"], "worker-image-tag");
+    assert_eq!(json["drills"][0]["verdict"], "pass");
+    assert_eq!(json["trace_audit"]["failed"], 0);
+    assert_eq!(json["trace_audit"]["passed"], json["probes"][0]["sent"]);
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(
         md.contains("## Sentinel probes") && md.contains("```mermaid"),

@@ -214,6 +214,14 @@ impl Live {
 /// Starts the local stack and fleet when the target is local (a signal
 /// while starting stops everything started so far).
 pub async fn start_local(target: &Target) -> Result<Option<crate::local::LocalEnv>, Error> {
+    start_local_with(target, None).await
+}
+
+/// [`start_local`], with the fleet exporting spans to `otlp_endpoint`.
+pub async fn start_local_with(
+    target: &Target,
+    otlp_endpoint: Option<String>,
+) -> Result<Option<crate::local::LocalEnv>, Error> {
     if !target.is_local() {
         return Ok(None);
     }
@@ -222,7 +230,7 @@ pub async fn start_local(target: &Target) -> Result<Option<crate::local::LocalEn
         "starting the local stack (nats-server, alertmanager, prometheus) and the reference fleet…"
     );
     let env = tokio::select! {
-        env = crate::local::LocalEnv::start(target) => env?,
+        env = crate::local::LocalEnv::start_with(target, |c| c.otlp_endpoint = otlp_endpoint) => env?,
         sig = crate::signals::shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
     eprintln!(

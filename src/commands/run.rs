@@ -69,7 +69,20 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         opts.command, plan.target.name
     );
 
-    let env = start_local(&plan.target).await?;
+    // On the local stack the fleet exports a span per hop to firedrill's own
+    // OTLP receiver, so the run includes a small trace audit of its sentinels.
+    let receiver = if plan.target.is_local() {
+        Some(
+            crate::trace::receiver::OtlpReceiver::start()
+                .await
+                .map_err(|e| {
+                    Error::Usage(format!("cannot start the OTLP receiver on 127.0.0.1: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
+    let env = start_local_with(&plan.target, receiver.as_ref().map(|r| r.endpoint())).await?;
     let live = Live::of(&plan.target, env.as_ref());
     let info = live.target_info(&plan.target);
     let mut report = new_report(
@@ -89,6 +102,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         &drill_specs,
         &live,
         env.as_ref(),
+        receiver.as_ref(),
         &run_id,
         started,
         &mut report,
@@ -96,6 +110,9 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     .await;
     if let Some(env) = env {
         env.shutdown().await;
+    }
+    if let Some(rx) = receiver {
+        rx.shutdown().await;
     }
     match outcome {
         Ok(()) => {}
@@ -117,6 +134,9 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     }
     if let Some(t) = crate::report::console::criteria_table(&report) {
         println!("{t}");
+    }
+    if let Some(t) = &report.trace_audit {
+        println!("{}", super::trace_audit::summary_table(t));
     }
     super::drill::print_drills(&report);
     for e in &report.errors {
@@ -140,6 +160,7 @@ async fn body(
     drill_specs: &[&crate::spec::DrillSpec],
     live: &Live,
     env: Option<&LocalEnv>,
+    receiver: Option<&crate::trace::receiver::OtlpReceiver>,
     run_id: &str,
     started: chrono::DateTime<Utc>,
     report: &mut Report,
@@ -168,6 +189,27 @@ async fn body(
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
     let sentinel = first_sentinel(&outcomes).cloned();
+    if let Some(rx) = receiver {
+        let tree = super::trace_audit::tree_for(global, None)?;
+        let tasks: Vec<_> = outcomes
+            .iter()
+            .flat_map(|o| o.tasks.iter().cloned())
+            .collect();
+        let wall = std::time::Instant::now();
+        let source = crate::trace::collect::SpanSource::Local(rx.store());
+        let (audits, errors) = tokio::select! {
+            r = crate::trace::collect::audit_tasks(&tree, &tasks, &source, Duration::from_secs(10)) => r,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        };
+        let mut summary = crate::trace::summarize(
+            &format!("firedrill's OTLP receiver ({})", rx.endpoint()),
+            &tree,
+            &audits,
+            wall.elapsed().as_millis() as u64,
+        );
+        summary.errors = errors;
+        report.trace_audit = Some(summary);
+    }
     report.probes = probe_results(outcomes);
 
     let settle = opts.settle.unwrap_or(if plan.target.is_local() {

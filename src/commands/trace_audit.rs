@@ -139,7 +139,13 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
 
 /// `--tree`, else `<probes-dir>/trace-tree.toml` if present, else built in.
 fn load_tree(global: &Global, args: &TraceAuditArgs) -> Result<TraceTree, Error> {
-    let path = match &args.tree {
+    tree_for(global, args.tree.as_deref())
+}
+
+/// The expected span tree: `explicit`, else `<probes-dir>/trace-tree.toml`
+/// if present, else the built-in one.
+pub fn tree_for(global: &Global, explicit: Option<&std::path::Path>) -> Result<TraceTree, Error> {
+    let path = match explicit.map(std::path::Path::to_path_buf) {
         Some(p) => p.clone(),
         None => {
             let p = global.probes_dir.join(TREE_FILE);
