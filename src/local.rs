@@ -48,18 +48,7 @@ impl LocalEnv {
             .to_string();
         let rules_yaml = render_local_rules(&target.vars())?;
         let opts = StackOptions {
-            scrape_jobs: vec![
-                ScrapeJob {
-                    job_name: FLEET_JOB.into(),
-                    target: addr.clone(),
-                    metrics_path: "/metrics".into(),
-                },
-                ScrapeJob {
-                    job_name: COLLECTOR_JOB.into(),
-                    target: addr,
-                    metrics_path: "/collector/metrics".into(),
-                },
-            ],
+            scrape_jobs: scrape_jobs(&addr),
             rules_yaml,
             ..StackOptions::default()
         };
@@ -93,6 +82,23 @@ impl LocalEnv {
             tracing::warn!("local stack shutdown: {e}");
         }
     }
+}
+
+/// Prometheus' jobs for a fleet at `addr`: its own metrics, and its OTel
+/// collector stand-in (which the local rules' `OTelCollectorDown` watches).
+pub fn scrape_jobs(addr: &str) -> Vec<ScrapeJob> {
+    vec![
+        ScrapeJob {
+            job_name: FLEET_JOB.into(),
+            target: addr.to_string(),
+            metrics_path: "/metrics".into(),
+        },
+        ScrapeJob {
+            job_name: COLLECTOR_JOB.into(),
+            target: addr.to_string(),
+            metrics_path: "/collector/metrics".into(),
+        },
+    ]
 }
 
 /// The fleet's naming comes from the target's `[fleet]` table.

@@ -5,11 +5,11 @@
 use assert_cmd::Command;
 use firedrill::clients::prometheus::Prometheus;
 use firedrill::fleet::Fleet;
-use firedrill::local::{fleet_config, wait_for_first_scrape, COLLECTOR_JOB, FLEET_JOB};
+use firedrill::local::{fleet_config, wait_for_first_scrape};
 use firedrill::report::model::{Check, Finding, Severity};
 use firedrill::spec::{builtin_local_target, Vars};
 use firedrill::stack::rules::STRUCTURAL_ALERTS;
-use firedrill::stack::{render_local_rules, LocalStack, ScrapeJob, StackOptions};
+use firedrill::stack::{render_local_rules, LocalStack, StackOptions};
 use firedrill::validate::{alerting_rules, audit_rules};
 use std::time::Duration;
 
@@ -46,18 +46,7 @@ async fn seven_rules_are_clean_and_each_defect_is_found() {
     let addr = listener.local_addr().unwrap().to_string();
     let rules_yaml = render_local_rules(&target.vars()).unwrap() + DEFECTS;
     let stack = LocalStack::start(StackOptions {
-        scrape_jobs: vec![
-            ScrapeJob {
-                job_name: FLEET_JOB.into(),
-                target: addr.clone(),
-                metrics_path: "/metrics".into(),
-            },
-            ScrapeJob {
-                job_name: COLLECTOR_JOB.into(),
-                target: addr,
-                metrics_path: "/collector/metrics".into(),
-            },
-        ],
+        scrape_jobs: firedrill::local::scrape_jobs(&addr),
         rules_yaml,
         ..StackOptions::default()
     })
