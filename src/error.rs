@@ -28,6 +28,10 @@ pub enum Error {
     Journal(#[from] crate::drill::journal::JournalError),
     #[error("{0}")]
     Usage(String),
+    /// The machine refused something firedrill needs locally (a loopback
+    /// port, a listener): not the user's input, so exit 3, not 2.
+    #[error("{0}")]
+    Local(String),
     #[error("interrupted by {0}; everything firedrill started was stopped")]
     Interrupted(&'static str),
 }
@@ -44,6 +48,7 @@ impl Error {
             | Error::Probe(_)
             | Error::Prometheus(_)
             | Error::Journal(_)
+            | Error::Local(_)
             | Error::ReportWrite { .. } => ExitCode::Dependency,
         }
     }

@@ -41,10 +41,10 @@ impl LocalEnv {
         // can start (the fleet needs the NATS URL the stack hands out).
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| Error::Usage(format!("cannot bind a loopback port for the fleet: {e}")))?;
+            .map_err(|e| Error::Local(format!("cannot bind a loopback port for the fleet: {e}; check that 127.0.0.1 is up and ports are free")))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::Usage(format!("cannot read the fleet's port: {e}")))?
+            .map_err(|e| Error::Local(format!("cannot read the fleet's port: {e}")))?
             .to_string();
         let rules_yaml = render_local_rules(&target.vars())?;
         let opts = StackOptions {

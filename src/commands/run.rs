@@ -76,7 +76,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
             crate::trace::receiver::OtlpReceiver::start()
                 .await
                 .map_err(|e| {
-                    Error::Usage(format!("cannot start the OTLP receiver on 127.0.0.1: {e}"))
+                    Error::Local(format!("cannot start the OTLP receiver on 127.0.0.1: {e}; check that loopback ports are free"))
                 })?,
         )
     } else {

@@ -52,7 +52,7 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
             plan.target.name
         );
         let receiver = OtlpReceiver::start().await.map_err(|e| {
-            Error::Usage(format!("cannot start the OTLP receiver on 127.0.0.1: {e}"))
+            Error::Local(format!("cannot start the OTLP receiver on 127.0.0.1: {e}; check that loopback ports are free"))
         })?;
         let endpoint = receiver.endpoint();
         let env = tokio::select! {
