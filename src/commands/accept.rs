@@ -56,11 +56,5 @@ pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> 
     if let Some(t) = crate::report::console::criteria_table(&report) {
         println!("{t}");
     }
-    let dir = write_report(&mut report, &global.reports_dir)?;
-    println!(
-        "verdict: {}  report: {}",
-        report.verdict,
-        dir.join("report.md").display()
-    );
-    Ok(exit_code_for(&report))
+    finish(&mut report, &global.reports_dir)
 }

@@ -42,13 +42,7 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     report.interrupted = matches!(run.outcome, crate::drill::RunOutcome::Interrupted { .. });
     report.drills = run.results;
     print_drills(&report);
-    let dir = write_report(&mut report, &global.reports_dir)?;
-    println!(
-        "verdict: {}  report: {}",
-        report.verdict,
-        dir.join("report.md").display()
-    );
-    Ok(exit_code_for(&report))
+    finish(&mut report, &global.reports_dir)
 }
 
 async fn drill_on(

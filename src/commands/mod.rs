@@ -128,6 +128,22 @@ pub fn write_report(report: &mut Report, reports_dir: &Path) -> Result<PathBuf, 
     Ok(dir)
 }
 
+/// Writes the report, prints the verdict line, returns the exit code: the
+/// tail every report-writing command shares.
+pub fn finish(report: &mut Report, reports_dir: &Path) -> Result<crate::exit::ExitCode, Error> {
+    let dir = write_report(report, reports_dir)?;
+    print_verdict(report, &dir);
+    Ok(exit_code_for(report))
+}
+
+pub fn print_verdict(report: &Report, dir: &Path) {
+    println!(
+        "verdict: {}  report: {}",
+        report.verdict,
+        dir.join("report.md").display()
+    );
+}
+
 /// The exit code a finished report calls for.
 pub fn exit_code_for(report: &Report) -> crate::exit::ExitCode {
     use crate::exit::ExitCode;

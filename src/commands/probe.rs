@@ -59,11 +59,5 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     if let Some(t) = crate::report::console::probe_table(&report) {
         println!("{t}");
     }
-    let dir = write_report(&mut report, &global.reports_dir)?;
-    println!(
-        "verdict: {}  report: {}",
-        report.verdict,
-        dir.join("report.md").display()
-    );
-    Ok(exit_code_for(&report))
+    finish(&mut report, &global.reports_dir)
 }

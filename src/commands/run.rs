@@ -144,11 +144,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     }
     let dir = write_report(&mut report, &global.reports_dir)?;
     publish_to_github(&report, &dir, opts.github_check, opts.open_issue_on_failure).await;
-    println!(
-        "verdict: {}  report: {}",
-        report.verdict,
-        dir.join("report.md").display()
-    );
+    print_verdict(&report, &dir);
     Ok(exit_code_for(&report))
 }
 

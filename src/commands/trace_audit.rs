@@ -128,13 +128,7 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
     let mut report = new_report("trace-audit", &run_id, info, window);
     println!("{}", summary_table(&summary));
     report.trace_audit = Some(summary);
-    let dir = write_report(&mut report, &global.reports_dir)?;
-    println!(
-        "verdict: {}  report: {}",
-        report.verdict,
-        dir.join("report.md").display()
-    );
-    Ok(exit_code_for(&report))
+    finish(&mut report, &global.reports_dir)
 }
 
 /// `--tree`, else `<probes-dir>/trace-tree.toml` if present, else built in.
