@@ -178,7 +178,10 @@ pub fn summary_table(s: &TraceAuditSummary) -> String {
     for (k, v) in rows {
         t.push_record([k, v]);
     }
-    let mut out = t.build().to_string();
+    let mut out = t
+        .build()
+        .with(tabled::settings::Style::rounded())
+        .to_string();
     for e in &s.errors {
         out.push_str(&format!("\nerror: {e}"));
     }

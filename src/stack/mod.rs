@@ -236,7 +236,8 @@ impl LocalStack {
     /// Returns once all three answer their readiness endpoints *and*
     /// Prometheus has found the Alertmanager, scraped every job once and
     /// loaded `opts.rules_yaml`, so an alert that fires from now on is
-    /// delivered. Takes about 5 s: Prometheus' discovery tick.
+    /// delivered. Takes about 10 s: two of Prometheus' 5 s discovery ticks,
+    /// one before the rules are loaded and one after (see below).
     pub async fn start(opts: StackOptions) -> Result<LocalStack, StackError> {
         config::validate(&opts)?;
         // Find every binary before starting anything, so a missing one
@@ -332,6 +333,10 @@ impl LocalStack {
                     format!("--web.external-url=http://{listen}/").into(),
                     "--web.enable-lifecycle".into(),
                     "--storage.tsdb.retention.time=1d".into(),
+                    // Resend firing alerts every second, like the rest of the
+                    // time-scaled stack, so a send lost to a notifier that is
+                    // being rebuilt costs a second rather than a minute.
+                    "--rules.alert.resend-delay=1s".into(),
                 ];
                 Ok((args, format!("http://{listen}/-/ready")))
             })
@@ -357,6 +362,18 @@ impl LocalStack {
         .await?;
         write_file(&rules_path, &opts.rules_yaml)?;
         reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
+        // A reload rebuilds the notifier with an empty Alertmanager set that
+        // is filled only at the next discovery tick (up to 5 s later); an
+        // alert firing in between would be dropped. Wait for it again.
+        wait_until_wired(
+            &http,
+            &mut prometheus,
+            &prometheus_url,
+            &am_addr,
+            &jobs,
+            opts.startup_timeout,
+        )
+        .await?;
         children.push(prometheus);
 
         Ok(LocalStack {
