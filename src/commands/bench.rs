@@ -75,7 +75,9 @@ pub async fn run(
     let env = LocalEnv::start_with(&plan.target, |cfg| {
         cfg.cold_start = Duration::ZERO;
         cfg.work = Duration::ZERO;
-        cfg.concurrency = cfg.concurrency.max(256);
+        // As many tasks at once as the probe keeps in flight, like the
+        // bare consumer of (b), which has no cap at all.
+        cfg.concurrency = cfg.concurrency.max(in_flight);
         // Per-sentinel task_id series exist for AC2 only; the bench measures
         // the round trip, not the fleet's bookkeeping of 20 000 new series.
         cfg.record_task_ids = false;
@@ -132,6 +134,13 @@ async fn measure(
         .await
         .map_err(|e| dep("create scratch stream", e.to_string()))?;
 
+    // Peak RSS first: memory the allocator keeps from the throughput runs
+    // would otherwise count, and VmHWM cannot be reset below current RSS.
+    eprintln!("bench: {RSS_IN_FLIGHT} sentinels in flight for peak RSS…");
+    let cfg = probe_config(spec, Some(RSS_IN_FLIGHT), Some(RSS_IN_FLIGHT));
+    crate::probe::run_probe(&client, &cfg, None).await?;
+    let rss = peak_rss_mib();
+
     eprintln!("bench (a): {count} raw publishes, {in_flight} in flight…");
     let a = raw_publish(&js, count, in_flight)
         .await
@@ -155,10 +164,6 @@ async fn measure(
         );
     }
 
-    eprintln!("bench: {RSS_IN_FLIGHT} sentinels in flight for peak RSS…");
-    let cfg = probe_config(spec, Some(RSS_IN_FLIGHT), Some(RSS_IN_FLIGHT));
-    crate::probe::run_probe(&client, &cfg, None).await?;
-    let rss = peak_rss_mib();
     let _ = js.delete_stream(BENCH_STREAM).await;
 
     let row = |m: &str, v: f64| Row {
@@ -295,7 +300,7 @@ async fn minimal_round_trip(
     Ok(rate)
 }
 
-/// Peak resident set size of this process (`VmHWM`), in MiB.
+/// Peak resident set size of this process so far (`VmHWM`), in MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

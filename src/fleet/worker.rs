@@ -179,13 +179,16 @@ pub(crate) fn decode_task(
     Ok(task)
 }
 
-/// The trace id from a `traceparent` header; empty if absent or malformed.
-pub(crate) fn trace_id_from(headers: Option<&HeaderMap>) -> String {
+/// The `traceparent` header; `None` if absent or malformed.
+pub(crate) fn parent_from(headers: Option<&HeaderMap>) -> Option<TraceParent> {
     headers
         .and_then(|h| h.get(TRACEPARENT_HEADER))
         .and_then(|v| TraceParent::parse(v.as_str()))
-        .map(|tp| tp.trace_id_hex())
-        .unwrap_or_default()
+}
+
+/// The trace id from a `traceparent` header; empty if absent or malformed.
+pub(crate) fn trace_id_from(parent: Option<&TraceParent>) -> String {
+    parent.map(TraceParent::trace_id_hex).unwrap_or_default()
 }
 
 /// A random trace id that differs from `original`.
@@ -223,12 +226,8 @@ async fn handle(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSema
     let Some(agent) = metrics.agent(&task.agent_type) else {
         return; // decode_task checked this
     };
-    let trace_id = trace_id_from(msg.headers.as_ref());
-    let parent = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(TRACEPARENT_HEADER))
-        .and_then(|v| TraceParent::parse(v.as_str()));
+    let parent = parent_from(msg.headers.as_ref());
+    let trace_id = trace_id_from(parent.as_ref());
     let task_started = std::time::SystemTime::now();
 
     agent.in_flight.inc();
@@ -356,16 +355,19 @@ mod tests {
 
     #[test]
     fn trace_ids_from_headers() {
-        assert_eq!(trace_id_from(None), "");
+        assert_eq!(trace_id_from(parent_from(None).as_ref()), "");
         let mut h = HeaderMap::new();
         h.insert(
             TRACEPARENT_HEADER,
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         );
-        assert_eq!(trace_id_from(Some(&h)), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            trace_id_from(parent_from(Some(&h)).as_ref()),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         let mut bad = HeaderMap::new();
         bad.insert(TRACEPARENT_HEADER, "garbage");
-        assert_eq!(trace_id_from(Some(&bad)), "");
+        assert_eq!(trace_id_from(parent_from(Some(&bad)).as_ref()), "");
     }
 
     #[test]

@@ -42,16 +42,19 @@ impl TraceParent {
         if version == 0 && parts.len() != 4 {
             return None;
         }
-        let trace_id: [u8; 16] = decode_hex(parts[1])?.try_into().ok()?;
-        let span_id: [u8; 8] = decode_hex(parts[2])?.try_into().ok()?;
-        let flags_bytes = decode_hex(parts[3])?;
-        if flags_bytes.len() != 1 || trace_id == [0; 16] || span_id == [0; 8] {
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        let mut flags = [0u8; 1];
+        decode_hex(parts[1], &mut trace_id)?;
+        decode_hex(parts[2], &mut span_id)?;
+        decode_hex(parts[3], &mut flags)?;
+        if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
         Some(TraceParent {
             trace_id,
             span_id,
-            flags: flags_bytes[0],
+            flags: flags[0],
         })
     }
 
@@ -67,33 +70,33 @@ impl TraceParent {
 }
 
 impl fmt::Display for TraceParent {
+    /// `00-<trace id>-<span id>-<flags>`, formatted on the stack (one per
+    /// sentinel, so no per-part strings).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            self.trace_id_hex(),
-            self.span_id_hex(),
-            self.flags
-        )
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let hex = |src: &[u8], dst: &mut [u8]| {
+            hex::encode_to_slice(src, dst).expect("sized for the field")
+        };
+        hex(&self.trace_id, &mut buf[3..35]);
+        hex(&self.span_id, &mut buf[36..52]);
+        hex(&[self.flags], &mut buf[53..55]);
+        f.write_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
     }
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2)
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// Lowercase hex only (the spec forbids uppercase), exactly `out.len()` bytes.
+fn decode_hex(s: &str, out: &mut [u8]) -> Option<()> {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    hex::decode_to_slice(s, out).ok()
 }
 
 fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]
