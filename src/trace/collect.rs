@@ -55,9 +55,12 @@ pub async fn audit_tasks(
     let deadline = Instant::now() + wait;
     match source {
         SpanSource::Local(store) => {
-            // Every task exports one span per hop but the probe's own.
+            // Every task exports one span per hop but the probe's own, each
+            // tagged with its task id. Count only these tasks' spans: the
+            // store also holds those of earlier audits on the same receiver.
             let expected = tasks.len() * (tree.hops.len().saturating_sub(1));
-            while store.len() < expected && Instant::now() < deadline {
+            let received = || store.count_for_tasks(tasks.iter().map(|t| t.task_id.as_str()));
+            while received() < expected && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let audits = tasks

@@ -50,6 +50,15 @@ impl SpanStore {
         idx.by_task.get(task_id).cloned().unwrap_or_default()
     }
 
+    /// Spans received so far that are tagged with one of `task_ids`.
+    pub fn count_for_tasks<'a>(&self, task_ids: impl IntoIterator<Item = &'a str>) -> usize {
+        let idx = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        task_ids
+            .into_iter()
+            .map(|t| idx.by_task.get(t).map_or(0, Vec::len))
+            .sum()
+    }
+
     /// Spans received so far.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).count
@@ -134,5 +143,35 @@ async fn export(
             (StatusCode::OK, "{}".to_string())
         }
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(trace: &str, task: Option<&str>) -> Span {
+        Span {
+            trace_id: trace.into(),
+            span_id: "00f067aa0ba902b7".into(),
+            parent_span_id: None,
+            name: "hop".into(),
+            service: "svc".into(),
+            task_id: task.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn counts_only_the_spans_of_the_given_tasks() {
+        let store = SpanStore::default();
+        // An earlier audit's spans, one untagged span, and this audit's.
+        store.add(vec![span("a", Some("old-1")), span("a", Some("old-1"))]);
+        store.add(vec![span("b", None)]);
+        store.add(vec![span("c", Some("new-1")), span("d", Some("new-2"))]);
+        assert_eq!(store.len(), 5);
+        assert_eq!(store.count_for_tasks(["new-1", "new-2"]), 2);
+        assert_eq!(store.count_for_tasks(["new-1", "absent"]), 1);
+        assert_eq!(store.count_for_tasks(["old-1"]), 2);
+        assert_eq!(store.count_for_tasks([]), 0);
     }
 }
