@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use firedrill::spec::template::Vars;
 use firedrill::stack::rules::STRUCTURAL_ALERTS;
-use firedrill::stack::{render_local_rules, AlertStatus, LocalStack, StackError, StackOptions};
+use firedrill::stack::{
+    self, render_local_rules, AlertStatus, LocalStack, StackError, StackOptions,
+};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -444,12 +446,24 @@ async fn children_die_when_firedrill_is_sigkilled() {
         survivors.is_empty(),
         "children {survivors:?} survived their parent's SIGKILL"
     );
-    // SIGKILL also skips removing the temp dir; that one is ours to clean.
-    let dirs: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
-    assert!(dirs.iter().any(|d| d
-        .file_name()
-        .to_string_lossy()
-        .starts_with("firedrill-stack-")));
+    // SIGKILL also skips removing the temp dir; the next stack start
+    // sweeps it, since its owner pid is gone.
+    let stale: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(stack::stale::DIR_PREFIX))
+        })
+        .collect();
+    assert_eq!(stale.len(), 1, "expected the killed stack's dir: {stale:?}");
+    assert_eq!(
+        std::fs::read_to_string(stale[0].join(stack::stale::OWNER_FILE)).unwrap(),
+        helper.id().to_string()
+    );
+    assert_eq!(stack::stale::sweep(tmp.path()), stale);
+    assert!(!stale[0].exists());
 }
 
 fn alive_and_not_zombie(pid: u32) -> bool {

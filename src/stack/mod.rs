@@ -6,12 +6,14 @@
 //! after 5 s), `Drop` (SIGKILL at once, also on panic), a failed `start()`
 //! (whatever was already started is dropped, hence killed), and the death
 //! of the thread that spawned them (`PR_SET_PDEATHSIG`), which covers
-//! firedrill itself being SIGKILLed.
+//! firedrill itself being SIGKILLed. The temp dir such a firedrill leaves
+//! is removed by the next stack start ([`stale`]).
 
 pub mod binaries;
 pub mod config;
 mod process;
 pub mod rules;
+pub mod stale;
 pub mod webhook;
 
 use std::ffi::OsString;
@@ -246,14 +248,20 @@ impl LocalStack {
         let am_bin = binaries::find(Tool::Alertmanager)?;
         let prom_bin = binaries::find(Tool::Prometheus)?;
 
+        // Dirs left by stacks whose firedrill was SIGKILLed.
+        stale::sweep(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("firedrill-stack-")
+            .prefix(stale::DIR_PREFIX)
             .tempdir()
             .map_err(|source| StackError::TempDir {
                 dir: std::env::temp_dir(),
                 source,
             })?;
         let dir_path = dir.path().to_path_buf();
+        write_file(
+            &dir_path.join(stale::OWNER_FILE),
+            &std::process::id().to_string(),
+        )?;
         for sub in ["nats", "am", "prom"] {
             let p = dir_path.join(sub);
             std::fs::create_dir(&p).map_err(|source| StackError::WriteFile { path: p, source })?;
