@@ -19,5 +19,7 @@ pub mod runinfo;
 pub mod signals;
 pub mod spec;
 pub mod stack;
+#[cfg(test)]
+mod test_fixtures;
 pub mod trace;
 pub mod validate;

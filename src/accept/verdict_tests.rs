@@ -25,11 +25,7 @@ fn criterion(pass_if: &str, on_empty: OnEmpty) -> Criterion {
 }
 
 fn fixture(name: &str) -> Result<QueryResult, PromError> {
-    let path = format!(
-        "{}/tests/fixtures/prometheus/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let body = std::fs::read(&path).unwrap();
+    let body = crate::test_fixtures::bytes(&format!("prometheus/{name}"));
     let status = if name.contains("error") { 400 } else { 200 };
     decode("http://127.0.0.1:9090", status, &body)
 }

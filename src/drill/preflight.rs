@@ -258,11 +258,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/prometheus/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        String::from_utf8(crate::test_fixtures::bytes(&format!("prometheus/{name}"))).unwrap()
     }
 
     /// A Prometheus double answering with captured bodies.

@@ -246,11 +246,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/alertmanager/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        crate::test_fixtures::bytes(&format!("alertmanager/{name}"))
     }
 
     #[test]

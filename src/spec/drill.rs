@@ -504,6 +504,20 @@ fn build_fault(file: &SourceFile, f: FaultFields, target: &Target) -> Result<Fau
         }
         Ok::<_, SpecError>(args)
     };
+    // The object a kubernetes-* fault acts on: (namespace, name).
+    let object = |namespace: Option<Spanned<String>>, name: Option<Spanned<String>>| {
+        let namespace = render_checked(
+            &namespace.ok_or_else(|| missing("namespace"))?,
+            "namespace",
+            check_dns_label,
+        )?;
+        let name = render_checked(
+            &name.ok_or_else(|| missing("name"))?,
+            "name",
+            check_object_name,
+        )?;
+        Ok::<_, SpecError>((namespace, name))
+    };
     Ok(match f.kind {
         FaultKind::Fleet => Fault::Fleet {
             fault: f.fault.ok_or_else(|| missing("fault"))?,
@@ -511,6 +525,7 @@ fn build_fault(file: &SourceFile, f: FaultFields, target: &Target) -> Result<Fau
         FaultKind::KubernetesPatch => {
             let mut value = f.value.ok_or_else(|| missing("value"))?.0;
             render_json_at_load(file, "fault.value", &mut value, target)?;
+            let (namespace, name) = object(f.namespace, f.name)?;
             Fault::KubernetesPatch(KubernetesPatch {
                 api_version: f.api_version.ok_or_else(|| missing("api_version"))?.0,
                 object_kind: f
@@ -518,16 +533,8 @@ fn build_fault(file: &SourceFile, f: FaultFields, target: &Target) -> Result<Fau
                     .ok_or_else(|| missing("object_kind"))?
                     .into_inner()
                     .0,
-                namespace: render_checked(
-                    &f.namespace.ok_or_else(|| missing("namespace"))?,
-                    "namespace",
-                    check_dns_label,
-                )?,
-                name: render_checked(
-                    &f.name.ok_or_else(|| missing("name"))?,
-                    "name",
-                    check_object_name,
-                )?,
+                namespace,
+                name,
                 pointer: f.pointer.ok_or_else(|| missing("pointer"))?.0,
                 value,
             })
@@ -546,18 +553,11 @@ fn build_fault(file: &SourceFile, f: FaultFields, target: &Target) -> Result<Fau
                     ))
                 }
             };
+            let (namespace, name) = object(f.namespace, f.name)?;
             Fault::KubernetesScale(KubernetesScale {
                 object_kind,
-                namespace: render_checked(
-                    &f.namespace.ok_or_else(|| missing("namespace"))?,
-                    "namespace",
-                    check_dns_label,
-                )?,
-                name: render_checked(
-                    &f.name.ok_or_else(|| missing("name"))?,
-                    "name",
-                    check_object_name,
-                )?,
+                namespace,
+                name,
                 replicas: f.replicas.ok_or_else(|| missing("replicas"))?,
             })
         }

@@ -838,11 +838,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/grafana/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        serde_json::from_slice(&crate::test_fixtures::bytes(&format!("grafana/{name}"))).unwrap()
     }
 
     fn at(s: &str) -> DateTime<Utc> {
