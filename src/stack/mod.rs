@@ -359,29 +359,25 @@ impl LocalStack {
         let jobs: Vec<&str> = std::iter::once(config::SELF_JOB)
             .chain(opts.scrape_jobs.iter().map(|j| j.job_name.as_str()))
             .collect();
-        wait_until_wired(
-            &http,
-            &mut prometheus,
-            &prometheus_url,
-            &am_addr,
-            &jobs,
-            opts.startup_timeout,
-        )
-        .await?;
-        write_file(&rules_path, &opts.rules_yaml)?;
-        reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
         // A reload rebuilds the notifier with an empty Alertmanager set that
         // is filled only at the next discovery tick (up to 5 s later); an
-        // alert firing in between would be dropped. Wait for it again.
-        wait_until_wired(
-            &http,
-            &mut prometheus,
-            &prometheus_url,
-            &am_addr,
-            &jobs,
-            opts.startup_timeout,
-        )
-        .await?;
+        // alert firing in between would be dropped. So: wait, load the
+        // rules, and wait once more.
+        for load_rules in [true, false] {
+            wait_until_wired(
+                &http,
+                &mut prometheus,
+                &prometheus_url,
+                &am_addr,
+                &jobs,
+                opts.startup_timeout,
+            )
+            .await?;
+            if load_rules {
+                write_file(&rules_path, &opts.rules_yaml)?;
+                reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
+            }
+        }
         children.push(prometheus);
 
         Ok(LocalStack {
