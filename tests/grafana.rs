@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use firedrill::clients::grafana::{GrafanaClient, GrafanaError, SnapshotSettings};
 use firedrill::clients::prometheus::Prometheus;
 use firedrill::report::model::RunWindow;
-use firedrill::report::snapshot::{ac5_verdict, snapshot_name, SnapshotOutcome};
+use firedrill::report::snapshot::{ac5_verdict, snapshot_name, SnapshotInfo, SnapshotOutcome};
 use firedrill::report::Verdict;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -267,6 +267,22 @@ async fn grafana(read_back_works: bool) -> (MockServer, Store) {
     (server, store)
 }
 
+/// A snapshot of dashboard `uid` over the last 5 minutes, with the
+/// Prometheus it queries down.
+async fn snapshot_prometheus_down(
+    grafana: &GrafanaClient,
+    uid: &str,
+) -> Result<SnapshotInfo, GrafanaError> {
+    let window = RunWindow {
+        start: Utc::now() - chrono::Duration::minutes(5),
+        end: Utc::now(),
+    };
+    let prom = Prometheus::new("http://127.0.0.1:9");
+    grafana
+        .snapshot_run(&prom, uid, window, "n", Duration::from_secs(3600), &vars())
+        .await
+}
+
 fn client(base: &str, token: Option<&str>) -> GrafanaClient {
     let token = token.map(str::to_string);
     GrafanaClient::with_env_lookup(base, Some(TOKEN_VAR), move |k| {
@@ -426,18 +442,7 @@ async fn snapshot_embeds_real_prometheus_data_and_reads_back() {
 async fn a_rejected_token_names_the_env_var_never_the_token() {
     let (grafana, _) = grafana(true).await;
     let wrong = "glsa_wrong_token_do_not_print";
-    let err = client(&grafana.uri(), Some(wrong))
-        .snapshot_run(
-            &Prometheus::new("http://127.0.0.1:9"),
-            UID,
-            RunWindow {
-                start: Utc::now() - chrono::Duration::minutes(5),
-                end: Utc::now(),
-            },
-            "n",
-            Duration::from_secs(3600),
-            &vars(),
-        )
+    let err = snapshot_prometheus_down(&client(&grafana.uri(), Some(wrong)), UID)
         .await
         .unwrap_err();
     assert!(matches!(err, GrafanaError::Unauthorized { .. }), "{err:?}");
@@ -470,18 +475,7 @@ async fn token_from_the_named_env_var() {
 #[tokio::test]
 async fn a_missing_dashboard_names_the_uid_and_where_to_set_it() {
     let (grafana, store) = grafana(true).await;
-    let err = client(&grafana.uri(), Some(TOKEN))
-        .snapshot_run(
-            &Prometheus::new("http://127.0.0.1:9"),
-            "no-such-dashboard",
-            RunWindow {
-                start: Utc::now() - chrono::Duration::minutes(5),
-                end: Utc::now(),
-            },
-            "n",
-            Duration::from_secs(3600),
-            &vars(),
-        )
+    let err = snapshot_prometheus_down(&client(&grafana.uri(), Some(TOKEN)), "no-such-dashboard")
         .await
         .unwrap_err();
     assert!(
@@ -504,18 +498,7 @@ async fn a_failed_read_back_fails_ac5_and_failed_panels_do_not_abort() {
     let (grafana, store) = grafana(false).await;
     // Prometheus is down: every panel gets an empty frame and a note, and the
     // snapshot is still created.
-    let info = client(&grafana.uri(), Some(TOKEN))
-        .snapshot_run(
-            &Prometheus::new("http://127.0.0.1:9"),
-            UID,
-            RunWindow {
-                start: Utc::now() - chrono::Duration::minutes(5),
-                end: Utc::now(),
-            },
-            "n",
-            Duration::from_secs(3600),
-            &vars(),
-        )
+    let info = snapshot_prometheus_down(&client(&grafana.uri(), Some(TOKEN)), UID)
         .await
         .unwrap();
     assert_eq!(store.0.lock().unwrap().len(), 1, "created");

@@ -10,12 +10,12 @@ use chrono::Utc;
 
 pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> {
     let plan = load(global, &args.target)?;
-    let Some(remote) = plan.target.remote() else {
+    if plan.target.is_local() {
         return Err(Error::Usage(format!(
             "target `{}` is the local stack, which only lives during a run: use `firedrill smoke` (or `firedrill run --target {}`), which evaluate the criteria over their own window",
             plan.target.name, plan.target.name
         )));
-    };
+    }
     if plan.criteria.is_empty() {
         return Err(Error::Usage(format!(
             "no criteria found in {}; add a *.toml with [[criterion]] tables, or pass --acceptance-dir",
@@ -44,13 +44,9 @@ pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> 
         task_id: task_id.clone(),
         trace_id: args.sentinel_trace_id.clone().unwrap_or_default(),
     });
-    let prom = Prometheus::new(remote.prometheus_url.as_str());
-    let info = target_info(
-        &plan.target,
-        remote.nats_url.as_str(),
-        Some(remote.prometheus_url.as_str()),
-        remote.alertmanager_url.as_ref().map(|u| u.as_str()),
-    );
+    let live = Live::of(&plan.target, None);
+    let prom = Prometheus::new(&live.prometheus);
+    let info = live.target_info(&plan.target);
     let mut report = new_report("accept", &crate::runinfo::new_run_id(now), info, window);
     report.criteria = accept(&plan, &prom, window, sentinel.as_ref()).await;
     if let Some(t) = crate::report::console::criteria_table(&report) {

@@ -21,13 +21,9 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
             env = LocalEnv::start(&plan.target) => env?,
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
         };
-        let prom = Prometheus::new(&env.stack.prometheus_url);
-        let info = target_info(
-            &plan.target,
-            &env.stack.nats_url,
-            Some(&env.stack.prometheus_url),
-            Some(&env.stack.alertmanager_url),
-        );
+        let live = Live::of(&plan.target, Some(&env));
+        let prom = Prometheus::new(&live.prometheus);
+        let info = live.target_info(&plan.target);
         let findings = tokio::select! {
             f = local_audit(&prom, &plan) => f,
             sig = shutdown_signal() => {
@@ -38,14 +34,9 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
         env.shutdown().await;
         (info, findings)
     } else {
-        let remote = plan.target.remote().expect("a target is local or remote");
-        let prom = Prometheus::new(remote.prometheus_url.as_str());
-        let info = target_info(
-            &plan.target,
-            remote.nats_url.as_str(),
-            Some(remote.prometheus_url.as_str()),
-            remote.alertmanager_url.as_ref().map(|u| u.as_str()),
-        );
+        let live = Live::of(&plan.target, None);
+        let prom = Prometheus::new(&live.prometheus);
+        let info = live.target_info(&plan.target);
         (info, crate::validate::audit(&prom, &plan, Utc::now()).await)
     };
     let findings = findings?;

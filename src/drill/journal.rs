@@ -63,6 +63,16 @@ pub struct JournalEntry {
     pub manual_recovery: String,
 }
 
+impl JournalEntry {
+    /// The status, with the last revert error if any: `revert-failed: …`.
+    pub fn status_detail(&self) -> String {
+        match &self.error {
+            Some(e) => format!("{}: {e}", self.status.as_str()),
+            None => self.status.as_str().to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalDoc {
     pub schema: u32,

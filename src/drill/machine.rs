@@ -371,15 +371,18 @@ impl Machine {
         t < started - delta(self.cfg.clock_skew)
     }
 
-    fn on_prometheus(&mut self, at: DateTime<Utc>, alerts: &[PromAlert]) -> Option<Decision> {
-        let others: Vec<&Labels> = alerts
-            .iter()
-            .map(|a| &a.labels)
+    /// Notes every alert of our name whose labels do not match ours.
+    fn note_others<'a>(&mut self, labels: impl Iterator<Item = &'a Labels>) {
+        let others: Vec<&Labels> = labels
             .filter(|l| self.named(l) && !self.matches(l))
             .collect();
         for l in others {
             self.note_other(l);
         }
+    }
+
+    fn on_prometheus(&mut self, at: DateTime<Utc>, alerts: &[PromAlert]) -> Option<Decision> {
+        self.note_others(alerts.iter().map(|a| &a.labels));
         // Prefer a firing instance, then the earliest activeAt.
         let found = alerts
             .iter()
@@ -433,14 +436,7 @@ impl Machine {
     }
 
     fn on_alertmanager(&mut self, at: DateTime<Utc>, alerts: &[AmAlert]) {
-        let others: Vec<&Labels> = alerts
-            .iter()
-            .map(|a| &a.labels)
-            .filter(|l| self.named(l) && !self.matches(l))
-            .collect();
-        for l in others {
-            self.note_other(l);
-        }
+        self.note_others(alerts.iter().map(|a| &a.labels));
         let found = alerts
             .iter()
             .filter(|a| self.matches(&a.labels))

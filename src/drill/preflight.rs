@@ -279,19 +279,22 @@ mod tests {
         server
     }
 
+    /// [`preflight`] now, over the last hour.
+    async fn check(
+        prom: &Prometheus,
+        alert: &str,
+        missing: MissingMetrics,
+    ) -> Result<PreflightInfo, PreflightError> {
+        preflight(prom, alert, Utc::now(), Duration::from_secs(3600), missing).await
+    }
+
     #[tokio::test]
     async fn passes_when_the_rule_is_loaded_and_its_metric_has_series() {
         let server = prom_double("series.json").await;
         let prom = Prometheus::new(&server.uri());
-        let info = preflight(
-            &prom,
-            "WorkerImagePullBackOff",
-            Utc::now(),
-            Duration::from_secs(3600),
-            MissingMetrics::Fail,
-        )
-        .await
-        .unwrap();
+        let info = check(&prom, "WorkerImagePullBackOff", MissingMetrics::Fail)
+            .await
+            .unwrap();
         assert_eq!(info.metrics, ["kube_pod_container_status_waiting_reason"]);
         assert_eq!(info.rule_for, Duration::from_secs(5));
         let reqs = server.received_requests().await.unwrap();
@@ -310,15 +313,9 @@ mod tests {
     async fn unknown_alert_fails_naming_what_is_loaded() {
         let server = prom_double("series.json").await;
         let prom = Prometheus::new(&server.uri());
-        let err = preflight(
-            &prom,
-            "WorkerImagePullBackof",
-            Utc::now(),
-            Duration::from_secs(3600),
-            MissingMetrics::Fail,
-        )
-        .await
-        .unwrap_err();
+        let err = check(&prom, "WorkerImagePullBackof", MissingMetrics::Fail)
+            .await
+            .unwrap_err();
         assert!(!err.is_dependency());
         let msg = err.to_string();
         assert!(
@@ -337,16 +334,10 @@ mod tests {
     async fn metric_without_series_fails_with_the_lesson() {
         let server = prom_double("series-empty.json").await;
         let prom = Prometheus::new(&server.uri());
-        let msg = preflight(
-            &prom,
-            "WorkerImagePullBackOff",
-            Utc::now(),
-            Duration::from_secs(3600),
-            MissingMetrics::Fail,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let msg = check(&prom, "WorkerImagePullBackOff", MissingMetrics::Fail)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("reads kube_pod_container_status_waiting_reason with no series"),
             "{msg}"
@@ -359,30 +350,16 @@ mod tests {
     async fn missing_metric_can_be_a_warning() {
         let server = prom_double("series-empty.json").await;
         let prom = Prometheus::new(&server.uri());
-        let info = preflight(
-            &prom,
-            "WorkerImagePullBackOff",
-            Utc::now(),
-            Duration::from_secs(3600),
-            MissingMetrics::Warn,
-        )
-        .await
-        .unwrap();
+        let info = check(&prom, "WorkerImagePullBackOff", MissingMetrics::Warn)
+            .await
+            .unwrap();
         assert_eq!(info.missing, ["kube_pod_container_status_waiting_reason"]);
     }
 
     #[tokio::test]
     async fn unreachable_prometheus_is_a_dependency_error() {
         let prom = Prometheus::new("http://127.0.0.1:9");
-        let err = preflight(
-            &prom,
-            "X",
-            Utc::now(),
-            Duration::from_secs(3600),
-            MissingMetrics::Fail,
-        )
-        .await
-        .unwrap_err();
+        let err = check(&prom, "X", MissingMetrics::Fail).await.unwrap_err();
         assert!(err.is_dependency(), "{err}");
     }
 }

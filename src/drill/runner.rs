@@ -173,16 +173,12 @@ fn unrecovered_message(journals: &[Unrecovered]) -> String {
         }
         for e in &u.entries {
             s.push_str(&format!(
-                "  {}: drill {} trial {}: {} ({}{})\n",
+                "  {}: drill {} trial {}: {} ({})\n",
                 u.path.display(),
                 e.drill,
                 e.trial,
                 e.fault,
-                e.status.as_str(),
-                e.error
-                    .as_ref()
-                    .map(|x| format!(": {x}"))
-                    .unwrap_or_default()
+                e.status_detail()
             ));
         }
     }
@@ -458,14 +454,10 @@ fn manual_recovery(journal: &Arc<Mutex<Journal>>, drill: &str, path: &Path) -> S
     );
     for e in j.unreverted().into_iter().filter(|e| e.drill == drill) {
         s.push_str(&format!(
-            "\n  trial {}: {} [{}{}]\n    {}",
+            "\n  trial {}: {} [{}]\n    {}",
             e.trial,
             e.fault,
-            e.status.as_str(),
-            e.error
-                .as_ref()
-                .map(|x| format!(": {x}"))
-                .unwrap_or_default(),
+            e.status_detail(),
             e.manual_recovery
         ));
     }
