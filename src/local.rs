@@ -75,12 +75,16 @@ impl LocalEnv {
         format!("http://{}", self.fleet.http_addr())
     }
 
-    /// Stops the fleet, then the stack (children and temp dir).
-    pub async fn shutdown(self) {
+    /// Stops the fleet, then the stack (children and temp dir). Returns one
+    /// line per stack process that had already exited: a dependency the run
+    /// lost, which makes its verdict `error`.
+    pub async fn shutdown(mut self) -> Vec<String> {
+        let lost = self.stack.exited_children();
         self.fleet.shutdown().await;
         if let Err(e) = self.stack.shutdown().await {
             tracing::warn!("local stack shutdown: {e}");
         }
+        lost
     }
 }
 

@@ -7,15 +7,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn firedrill(reports: &Path, fault_file: &Path) -> Command {
+    firedrill_with(reports, fault_file, "exec-file")
+}
+
+/// firedrill with the drills of `tests/fixtures/drills/<drill>`.
+fn firedrill_with(reports: &Path, fault_file: &Path, drill: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_firedrill"));
     c.env("CI", "true")
         .env("FIREDRILL_TEST_FAULT", fault_file)
         .arg("--reports-dir")
         .arg(reports)
         .arg("--drills-dir")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/drills/exec-file"
+        .arg(format!(
+            "{}/tests/fixtures/drills/{drill}",
+            env!("CARGO_MANIFEST_DIR")
         ));
     c
 }
@@ -27,15 +32,24 @@ fn start_drill(reports: &Path, fault_file: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    wait_for_file(fault_file);
+    child
+}
+
+fn wait_for_file(path: &Path) {
     let start = Instant::now();
-    while !fault_file.exists() {
+    while !path.exists() {
         assert!(
             start.elapsed() < Duration::from_secs(40),
-            "the fault was never injected"
+            "{} never appeared",
+            path.display()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    child
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
 }
 
 fn wait(child: &mut Child) -> Option<i32> {
@@ -122,4 +136,154 @@ fn sigkill_then_recover_reverts_once_and_blocks_new_drills_until_then() {
         "a second recover must not revert again: {stdout}"
     );
     assert!(stdout.to_lowercase().contains("nothing"), "{stdout}");
+}
+
+#[test]
+fn sigint_during_an_inject_kills_its_grandchildren_before_reverting() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    let started = reports.path().join("fault.started");
+    let mut child = firedrill_with(reports.path(), &fault, "exec-grandchild")
+        .args(["drill", "exec-grandchild", "--target", "local"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_file(&started);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(wait(&mut child), Some(4));
+    // The grandchild would have applied the fault 4 s after the inject began.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !fault.exists(),
+        "the fault went live after firedrill said it was reverted"
+    );
+}
+
+#[test]
+fn recover_leaves_a_live_drill_alone() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    let mut child = start_drill(reports.path(), &fault);
+
+    let out = firedrill(reports.path(), &fault)
+        .arg("recover")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("still live"), "{stdout}");
+    assert!(stdout.contains(&format!("pid {}", child.id())), "{stdout}");
+    assert!(fault.exists(), "recover reverted a live drill's fault");
+
+    // The drill itself still reverts, and says it was interrupted, not
+    // "did not fire".
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(wait(&mut child), Some(4));
+    assert!(!fault.exists());
+}
+
+#[test]
+fn recover_goes_past_an_unreadable_journal() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    std::fs::write(&fault, b"live").unwrap();
+    // A dead run's journal with one injected exec fault, beside garbage.
+    let good = reports.path().join("20261201T000000Z-good");
+    std::fs::create_dir_all(&good).unwrap();
+    let journal = serde_json::json!({
+        "schema": 1,
+        "run_id": "20261201T000000Z-good",
+        "target": "local",
+        "created_at": "2026-12-01T00:00:00Z",
+        "entries": [{
+            "id": 1, "drill": "exec-file", "trial": 1,
+            "fault": "exec touch fault",
+            "record": {"type": "exec", "revert": ["rm", "-f", fault.display().to_string()],
+                       "timeout_ms": 5000, "cwd": "/"},
+            "original": null, "injected": "touch",
+            "status": "injected",
+            "journaled_at": "2026-12-01T00:00:00Z",
+            "injected_at": "2026-12-01T00:00:01Z",
+            "reverted_at": null, "error": null, "note": null,
+            "manual_recovery": "rm -f fault"
+        }]
+    });
+    std::fs::write(good.join("journal.json"), journal.to_string()).unwrap();
+    // Sorted first, so a recover that stops at it never reaches the good one.
+    let bad = reports.path().join("00000000-bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("journal.json"), b"{not json").unwrap();
+
+    let out = firedrill(reports.path(), &fault)
+        .arg("recover")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !fault.exists(),
+        "the valid journal's fault stayed live: {stdout}"
+    );
+    assert!(
+        stdout.contains("reverted: drill exec-file trial 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("00000000-bad"), "{stdout}");
+    // A journal that could not be read may describe a live fault.
+    assert_eq!(out.status.code(), Some(5), "{stdout}");
+}
+
+/// Pids of `parent`'s children whose command name is `comm`.
+fn children_named(parent: u32, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if name == comm && ppid == Some(parent.to_string().as_str()) {
+            out.push(stat[..open].trim().parse().unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn nats_dying_mid_drill_ends_in_an_error_verdict_and_a_report() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    let mut child = firedrill_with(reports.path(), &fault, "exec-short")
+        .args(["drill", "exec-short", "--target", "local"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_file(&fault);
+    let nats = children_named(child.id(), "nats-server");
+    assert_eq!(nats.len(), 1, "the local stack's nats-server: {nats:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(nats[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The deadline (6 s) runs out, the fault is reverted, the stack stops:
+    // none of it may wait on the dead NATS.
+    let code = wait(&mut child);
+    assert!(!fault.exists(), "the fault is still live");
+    let run = std::fs::read_dir(reports.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("report.json").exists())
+        .expect("a report was written");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap();
+    let errors = json["errors"].to_string();
+    assert!(errors.contains("nats-server"), "{errors}");
+    assert_eq!(json["drills"][0]["verdict"], "error", "{json}");
+    assert_eq!(code, Some(3));
 }

@@ -254,7 +254,7 @@ async fn patch_then_revert_with_test_guards() {
     let again = fault::revert(&p.record, &p.original, &p.injected, &ctx)
         .await
         .unwrap();
-    assert!(matches!(again, Reverted::NothingToDo(_)), "{again:?}");
+    assert!(matches!(again, Reverted::AlreadyReverted(_)), "{again:?}");
     assert_eq!(api.patches().len(), 2);
 
     let auth = api.state.lock().unwrap().auth.clone();
@@ -316,9 +316,11 @@ async fn conflict_on_revert_is_reported_not_overwritten() {
         "not clobbered"
     );
 
-    // recover goes through the same revert and records the failure.
+    // recover goes through the same revert and records the failure (the
+    // run that owned the journal has ended: its lock is released).
     let path = j.path().to_path_buf();
-    let report = recover(Some(path.clone()), dir.path(), &ctx).await.unwrap();
+    drop(j);
+    let report = recover(Some(path.clone()), dir.path(), &ctx).await;
     assert_eq!(report.exit_code().code(), 5);
     assert_eq!(report.failed.len(), 1);
     let msg = &report.failed[0];
@@ -338,13 +340,13 @@ async fn conflict_on_revert_is_reported_not_overwritten() {
 
     // Once a person restores the original, recover marks it reverted.
     api.set(DEPLOY, IMAGE, json!("postgres"));
-    let report = recover(Some(path.clone()), dir.path(), &ctx).await.unwrap();
+    let report = recover(Some(path.clone()), dir.path(), &ctx).await;
     assert_eq!(report.exit_code().code(), 0);
     assert_eq!(
         Journal::open(&path).unwrap().entry(id).unwrap().status,
         EntryStatus::Reverted
     );
-    let report = recover(Some(path), dir.path(), &ctx).await.unwrap();
+    let report = recover(Some(path), dir.path(), &ctx).await;
     assert!(report.nothing_to_do(), "{report:?}");
 }
 

@@ -10,8 +10,8 @@ use firedrill::probe::latency::{LatencyBucket, LatencySummary};
 use firedrill::probe::{ProbeOutcome, SentinelRef};
 use firedrill::report::github::{self, GithubFiles};
 use firedrill::report::model::{
-    DrillResult, DrillTrial, Link, ProbeResult, Report, RunWindow, SnapshotSummary, TargetInfo,
-    TimelineEvent, ToolInfo, SCHEMA_VERSION,
+    DrillResult, DrillTrial, Link, ManualRecovery, ProbeResult, RecoveryStep, Report, RunWindow,
+    SnapshotSummary, TargetInfo, TimelineEvent, ToolInfo, SCHEMA_VERSION,
 };
 use firedrill::report::{console, json, junit, markdown, write, Verdict};
 use firedrill::spec::criteria::{Criterion, CriterionKind, Evidence, OnEmpty};
@@ -446,12 +446,16 @@ fn manual_recovery_is_loud_in_markdown_summary_and_junit() {
     d.trials[1].verdict = Verdict::Error;
     d.trials[1].reverted = false;
     d.trials[1].revert_error = Some("patch refused: 409 Conflict".into());
-    d.manual_recovery = Some(
-        "The worker image is still `broken:tag`. Run:\n\n    firedrill recover --run 20261123T095400Z-3f9a".into(),
-    );
+    d.manual_recovery = Some(ManualRecovery {
+        summary: "The worker image is still `broken:tag`.".into(),
+        steps: vec![RecoveryStep {
+            label: "Retry the revert".into(),
+            command: "firedrill recover --run 20261123T095400Z-3f9a".into(),
+        }],
+    });
     r.verdict = r.compute_verdict();
     let md = markdown::render(&r);
-    let block = "> [!CAUTION]\n> **MANUAL RECOVERY NEEDED: drill `worker-image-tag` could not revert its fault (`fleet: image-pull-backoff on copilot`). The fault may still be live.**\n>\n> The worker image is still `broken:tag`. Run:\n>\n>     firedrill recover --run 20261123T095400Z-3f9a\n";
+    let block = "> [!CAUTION]\n> **MANUAL RECOVERY NEEDED: drill `worker-image-tag` could not revert its fault (`fleet: image-pull-backoff on copilot`). The fault may still be live.**\n>\n> The worker image is still \\`broken:tag\\`.\n>\n> Retry the revert:\n>\n> ```sh\n> firedrill recover --run 20261123T095400Z-3f9a\n> ```\n";
     // At the top (before the verdicts) and in the drill's own section.
     assert_eq!(md.matches(block).count(), 2, "{md}");
     assert!(md.find(block).unwrap() < md.find("## Verdicts").unwrap());
@@ -460,6 +464,63 @@ fn manual_recovery_is_loud_in_markdown_summary_and_junit() {
     assert!(md.contains("❌ patch refused: 409 Conflict"));
     let xml = junit::render(&r);
     assert!(xml.contains("MANUAL RECOVERY NEEDED: The worker image"));
+}
+
+/// The text of every fenced or indented code block, as a CommonMark
+/// renderer (GitHub's among them) would show it.
+fn code_blocks(md: &str) -> Vec<String> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for ev in Parser::new(md) {
+        match ev {
+            Event::Start(Tag::CodeBlock(_)) => cur = Some(String::new()),
+            Event::Text(t) => {
+                if let Some(c) = cur.as_mut() {
+                    c.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => out.extend(cur.take()),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn recovery_commands_render_exactly_as_journaled() {
+    // Shell quoting with '\'' and backslashes, a backtick run, a second line:
+    // what a person copies from GitHub must be the journaled command.
+    let commands = [
+        r#"sh -c 'rm -f "$FIREDRILL_TEST_FAULT"; echo it'\''s off'"#.to_string(),
+        "kubectl -n daedalus patch scaledjob daedalus-worker --type json -p '[{\"op\":\"replace\",\"path\":\"/spec/jobTargetRef/template/spec/containers/0/image\",\"value\":\"reg\\\\io/worker:1.2\"}]'".to_string(),
+        "echo ```fenced``` \\\n  && printf '%s\\n' done".to_string(),
+    ];
+    let mut r = report();
+    r.drills[0].manual_recovery = Some(ManualRecovery {
+        summary: "A revert failed, so a fault may still be live.".into(),
+        steps: commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| RecoveryStep {
+                label: format!("step {i}"),
+                command: c.clone(),
+            })
+            .collect(),
+    });
+    let md = markdown::render(&r);
+    let blocks = code_blocks(&md);
+    for c in &commands {
+        // Once at the top, once in the drill's section.
+        let n = blocks
+            .iter()
+            .filter(|b| b.trim_end_matches('\n') == c)
+            .count();
+        assert_eq!(
+            n, 2,
+            "{c:?} not rendered verbatim; code blocks: {blocks:#?}"
+        );
+    }
 }
 
 /// Parses the whole document; returns (element name, attributes) of every

@@ -183,7 +183,7 @@ impl Alertmanager {
     fn unreachable(&self, e: reqwest::Error) -> AmError {
         AmError::Unreachable {
             url: self.base.clone(),
-            reason: e.to_string(),
+            reason: super::http::describe(&e),
         }
     }
 

@@ -34,3 +34,24 @@ where
         }
     }
 }
+
+/// A transport error in words a user can act on: a timeout says so (with
+/// the client's limit), and the causes reqwest keeps in its source chain
+/// ("connection refused", "operation timed out") are spelled out.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        src = cause.source();
+    }
+    if e.is_timeout() {
+        format!("timed out (no answer within the client's limit): {s}")
+    } else {
+        s
+    }
+}

@@ -217,12 +217,12 @@ impl Prometheus {
             .await
             .map_err(|e| PromError::Unreachable {
                 url: self.base.clone(),
-                reason: e.to_string(),
+                reason: super::http::describe(&e),
             })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| PromError::Unreachable {
             url: self.base.clone(),
-            reason: e.to_string(),
+            reason: super::http::describe(&e),
         })?;
         decode(&self.base, status, &body)
     }

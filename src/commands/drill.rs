@@ -22,13 +22,21 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
             global.drills_dir.display()
         )));
     }
+    // Refuse on a dead run's unrecovered journal before starting anything
+    // (a local stack takes seconds to start).
+    crate::drill::runner::check_can_drill(
+        &global.reports_dir,
+        &plan.target.name,
+        plan.target.drills_allowed,
+    )?;
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
     let env = start_local(&plan.target).await?;
     let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args.trials).await;
-    if let Some(env) = env {
-        env.shutdown().await;
-    }
+    let lost = match env {
+        Some(env) => env.shutdown().await,
+        None => Vec::new(),
+    };
     let (info, run) = result?;
     let mut report = new_report(
         "drill",
@@ -41,7 +49,11 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     );
     report.interrupted = matches!(run.outcome, crate::drill::RunOutcome::Interrupted { .. });
     report.drills = run.results;
+    record_lost_dependencies(&mut report, lost);
     print_drills(&report);
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
     finish(&mut report, &global.reports_dir)
 }
 
@@ -78,7 +90,7 @@ pub fn print_drills(report: &Report) {
             println!("  trial {}: {} time to fire {fire}", t.trial, t.verdict);
         }
         if let Some(m) = &d.manual_recovery {
-            println!("  MANUAL RECOVERY NEEDED: {m}");
+            println!("  MANUAL RECOVERY NEEDED: {}", m.plain());
         }
     }
 }

@@ -145,6 +145,28 @@ pub fn print_verdict(report: &Report, dir: &Path) {
 }
 
 /// The exit code a finished report calls for.
+/// Records stack processes that died during the run. A drill that failed
+/// while its stack was losing a process measured a broken stack, not the
+/// alerting: its verdict becomes `error` (exit 3) with the reason kept.
+pub fn record_lost_dependencies(report: &mut Report, lost: Vec<String>) {
+    if lost.is_empty() {
+        return;
+    }
+    let why = lost.join("; ");
+    for d in &mut report.drills {
+        if d.verdict == Verdict::Fail {
+            d.verdict = Verdict::Error;
+            d.reason = format!(
+                "a dependency was lost during the run ({why}), so this cannot count as a fail; without that: {}",
+                d.reason
+            );
+        }
+    }
+    report
+        .errors
+        .extend(lost.into_iter().map(|l| format!("lost a dependency: {l}")));
+}
+
 pub fn exit_code_for(report: &Report) -> crate::exit::ExitCode {
     use crate::exit::ExitCode;
     // A revert that failed outranks everything: a fault may still be live.

@@ -108,14 +108,22 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         &mut report,
     )
     .await;
+    let mut lost_deps = Vec::new();
     if let Some(env) = env {
-        env.shutdown().await;
+        lost_deps = env.shutdown().await;
     }
     if let Some(rx) = receiver {
         rx.shutdown().await;
     }
+    // A refused drill step (an earlier run's unrecovered journal) still
+    // writes the report: the probes and criteria that ran are kept.
+    let mut refused = None;
     match outcome {
         Ok(()) => {}
+        Err(Error::Drill(e)) => {
+            refused = Some(e.exit_code());
+            report.errors.push(format!("drills refused: {e}"));
+        }
         Err(Error::Interrupted(sig)) => {
             report.interrupted = true;
             report.errors.push(format!(
@@ -126,6 +134,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         Err(e) if e.exit_code() == ExitCode::Dependency => report.errors.push(e.to_string()),
         Err(e) => return Err(e),
     }
+    record_lost_dependencies(&mut report, lost_deps);
     if report.window.end == report.window.start {
         report.window.end = Utc::now();
     }
@@ -145,7 +154,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     let dir = write_report(&mut report, &global.reports_dir)?;
     publish_to_github(&report, &dir, opts.github_check, opts.open_issue_on_failure).await;
     print_verdict(&report, &dir);
-    Ok(exit_code_for(&report))
+    Ok(exit_code_for(&report).max(refused.unwrap_or(ExitCode::Success)))
 }
 
 #[allow(clippy::too_many_arguments)]

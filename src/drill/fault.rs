@@ -41,12 +41,24 @@ impl FaultContext {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FaultRecord {
     /// `DELETE <fleet_url>/faults/<fault>` unless it was on before.
-    Fleet { fleet_url: String, fault: String },
+    Fleet {
+        fleet_url: String,
+        fault: String,
+        /// The fleet process it was injected into (its `/healthz` instance
+        /// header), so a later fleet on the same port is never touched.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
     /// Run `revert` in `cwd`.
     Exec {
         revert: Vec<String>,
         timeout_ms: u64,
         cwd: PathBuf,
+        /// The spec's `check` command, whose output before the inject is the
+        /// entry's `original`: when it prints that again, the fault is
+        /// already undone and `revert` is not run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<Vec<String>>,
     },
     /// JSON Patch `test` injected + `replace` original at `pointer`.
     Kubernetes {
@@ -70,6 +82,31 @@ pub enum FaultRecord {
     },
 }
 
+impl FaultRecord {
+    /// What reverting it does, for the "reverted: …" progress line.
+    pub fn revert_action(&self) -> String {
+        match self {
+            FaultRecord::Fleet {
+                fleet_url, fault, ..
+            } => format!("turned off fleet fault {fault} at {fleet_url}"),
+            FaultRecord::Exec { revert, .. } => {
+                format!("ran {}", super::plan::shell_words(revert))
+            }
+            FaultRecord::Kubernetes {
+                kind,
+                namespace,
+                name,
+                pointer,
+                ..
+            } => format!("restored {kind} {namespace}/{name} {pointer}"),
+            FaultRecord::Silence { silence_id, .. } => format!(
+                "expired Alertmanager silence {}",
+                silence_id.as_deref().unwrap_or("(never created)")
+            ),
+        }
+    }
+}
+
 /// A fault read and ready: the journal entry's content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -83,8 +120,21 @@ pub struct Prepared {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reverted {
     Restored,
-    /// Nothing had to change (already at the original, or left on on purpose).
+    /// Nothing had to change (left on on purpose, or its host is gone).
     NothingToDo(String),
+    /// The fault was no longer in place when the revert came: something
+    /// outside this run reverted it (a person, another tool, `recover`).
+    AlreadyReverted(String),
+}
+
+impl Reverted {
+    /// The note worth keeping, if any.
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            Reverted::Restored => None,
+            Reverted::NothingToDo(n) | Reverted::AlreadyReverted(n) => Some(n),
+        }
+    }
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -97,6 +147,9 @@ pub enum FaultError {
         target: String,
         reason: String,
     },
+    /// A remote's own error, already naming the remote (reachable or not).
+    #[error("{what}: {reason}")]
+    Remote { what: String, reason: String },
     #[error("{what}: {target} answered HTTP {status}: {body}")]
     Http {
         what: String,
@@ -201,14 +254,29 @@ pub async fn revert(
     ctx: &FaultContext,
 ) -> Result<Reverted, FaultError> {
     match record {
-        FaultRecord::Fleet { fleet_url, fault } => {
-            super::fault_fleet::revert(&ctx.http, fleet_url, fault, original).await
+        FaultRecord::Fleet {
+            fleet_url,
+            fault,
+            instance,
+        } => {
+            super::fault_fleet::revert(&ctx.http, fleet_url, fault, instance.as_deref(), original)
+                .await
         }
         FaultRecord::Exec {
             revert,
             timeout_ms,
             cwd,
-        } => super::fault_exec::revert(revert, Duration::from_millis(*timeout_ms), cwd).await,
+            check,
+        } => {
+            super::fault_exec::revert(
+                revert,
+                check.as_deref(),
+                original,
+                Duration::from_millis(*timeout_ms),
+                cwd,
+            )
+            .await
+        }
         FaultRecord::Kubernetes { .. } => {
             super::fault_kube::revert(&ctx.kube, record, original, injected).await
         }
@@ -225,9 +293,8 @@ pub async fn revert(
                 am.expire_silence(id)
                     .await
                     .map(|()| Reverted::Restored)
-                    .map_err(|e| FaultError::Unreachable {
+                    .map_err(|e| FaultError::Remote {
                         what: format!("expire silence {id}"),
-                        target: alertmanager_url.clone(),
                         reason: e.to_string(),
                     })
             }
@@ -238,7 +305,9 @@ pub async fn revert(
 /// What a person runs to undo the injection by hand.
 pub fn manual_fix(record: &FaultRecord, original: &Value) -> String {
     match record {
-        FaultRecord::Fleet { fleet_url, fault } => {
+        FaultRecord::Fleet {
+            fleet_url, fault, ..
+        } => {
             if original == &Value::Bool(true) {
                 format!("nothing: fleet fault {fault} was already on before the drill")
             } else {

@@ -1,8 +1,10 @@
 //! `exec` faults: run an inject command, later a revert command.
 //!
-//! Commands run in their own process group, so a timeout kills the whole
-//! tree (a `sh -c` and what it started) and a Ctrl-C at the terminal reaches
-//! firedrill, which reverts, rather than the command.
+//! Commands run in their own process group, so a Ctrl-C at the terminal
+//! reaches firedrill, which reverts, rather than the command. Whichever way
+//! a command ends (exit, timeout, or its future dropped because a signal
+//! cancelled the drill) the whole group is killed and waited for, so nothing
+//! a `sh -c` started can apply the fault after firedrill reverted it.
 
 use super::fault::{tail, Fault, FaultError, FaultRecord, Prepared, Reverted};
 use super::plan::shell_words;
@@ -64,6 +66,7 @@ impl Fault for ExecFault {
                     revert: self.revert.clone(),
                     timeout_ms: self.timeout.as_millis() as u64,
                     cwd: self.cwd.clone(),
+                    check: self.check.clone(),
                 },
                 description: format!("exec {}", shell_words(&self.inject)),
                 original,
@@ -78,16 +81,28 @@ impl Fault for ExecFault {
     }
 }
 
-/// Runs the journaled revert command.
+/// Runs the journaled revert command, unless the journaled `check` prints
+/// the state from before the inject again (something already undid it).
 pub async fn revert(
     argv: &[String],
+    check: Option<&[String]>,
+    original: &Value,
     timeout: Duration,
     cwd: &Path,
 ) -> Result<Reverted, FaultError> {
+    if let (Some(check), Value::String(before)) = (check, original) {
+        if run(check, timeout, cwd).await.ok().as_ref() == Some(before) {
+            return Ok(Reverted::AlreadyReverted(format!(
+                "`{}` already prints the state from before the inject ({before:?})",
+                shell_words(check)
+            )));
+        }
+    }
     run(argv, timeout, cwd).await.map(|_| Reverted::Restored)
 }
 
 /// Runs `argv` in `cwd`, bounded by `timeout`; returns trimmed stdout.
+/// The command's process group is killed on every path (see [`GroupGuard`]).
 pub async fn run(argv: &[String], timeout: Duration, cwd: &Path) -> Result<String, FaultError> {
     let command = shell_words(argv);
     let (program, args) = argv
@@ -106,21 +121,15 @@ pub async fn run(argv: &[String], timeout: Duration, cwd: &Path) -> Result<Strin
         status: "did not start".into(),
         output: e.to_string(),
     })?;
-    let pgid = child.id();
+    // The group id is the child's pid (process_group(0)). Armed before the
+    // first await: dropping this future (a signal aborted the drill) kills
+    // the group too, not only the direct child.
+    let _group = child.id().map(GroupGuard);
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => {
-            if let Some(pid) = pgid {
-                // The group id is the child's pid (process_group(0)).
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            Err(FaultError::Timeout {
-                command,
-                timeout: humantime::format_duration(timeout).to_string(),
-            })
-        }
+        Err(_) => Err(FaultError::Timeout {
+            command,
+            timeout: humantime::format_duration(timeout).to_string(),
+        }),
         Ok(Err(e)) => Err(FaultError::Exec {
             command,
             status: "could not be waited for".into(),
@@ -141,6 +150,51 @@ pub async fn run(argv: &[String], timeout: Duration, cwd: &Path) -> Result<Strin
             }
         }
     }
+}
+
+/// How long dropping a [`GroupGuard`] waits for the killed group to vanish.
+const GROUP_GONE_WAIT: Duration = Duration::from_secs(2);
+
+/// Owns a command's process group: on drop (exit, timeout, error, or the
+/// future cancelled) sends SIGKILL to the whole group and waits, bounded,
+/// until no live (non-zombie) process is left in it. A command that must
+/// leave something running has to start it in a session of its own.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.0 as i32);
+        if nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).is_err() {
+            return; // ESRCH: the group is already empty.
+        }
+        // SIGKILL cannot be caught, but delivery is asynchronous: wait (a few
+        // ms in practice) so the revert that follows cannot race it.
+        let start = std::time::Instant::now();
+        while group_alive(self.0) && start.elapsed() < GROUP_GONE_WAIT {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Whether any process of group `pgid` is still alive (zombies, which run
+/// no code, do not count). Reads `/proc`; where there is none, trusts SIGKILL.
+fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces and parens.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let group = f.nth(1);
+        state != Some("Z") && group == Some(pgid.to_string().as_str())
+    })
 }
 
 #[cfg(test)]
@@ -181,6 +235,12 @@ mod tests {
             .unwrap();
         assert_eq!(r, Reverted::Restored);
         assert!(!flag.exists());
+        // Reverted again (recover after a revert): the check shows the
+        // original state, so the revert command is not run.
+        let r = fault::revert(&p.record, &p.original, &p.injected, &ctx())
+            .await
+            .unwrap();
+        assert!(matches!(r, Reverted::AlreadyReverted(_)), "{r:?}");
         let fix = fault::manual_fix(&p.record, &p.original);
         assert!(fix.contains("rm -f"), "{fix}");
     }
@@ -219,6 +279,42 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(3500)).await;
         assert!(!late.exists(), "the shell's child outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_command_takes_its_grandchildren_with_it() {
+        // The drill body is aborted on a signal, which drops `run`'s future
+        // mid-wait; a grandchild must not outlive it and apply the fault.
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        let script = format!("sh -c 'sleep 1; touch {}'; true", late.display());
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(300),
+            run(&sh(&script), Duration::from_secs(30), Path::new("/")),
+        )
+        .await;
+        assert!(
+            cancelled.is_err(),
+            "the command should still have been running"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !late.exists(),
+            "a grandchild outlived the cancelled command"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_command_leaves_nothing_running_in_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        // Backgrounded with its output detached, so the shell exits at once.
+        let script = format!("(sleep 1; touch {}) >/dev/null 2>&1 &", late.display());
+        run(&sh(&script), Duration::from_secs(5), Path::new("/"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!late.exists(), "a background child outlived the command");
     }
 
     #[test]

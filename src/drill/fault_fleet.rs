@@ -32,6 +32,7 @@ impl Fault for FleetFault {
                 record: FaultRecord::Fleet {
                     fleet_url: self.base.clone(),
                     fault: self.fault.clone(),
+                    instance: instance(&self.http, &self.base).await,
                 },
                 description: format!("fleet fault {} at {}", self.fault, self.base),
                 original: Value::Bool(was_on),
@@ -51,6 +52,7 @@ pub async fn revert(
     http: &reqwest::Client,
     base: &str,
     fault: &str,
+    injected_into: Option<&str>,
     original: &Value,
 ) -> Result<Reverted, FaultError> {
     if original == &Value::Bool(true) {
@@ -61,12 +63,31 @@ pub async fn revert(
     // A fleet's faults live in its process: one that refuses connections
     // was stopped (e.g. with the firedrill run that owned it) and took its
     // faults with it, so there is nothing left to turn off.
-    if let Err(e) = http.get(format!("{base}/healthz")).send().await {
-        if e.is_connect() {
+    match http.get(format!("{base}/healthz")).send().await {
+        Err(e) if e.is_connect() => {
             return Ok(Reverted::NothingToDo(format!(
                 "the fleet at {base} is gone (connection refused); its fault {fault} went with it"
             )));
         }
+        // Another fleet now listens on the port: the one the fault was
+        // injected into is gone, and this one's switches are not ours.
+        Ok(resp) => {
+            let now = instance_header(&resp);
+            if let (Some(was), Some(now)) = (injected_into, now.as_deref()) {
+                if was != now {
+                    return Ok(Reverted::NothingToDo(format!(
+                        "the fleet at {base} is another instance now ({now}; the fault was injected into {was}), \
+                         so fault {fault} went with the old one and this fleet was left untouched"
+                    )));
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    if !active(http, base).await?.iter().any(|f| f == fault) {
+        return Ok(Reverted::AlreadyReverted(format!(
+            "fleet fault {fault} at {base} was already off"
+        )));
     }
     switch(http, base, fault, false).await?;
     if active(http, base).await?.iter().any(|f| f == fault) {
@@ -78,6 +99,19 @@ pub async fn revert(
         });
     }
     Ok(Reverted::Restored)
+}
+
+fn instance_header(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get(crate::fleet::INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The fleet's instance id, when it reports one (a fleet double may not).
+async fn instance(http: &reqwest::Client, base: &str) -> Option<String> {
+    let resp = http.get(format!("{base}/healthz")).send().await.ok()?;
+    instance_header(&resp)
 }
 
 /// Names of the active faults. Accepts `["name", ...]` or `[{"name": ...}, ...]`.

@@ -297,7 +297,7 @@ pub async fn revert(
         live == Some(original)
     };
     if at_original {
-        return Ok(Reverted::NothingToDo(format!(
+        return Ok(Reverted::AlreadyReverted(format!(
             "{} {pointer} was already at its original value",
             obj.display()
         )));

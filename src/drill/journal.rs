@@ -6,6 +6,13 @@
 //! fsynced, renamed over the journal, and followed by an fsync of the
 //! directory, so a crash leaves either the old or the new journal, never a
 //! torn one.
+//!
+//! A live run holds an exclusive lock on `journal.lock` beside its journal
+//! for as long as it may have a fault live; the kernel drops the lock when
+//! the process dies, however it dies (SIGKILL included). So `recover` and the
+//! pre-drill check tell a live run's journal (locked: leave it to its owner)
+//! from a dead run's (unlocked: revert it). The journal also records its
+//! owner (pid, host, start) so messages can name it.
 
 use super::fault::FaultRecord;
 use chrono::{DateTime, Utc};
@@ -17,6 +24,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub const JOURNAL_FILE: &str = "journal.json";
+/// Beside the journal: locked exclusively while the owning run is live.
+pub const LOCK_FILE: &str = "journal.lock";
 const SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +88,44 @@ pub struct JournalDoc {
     pub run_id: String,
     pub target: String,
     pub created_at: DateTime<Utc>,
+    /// The run that wrote it (absent in journals of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
     pub entries: Vec<JournalEntry>,
+}
+
+/// Which process owns a journal, for messages ("pid 4242 on ci-7 since …").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub host: String,
+    pub started_at: DateTime<Utc>,
+}
+
+impl Owner {
+    fn this_process() -> Owner {
+        Owner {
+            pid: std::process::id(),
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown host".into()),
+            started_at: Utc::now(),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} on {} since {}",
+            self.pid,
+            self.host,
+            self.started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
 }
 
 #[derive(Debug, Error)]
@@ -98,46 +144,73 @@ pub enum JournalError {
     },
     #[error("drill journal {path} is not valid: {reason}. Fix or move it by hand after checking its faults are reverted")]
     Invalid { path: PathBuf, reason: String },
+    #[error("drill journal {path} belongs to a run that is still live ({owner}); it reverts its own faults. If that process is stuck, stop it (kill -TERM {pid}) and run firedrill recover again")]
+    Live {
+        path: PathBuf,
+        owner: String,
+        pid: String,
+    },
 }
 
 /// An open journal; every change is persisted before the call returns.
+/// Holds the journal's lock while it lives.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     doc: JournalDoc,
+    _lock: fs::File,
 }
 
 impl Journal {
-    /// Creates `<reports_dir>/<run_id>/journal.json` (empty).
+    /// Creates `<reports_dir>/<run_id>/journal.json` (empty), locked by
+    /// this process until the `Journal` is dropped.
     pub fn create(reports_dir: &Path, run_id: &str, target: &str) -> Result<Journal, JournalError> {
         let path = reports_dir.join(run_id).join(JOURNAL_FILE);
+        let write_err = |source| JournalError::Write {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(write_err)?;
+        let lock = match try_lock(&path).map_err(write_err)? {
+            Some(l) => l,
+            None => {
+                return Err(write_err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another live run holds its lock (run ids must be unique)",
+                )))
+            }
+        };
         let j = Journal {
-            path,
+            path: path.clone(),
             doc: JournalDoc {
                 schema: SCHEMA,
                 run_id: run_id.to_string(),
                 target: target.to_string(),
                 created_at: Utc::now(),
+                owner: Some(Owner::this_process()),
                 entries: Vec::new(),
             },
+            _lock: lock,
         };
         j.persist()?;
         Ok(j)
     }
 
+    /// Opens a dead run's journal for recovery, taking its lock; a journal
+    /// whose owner is still live is refused with [`JournalError::Live`].
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let bytes = fs::read(path).map_err(|source| JournalError::Read {
-            path: path.to_path_buf(),
+        let doc = read_doc(path)?;
+        let lock = try_lock(path).map_err(|source| JournalError::Write {
+            path: lock_path(path),
             source,
         })?;
-        let doc: JournalDoc =
-            serde_json::from_slice(&bytes).map_err(|e| JournalError::Invalid {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let Some(lock) = lock else {
+            return Err(live_error(path, doc.owner.as_ref()));
+        };
         Ok(Journal {
             path: path.to_path_buf(),
             doc,
+            _lock: lock,
         })
     }
 
@@ -192,6 +265,54 @@ impl Journal {
     }
 }
 
+/// Reads a journal without taking its lock (for looking only).
+pub fn read_doc(path: &Path) -> Result<JournalDoc, JournalError> {
+    let bytes = fs::read(path).map_err(|source| JournalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| JournalError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn lock_path(journal: &Path) -> PathBuf {
+    journal.with_file_name(LOCK_FILE)
+}
+
+/// Takes the journal's lock without waiting: `None` when a live process
+/// (this one included, through another handle) holds it.
+fn try_lock(journal: &Path) -> std::io::Result<Option<fs::File>> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(journal))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Whether the run that owns `journal` is live (holds the lock). A lock
+/// file that cannot be opened (read-only reports dir) counts as not live.
+pub fn owner_is_live(journal: &Path) -> bool {
+    if !lock_path(journal).exists() {
+        return false; // written by an older version, or never locked
+    }
+    matches!(try_lock(journal), Ok(None))
+}
+
+fn live_error(path: &Path, owner: Option<&Owner>) -> JournalError {
+    JournalError::Live {
+        path: path.to_path_buf(),
+        owner: owner.map_or_else(|| "owner unknown".into(), Owner::to_string),
+        pid: owner.map_or_else(|| "<pid>".into(), |o| o.pid.to_string()),
+    }
+}
+
 /// temp file in the same directory -> fsync -> rename -> fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -209,24 +330,56 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct Unrecovered {
     pub path: PathBuf,
     pub entries: Vec<JournalEntry>,
+    /// Why it could not be read, when it could not.
+    pub unreadable: Option<String>,
 }
 
-/// Every `<reports_dir>/*/journal.json` with unreverted entries, sorted by path.
-/// A journal that cannot be read counts as unrecovered (with no entries):
-/// it may describe a live fault.
-pub fn scan_unrecovered(reports_dir: &Path) -> Vec<Unrecovered> {
-    let mut out = Vec::new();
+/// What the pre-drill check found under a reports dir.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scan {
+    /// Dead runs' journals with unreverted entries, or unreadable ones.
+    pub unrecovered: Vec<Unrecovered>,
+    /// Journals whose run is still live (it reverts its own faults): one
+    /// line each naming the journal and its owner.
+    pub live: Vec<String>,
+}
+
+/// Every `<reports_dir>/*/journal.json`, sorted by path, sorted into dead
+/// runs' unrecovered journals and live runs' journals. A journal that cannot
+/// be read counts as unrecovered (it may describe a live fault).
+pub fn scan(reports_dir: &Path) -> Scan {
+    let mut out = Scan::default();
     for path in journal_paths(reports_dir) {
-        match Journal::open(&path) {
-            Ok(j) => {
-                let entries: Vec<JournalEntry> = j.unreverted().into_iter().cloned().collect();
+        let doc = read_doc(&path);
+        if owner_is_live(&path) {
+            let owner = doc
+                .as_ref()
+                .ok()
+                .and_then(|d| d.owner.as_ref())
+                .map_or_else(|| "owner unknown".into(), Owner::to_string);
+            out.live
+                .push(format!("{} (a live run: {owner})", path.display()));
+            continue;
+        }
+        match doc {
+            Ok(d) => {
+                let entries: Vec<JournalEntry> = d
+                    .entries
+                    .into_iter()
+                    .filter(|e| e.status != EntryStatus::Reverted)
+                    .collect();
                 if !entries.is_empty() {
-                    out.push(Unrecovered { path, entries });
+                    out.unrecovered.push(Unrecovered {
+                        path,
+                        entries,
+                        unreadable: None,
+                    });
                 }
             }
-            Err(_) => out.push(Unrecovered {
+            Err(e) => out.unrecovered.push(Unrecovered {
                 path,
                 entries: Vec::new(),
+                unreadable: Some(e.to_string()),
             }),
         }
     }
@@ -260,6 +413,7 @@ mod tests {
             record: FaultRecord::Fleet {
                 fleet_url: "http://127.0.0.1:1".into(),
                 fault: "worker-image-tag".into(),
+                instance: None,
             },
             original: Value::Bool(false),
             injected: Value::Bool(true),
@@ -281,25 +435,26 @@ mod tests {
         let path = dir.path().join("run-1").join("journal.json");
         assert_eq!(j.path(), path);
         // Written before anything is injected: the file exists and is empty.
-        assert!(Journal::open(&path).unwrap().doc().entries.is_empty());
+        assert!(read_doc(&path).unwrap().entries.is_empty());
 
         let id = j.add(entry("worker-image-tag")).unwrap();
         assert_eq!(id, 1);
-        let back = Journal::open(&path).unwrap();
-        assert_eq!(back.doc(), j.doc());
-        assert_eq!(back.entry(1).unwrap().status, EntryStatus::Injecting);
+        let back = read_doc(&path).unwrap();
+        assert_eq!(&back, j.doc());
+        assert_eq!(back.entries[0].status, EntryStatus::Injecting);
 
         j.update(id, |e| e.status = EntryStatus::Reverted).unwrap();
-        let back = Journal::open(&path).unwrap();
-        assert_eq!(back.entry(1).unwrap().status, EntryStatus::Reverted);
-        assert!(back.unreverted().is_empty());
+        let back = read_doc(&path).unwrap();
+        assert_eq!(back.entries[0].status, EntryStatus::Reverted);
+        assert!(j.unreverted().is_empty());
 
-        // Only the journal is left in the directory: no temp files.
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+        // Only the journal and its lock are left in the directory: no temp files.
+        let mut names: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["journal.json"]);
+        names.sort();
+        assert_eq!(names, ["journal.json", "journal.lock"]);
 
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"status\": \"reverted\""), "{text}");
@@ -317,8 +472,9 @@ mod tests {
         fs::create_dir_all(dir.path().join("c")).unwrap();
         fs::write(dir.path().join("c/journal.json"), b"{not json").unwrap();
         fs::create_dir_all(dir.path().join("d")).unwrap(); // no journal at all
+        drop((a, b)); // their runs ended: the locks are released
 
-        let found = scan_unrecovered(dir.path());
+        let found = scan(dir.path()).unrecovered;
         let paths: Vec<_> = found.iter().map(|u| u.path.clone()).collect();
         assert_eq!(
             paths,
@@ -328,6 +484,34 @@ mod tests {
             ]
         );
         assert_eq!(found[0].entries[0].drill, "d1");
-        assert!(scan_unrecovered(&dir.path().join("missing")).is_empty());
+        assert!(found[1].unreadable.is_some());
+        assert_eq!(scan(&dir.path().join("missing")), Scan::default());
+    }
+
+    #[test]
+    fn a_live_runs_journal_is_left_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut live = Journal::create(dir.path(), "live", "local").unwrap();
+        live.add(entry("d1")).unwrap();
+        let path = live.path().to_path_buf();
+
+        assert!(owner_is_live(&path));
+        let found = scan(dir.path());
+        assert!(found.unrecovered.is_empty(), "{found:?}");
+        assert_eq!(found.live.len(), 1);
+        assert!(
+            found.live[0].contains(&format!("pid {}", std::process::id())),
+            "{found:?}"
+        );
+        let err = Journal::open(&path).unwrap_err();
+        assert!(matches!(err, JournalError::Live { .. }), "{err}");
+        assert!(err.to_string().contains("still live"), "{err}");
+
+        // The run ends (or is SIGKILLed): the kernel releases the lock.
+        drop(live);
+        assert!(!owner_is_live(&path));
+        assert_eq!(scan(dir.path()).unrecovered.len(), 1);
+        let back = Journal::open(&path).unwrap();
+        assert_eq!(back.doc().owner.as_ref().unwrap().pid, std::process::id());
     }
 }

@@ -180,7 +180,20 @@ pub struct Machine {
     other_labels: Vec<Labels>,
     stale_ignored: bool,
     first_error: BTreeMap<PollSource, DateTime<Utc>>,
+    /// Every failed poll per remote, for the verdict and the report.
+    failures: BTreeMap<PollSource, PollFailures>,
     notes: Vec<String>,
+}
+
+/// The failed polls of one remote over the whole trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollFailures {
+    pub count: u32,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub last_error: String,
+    /// Failed polls while the fault was live (the firing phase).
+    pub while_firing: u32,
 }
 
 const MAX_OTHER_LABEL_SETS: usize = 5;
@@ -208,8 +221,33 @@ impl Machine {
             other_labels: Vec::new(),
             stale_ignored: false,
             first_error: BTreeMap::new(),
+            failures: BTreeMap::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Failed polls per remote, for the report.
+    pub fn poll_failures(&self) -> &BTreeMap<PollSource, PollFailures> {
+        &self.failures
+    }
+
+    /// One line per remote that failed polls, e.g. "Prometheus: 12 polls
+    /// failed between … and … (last error: …)".
+    pub fn poll_failure_notes(&self) -> Vec<String> {
+        self.failures
+            .iter()
+            .map(|(src, f)| {
+                format!(
+                    "{}: {} poll{} failed between {} and {} (last error: {})",
+                    src.name(),
+                    f.count,
+                    if f.count == 1 { "" } else { "s" },
+                    fmt_time(f.first_at),
+                    fmt_time(f.last_at),
+                    f.last_error
+                )
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &MachineConfig {
@@ -278,6 +316,20 @@ impl Machine {
                 self.evaluate(at)
             }
             Observation::PollFailed { at, source, error } => {
+                let firing = self.phase == Phase::Firing && self.outcome.is_none();
+                let f = self.failures.entry(source).or_insert(PollFailures {
+                    count: 0,
+                    first_at: at,
+                    last_at: at,
+                    last_error: String::new(),
+                    while_firing: 0,
+                });
+                f.count += 1;
+                f.last_at = at;
+                f.last_error = error.clone();
+                if firing {
+                    f.while_firing += 1;
+                }
                 let since = *self.first_error.entry(source).or_insert(at);
                 if at - since >= delta(self.cfg.error_budget) {
                     let reason = format!(
@@ -344,12 +396,7 @@ impl Machine {
     }
 
     fn matches(&self, labels: &Labels) -> bool {
-        labels.get("alertname") == Some(&self.cfg.alert)
-            && self
-                .cfg
-                .expect_labels
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v))
+        alert_matches(labels, &self.cfg.alert, &self.cfg.expect_labels)
     }
 
     fn named(&self, labels: &Labels) -> bool {
@@ -489,8 +536,17 @@ impl Machine {
                         "alertmanager startsAt (webhook notification)",
                     );
                 }
-            } else if a.status == "resolved" && self.phase == Phase::Resolving && self.ever_active {
+            } else if a.status == "resolved"
+                && self.phase == Phase::Resolving
+                && self.ever_active
+                && !self.predates_inject(a.starts_at)
+            {
+                // Only this trial's instance (started after the inject): an
+                // earlier trial's resolution must not end this one. Never
+                // before the revert, whatever the clocks say.
+                let reverted = self.timeline.at(EventKind::RevertDone);
                 let at = a.ends_at.unwrap_or(n.received_at);
+                let at = reverted.map_or(at, |r| at.max(r));
                 self.timeline.set_first(
                     EventKind::Resolved,
                     at,
@@ -573,6 +629,26 @@ impl Machine {
         }
         if past_deadline {
             let reason = self.deadline_reason();
+            // Prometheus is the only witness of "never fired": if it could
+            // not be polled while the fault was live (or was down and so
+            // evaluated nothing), the drill measured nothing.
+            if let Some(f) = self
+                .failures
+                .get(&PollSource::Prometheus)
+                .filter(|f| f.while_firing > 0)
+            {
+                return self.decide(Decision::Error(format!(
+                    "Prometheus failed {} poll{} while the fault was live (between {} and {}; last error: {}), \
+                     so whether alert {} fired within {} cannot be told; without the outage: {reason}",
+                    f.while_firing,
+                    if f.while_firing == 1 { "" } else { "s" },
+                    fmt_time(f.first_at),
+                    fmt_time(f.last_at),
+                    f.last_error,
+                    self.cfg.alert,
+                    humantime::format_duration(self.cfg.deadline),
+                )));
+            }
             return self.decide(Decision::Fail(reason));
         }
         Decision::Wait
@@ -635,6 +711,13 @@ impl Machine {
         }
         Decision::Wait
     }
+}
+
+/// Whether an alert instance's labels are the drill's alert: its name and
+/// every expected label.
+pub fn alert_matches(labels: &Labels, alert: &str, expect: &Labels) -> bool {
+    labels.get("alertname").map(String::as_str) == Some(alert)
+        && expect.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 pub(crate) fn delta(d: Duration) -> TimeDelta {

@@ -390,6 +390,72 @@ fn resolving_by_webhook_ends_at() {
 }
 
 #[test]
+fn an_earlier_trials_resolved_notification_does_not_resolve_this_trial() {
+    // Trial 1's instance (started at -10 s, before this trial's inject)
+    // resolves at -0.013 s; its notification reaches this trial's feed.
+    let mut m = machine();
+    run(&mut m, vec![am(6.2, vec![aa(good(), 5.85)])]);
+    m.observe(prom(6.3, vec![pa(good(), "firing", 0.85)]));
+    m.reverted(t(7.0));
+    let d = m.observe(hook(7.5, "resolved", good(), -10.0, Some(-0.013)));
+    assert_eq!(d, Decision::Wait, "trial 1's resolution ended trial 2");
+    assert_eq!(m.timeline().at(EventKind::Resolved), None);
+    // This trial's own resolution still counts.
+    let d = m.observe(hook(9.0, "resolved", good(), 5.85, Some(7.85)));
+    assert_eq!(d, Decision::Resolved);
+    let n = m.timeline().numbers();
+    assert_eq!(n.time_to_resolve_ms, Some(850));
+}
+
+#[test]
+fn a_prometheus_outage_over_the_deadline_is_an_error_not_a_fail() {
+    let mut m = machine();
+    let failed = |at: f64| Observation::PollFailed {
+        at: t(at),
+        source: PollSource::Prometheus,
+        error: "Prometheus at http://127.0.0.1:9 answered HTTP 503".into(),
+    };
+    let d = run(
+        &mut m,
+        vec![
+            prom(0.5, vec![]),
+            failed(55.0),
+            failed(58.0),
+            failed(61.0),
+            tick(61.2),
+        ],
+    );
+    let Decision::Error(reason) = d else {
+        panic!("want an error, got {d:?}");
+    };
+    assert!(reason.contains("Prometheus failed 3 polls"), "{reason}");
+    assert!(reason.contains("HTTP 503"), "{reason}");
+    let notes = m.poll_failure_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with("Prometheus: 3 polls failed"),
+        "{notes:?}"
+    );
+
+    // Alertmanager failing alone does not make "never fired" unknowable.
+    let mut m = machine();
+    let d = run(
+        &mut m,
+        vec![
+            prom(0.5, vec![]),
+            Observation::PollFailed {
+                at: t(60.0),
+                source: PollSource::Alertmanager,
+                error: "503".into(),
+            },
+            prom(61.0, vec![]),
+            tick(61.2),
+        ],
+    );
+    assert!(matches!(d, Decision::Fail(_)), "{d:?}");
+}
+
+#[test]
 fn not_resolved_in_time() {
     let mut m = machine();
     run(&mut m, vec![prom(6.1, vec![pa(good(), "firing", 0.85)])]);

@@ -1,6 +1,6 @@
 //! `firedrill recover`: re-reverts whatever a killed or failed run left.
 
-use super::fault::{self, FaultContext, FaultRecord, Reverted};
+use super::fault::{self, FaultContext, FaultRecord};
 use super::journal::{journal_paths, EntryStatus, Journal, JournalError};
 use crate::exit::ExitCode;
 use chrono::Utc;
@@ -12,16 +12,25 @@ pub struct RecoverReport {
     pub journals: Vec<PathBuf>,
     pub reverted: Vec<String>,
     pub failed: Vec<String>,
+    /// Journals that could not be read or recorded (their faults may be live).
+    pub unreadable: Vec<String>,
+    /// Journals of runs that are still live: left to their owners.
+    pub live: Vec<String>,
 }
 
 impl RecoverReport {
     pub fn nothing_to_do(&self) -> bool {
-        self.reverted.is_empty() && self.failed.is_empty()
+        self.reverted.is_empty()
+            && self.failed.is_empty()
+            && self.unreadable.is_empty()
+            && self.live.is_empty()
     }
 
-    /// 0 when everything is reverted (or was already), 5 when a revert failed.
+    /// 0 when everything is reverted (or was already, or is a live run's
+    /// to revert), 5 when a revert failed or a journal could not be read
+    /// (either way a fault may be live).
     pub fn exit_code(&self) -> ExitCode {
-        if self.failed.is_empty() {
+        if self.failed.is_empty() && self.unreadable.is_empty() {
             ExitCode::Success
         } else {
             ExitCode::RevertFailed
@@ -52,6 +61,12 @@ impl RecoverReport {
         for f in &self.failed {
             s.push_str(&format!("REVERT FAILED: {f}\n"));
         }
+        for u in &self.unreadable {
+            s.push_str(&format!("UNREADABLE JOURNAL: {u}\n"));
+        }
+        for l in &self.live {
+            s.push_str(&format!("left alone: {l}\n"));
+        }
         s.pop();
         s
     }
@@ -60,12 +75,14 @@ impl RecoverReport {
 /// Reverts every entry not yet `reverted` in `journal`, or in every
 /// `<reports_dir>/*/journal.json` when `journal` is `None`; marks each
 /// reverted (or revert_failed with the error). Idempotent: a second run finds
-/// nothing to do. Faults are reverted before silences, newest first.
+/// nothing to do. Faults are reverted before silences, newest first. A
+/// journal that cannot be read, or whose run is still live, is named in the
+/// report and the others are still recovered.
 pub async fn recover(
     journal: Option<PathBuf>,
     reports_dir: &Path,
     ctx: &FaultContext,
-) -> Result<RecoverReport, JournalError> {
+) -> RecoverReport {
     let paths = match journal {
         Some(p) => vec![p],
         None => journal_paths(reports_dir),
@@ -75,7 +92,33 @@ pub async fn recover(
         ..RecoverReport::default()
     };
     for path in paths {
-        let mut j = Journal::open(&path)?;
+        let mut j = match Journal::open(&path) {
+            Ok(j) => j,
+            Err(e @ JournalError::Live { .. }) => {
+                report.live.push(e.to_string());
+                continue;
+            }
+            Err(e) => {
+                report.unreadable.push(e.to_string());
+                continue;
+            }
+        };
+        if let Err(e) = recover_journal(&mut j, &path, ctx, &mut report).await {
+            report.unreadable.push(format!(
+                "{e} (the revert itself may have happened; run firedrill recover again)"
+            ));
+        }
+    }
+    report
+}
+
+async fn recover_journal(
+    j: &mut Journal,
+    path: &Path,
+    ctx: &FaultContext,
+    report: &mut RecoverReport,
+) -> Result<(), JournalError> {
+    {
         let mut todo: Vec<_> = j.unreverted().into_iter().cloned().collect();
         todo.reverse();
         todo.sort_by_key(|e| matches!(e.record, FaultRecord::Silence { .. }));
@@ -94,9 +137,9 @@ pub async fn recover(
                     x.status = EntryStatus::Reverted;
                     x.reverted_at = Some(now);
                     x.error = None;
-                    x.note = Some(match done {
-                        Reverted::Restored => "reverted by firedrill recover".into(),
-                        Reverted::NothingToDo(n) => format!("firedrill recover: {n}"),
+                    x.note = Some(match done.note() {
+                        None => "reverted by firedrill recover".into(),
+                        Some(n) => format!("firedrill recover: {n}"),
                     });
                 }
                 Err(err) => {
@@ -105,13 +148,15 @@ pub async fn recover(
                 }
             })?;
             match r {
-                Ok(Reverted::Restored) => report.reverted.push(what),
-                Ok(Reverted::NothingToDo(n)) => report.reverted.push(format!("{what}: {n}")),
+                Ok(done) => match done.note() {
+                    None => report.reverted.push(what),
+                    Some(n) => report.reverted.push(format!("{what}: {n}")),
+                },
                 Err(err) => report
                     .failed
                     .push(format!("{what}: {err}. By hand: {}", e.manual_recovery)),
             }
         }
     }
-    Ok(report)
+    Ok(())
 }

@@ -8,20 +8,21 @@
 //! ignored.
 
 use super::fault::{self, FaultContext, FaultRecord, Reverted};
-use super::journal::{
-    scan_unrecovered, EntryStatus, Journal, JournalEntry, JournalError, Unrecovered,
-};
+use super::journal::{scan, EntryStatus, Journal, JournalEntry, JournalError, Unrecovered};
 use super::machine::{fmt_labels, Decision, Machine, MachineConfig};
 use super::plan::{DrillPlan, TriggerPlan};
 use super::preflight::{preflight, MissingMetrics, PreflightInfo};
 use super::progress::{Progress, ProgressSink};
 use super::signal::SignalSource;
 use super::timeline::{stats, EventKind, Timeline};
-use super::watch::{lock, watch, Clock, NotificationFeed, SharedMachine, Sources, SystemClock};
+use super::watch::{
+    lock, wait_until_quiet, watch, Clock, NotificationFeed, Quiet, SharedMachine, Sources,
+    SystemClock,
+};
 use crate::clients::alertmanager::{Alertmanager, Matcher, NewSilence};
 use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
-use crate::report::model::{DrillResult, DrillTrial, Link, Verdict};
+use crate::report::model::{DrillResult, DrillTrial, Link, ManualRecovery, RecoveryStep, Verdict};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -168,8 +169,11 @@ fn unrecovered_message(journals: &[Unrecovered]) -> String {
         "an earlier drill run left changes that were never reverted, so no drill will run until they are:\n",
     );
     for u in journals {
-        if u.entries.is_empty() {
-            s.push_str(&format!("  {}: unreadable journal\n", u.path.display()));
+        if let Some(why) = &u.unreadable {
+            s.push_str(&format!(
+                "  {}: unreadable journal ({why})\n",
+                u.path.display()
+            ));
         }
         for e in &u.entries {
             s.push_str(&format!(
@@ -228,19 +232,43 @@ impl DrillRun {
     }
 }
 
+/// The checks that need no remote: refuses on a target without
+/// `drills_allowed` or with a dead run's unrecovered journal under
+/// `reports_dir`. Returns one note per live run's journal (left to its
+/// owner). Cheap, so commands call it before starting a local stack.
+pub fn check_can_drill(
+    reports_dir: &Path,
+    target: &str,
+    drills_allowed: bool,
+) -> Result<Vec<String>, DrillError> {
+    if !drills_allowed {
+        return Err(DrillError::NotAllowed {
+            target: target.to_string(),
+        });
+    }
+    let found = scan(reports_dir);
+    if !found.unrecovered.is_empty() {
+        return Err(DrillError::UnrecoveredJournal {
+            journals: found.unrecovered,
+        });
+    }
+    Ok(found
+        .live
+        .into_iter()
+        .map(|l| format!("left alone: {l}; it reverts its own faults"))
+        .collect())
+}
+
 /// Runs `plans` in order: refuses on a target without `drills_allowed` or
 /// with an unrecovered journal, then runs every drill's trials, stopping
 /// early only on a signal or a failed revert.
 pub async fn run_drills(plans: &[DrillPlan], env: &DrillEnv) -> Result<DrillRun, DrillError> {
-    if !env.drills_allowed {
-        return Err(DrillError::NotAllowed {
-            target: env.target.clone(),
-        });
+    let live = check_can_drill(&env.reports_dir, &env.target, env.drills_allowed)?;
+    let mut progress = Progress::new(env.progress.clone(), "journals");
+    for l in &live {
+        progress.line(l);
     }
-    let left = scan_unrecovered(&env.reports_dir);
-    if !left.is_empty() {
-        return Err(DrillError::UnrecoveredJournal { journals: left });
-    }
+    progress.finish();
     if env.alertmanager.is_none() {
         if let Some(p) = plans.iter().find(|p| p.silence) {
             return Err(DrillError::SilenceWithoutAlertmanager {
@@ -446,22 +474,30 @@ fn alert_links(plan: &DrillPlan, env: &DrillEnv, started: DateTime<Utc>) -> Vec<
     v
 }
 
-fn manual_recovery(journal: &Arc<Mutex<Journal>>, drill: &str, path: &Path) -> String {
+fn manual_recovery(journal: &Arc<Mutex<Journal>>, drill: &str, path: &Path) -> ManualRecovery {
     let j = lock(journal);
-    let mut s = format!(
-        "A revert failed, so a fault may still be live. Retry the revert with: firedrill recover --journal {}\nIf that fails too, undo it by hand:",
-        path.display()
-    );
+    let mut steps = vec![RecoveryStep {
+        label: "Retry the revert".into(),
+        command: format!(
+            "firedrill recover --journal {}",
+            super::plan::shell_quote(&path.display().to_string())
+        ),
+    }];
     for e in j.unreverted().into_iter().filter(|e| e.drill == drill) {
-        s.push_str(&format!(
-            "\n  trial {}: {} [{}]\n    {}",
-            e.trial,
-            e.fault,
-            e.status_detail(),
-            e.manual_recovery
-        ));
+        steps.push(RecoveryStep {
+            label: format!(
+                "If that fails too, undo trial {} by hand ({} [{}])",
+                e.trial,
+                e.fault,
+                e.status_detail()
+            ),
+            command: e.manual_recovery.clone(),
+        });
     }
-    s
+    ManualRecovery {
+        summary: "A revert failed, so a fault may still be live.".into(),
+        steps,
+    }
 }
 
 /// State the body shares with the runner, readable after a panic or abort.
@@ -472,8 +508,14 @@ struct Scratch {
     notes: Vec<String>,
 }
 
+/// The shortest wait for a drill's alert to clear before an inject (the
+/// drill's `resolve_timeout` when longer).
+const QUIET_FLOOR: Duration = Duration::from_secs(30);
+
 enum BodyEnd {
     Decided(Decision),
+    /// The alert never cleared before the inject: nothing was injected.
+    NotQuiet(String),
     /// Could not get as far as watching (no measurement).
     Failed {
         stage: String,
@@ -537,7 +579,9 @@ async fn run_trial(
             Some(FaultRecord::Silence { .. })
         )
     });
-    let mut revert_errors = revert_entries(&fault_ids, env, journal, &mut progress).await;
+    let reverted = revert_entries(&fault_ids, env, journal, &mut progress).await;
+    let outside = reverted.outside;
+    let mut revert_errors = reverted.errors;
     let revert_done = env.clock.now();
     if let Some(m) = lock(&machine).as_mut() {
         m.reverted(revert_done);
@@ -578,7 +622,11 @@ async fn run_trial(
             _ => {}
         }
     }
-    revert_errors.extend(revert_entries(&silence_ids, env, journal, &mut progress).await);
+    revert_errors.extend(
+        revert_entries(&silence_ids, env, journal, &mut progress)
+            .await
+            .errors,
+    );
     if !revert_errors.is_empty() {
         end = TrialEnd::RevertFailed;
     }
@@ -590,6 +638,7 @@ async fn run_trial(
         &machine,
         &scratch,
         &revert_errors,
+        &outside,
         notes,
         revert_done,
     );
@@ -603,6 +652,7 @@ fn build_trial(
     machine: &SharedMachine,
     scratch: &Arc<Mutex<Scratch>>,
     revert_errors: &[String],
+    outside: &[String],
     mut notes: Vec<String>,
     revert_done: DateTime<Utc>,
 ) -> DrillTrial {
@@ -628,6 +678,7 @@ fn build_trial(
                 format!("watch ended unexpectedly: {other:?}"),
             ),
         },
+        Ended::Body(BodyEnd::NotQuiet(reason)) => (Verdict::Fail, reason.clone()),
         Ended::Body(BodyEnd::Failed { stage, error }) => {
             (Verdict::Error, format!("could not {stage}: {error}"))
         }
@@ -640,6 +691,19 @@ fn build_trial(
             format!("interrupted by {sig}; the fault was reverted"),
         ),
     };
+    if !outside.is_empty() {
+        let what = format!(
+            "the fault was reverted outside this run while the drill measured ({})",
+            outside.join("; ")
+        );
+        if verdict == Verdict::Pass {
+            notes.push(format!("{what}, after the alert had fired"));
+        } else {
+            // Not "the alert did not fire": the fault was not there to fire it.
+            verdict = Verdict::Error;
+            reason = format!("{what}, so the drill measured nothing; without that: {reason}");
+        }
+    }
     if !revert_errors.is_empty() {
         verdict = Verdict::Error;
         reason = format!("{reason}; REVERT FAILED: {}", revert_errors.join("; "));
@@ -660,6 +724,7 @@ fn build_trial(
     };
     if let Some(m) = m {
         notes.extend(m.notes().iter().cloned());
+        notes.extend(m.poll_failure_notes());
         if verdict != Verdict::Pass
             && !m.other_labels().is_empty()
             && !reason.contains("other labels")
@@ -755,6 +820,27 @@ async fn trial_body(
         error,
     };
     let mut progress = Progress::new(env.progress.clone(), &label);
+
+    // Never inject while the alert is already active (just after a stack
+    // start, or an earlier trial's alert not yet resolved).
+    let quiet_limit = plan.resolve_timeout.max(QUIET_FLOOR);
+    match wait_until_quiet(
+        &sources(&env),
+        &plan.alert,
+        &plan.expect_labels,
+        quiet_limit,
+        &mut progress,
+    )
+    .await
+    {
+        Quiet::AtOnce => {}
+        Quiet::After(d) => lock(&scratch).notes.push(format!(
+            "waited {:.1}s for {} to clear before injecting",
+            d.as_secs_f64(),
+            plan.alert
+        )),
+        Quiet::StillActive(reason) => return BodyEnd::NotQuiet(reason),
+    }
 
     if plan.silence {
         if let Err(e) = create_silence(&plan, n, &env, &journal, &scratch).await {
@@ -921,15 +1007,25 @@ async fn create_silence(
         .map_err(|e| e.to_string())
 }
 
+/// What reverting a trial's entries found.
+#[derive(Debug, Default)]
+struct RevertOutcome {
+    /// One message per failed revert.
+    errors: Vec<String>,
+    /// Faults that were injected but found already reverted: something
+    /// outside this run undid them while the drill was measuring.
+    outside: Vec<String>,
+}
+
 /// Reverts journal entries `ids` (in reverse order of injection), updating
 /// the journal for each. Bounded by `revert_deadline`; signals during it are
-/// logged and ignored. Returns one message per failed revert.
+/// logged and ignored.
 async fn revert_entries(
     ids: &[u32],
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,
     progress: &mut Progress,
-) -> Vec<String> {
+) -> RevertOutcome {
     let todo: Vec<JournalEntry> = {
         let j = lock(journal);
         ids.iter()
@@ -939,7 +1035,7 @@ async fn revert_entries(
             .collect()
     };
     if todo.is_empty() {
-        return Vec::new();
+        return RevertOutcome::default();
     }
     let task = tokio::spawn({
         let journal = journal.clone();
@@ -947,7 +1043,7 @@ async fn revert_entries(
         let clock = env.clock.clone();
         let todo = todo.clone();
         async move {
-            let mut errors = Vec::new();
+            let mut out = RevertOutcome::default();
             for e in todo {
                 let r = fault::revert(&e.record, &e.original, &e.injected, &ctx).await;
                 let at = clock.now();
@@ -956,8 +1052,8 @@ async fn revert_entries(
                         x.status = EntryStatus::Reverted;
                         x.reverted_at = Some(at);
                         x.error = None;
-                        if let Reverted::NothingToDo(note) = done {
-                            x.note = Some(note.clone());
+                        if let Some(note) = done.note() {
+                            x.note = Some(note.to_string());
                         }
                     }
                     Err(err) => {
@@ -965,17 +1061,23 @@ async fn revert_entries(
                         x.error = Some(err.to_string());
                     }
                 });
-                if let Err(err) = &r {
-                    errors.push(format!("{}: {err}", e.fault));
+                match &r {
+                    Err(err) => out.errors.push(format!("{}: {err}", e.fault)),
+                    // Only a fault known to be live counts: one still
+                    // `injecting` may never have reached its target.
+                    Ok(Reverted::AlreadyReverted(n)) if e.status == EntryStatus::Injected => {
+                        out.outside.push(n.clone())
+                    }
+                    Ok(_) => {}
                 }
                 if let Err(j) = update {
-                    errors.push(format!(
+                    out.errors.push(format!(
                         "{}: reverted, but the journal could not record it: {j}",
                         e.fault
                     ));
                 }
             }
-            errors
+            out
         }
     });
     tokio::pin!(task);
@@ -983,15 +1085,22 @@ async fn revert_entries(
     tokio::pin!(deadline);
     let mut signals = env.signals.clone();
     let mut seen = signals.count();
-    let errors = loop {
+    let out = loop {
         tokio::select! {
             biased;
             r = &mut task => break match r {
-                Ok(errors) => errors,
-                Err(e) => vec![format!("the revert task failed: {e}")],
+                Ok(out) => out,
+                Err(e) => RevertOutcome {
+                    errors: vec![format!("the revert task failed: {e}")],
+                    outside: Vec::new(),
+                },
             },
             () = &mut deadline => {
                 task.abort();
+                // An aborted task ends at its next poll; wait for it, so it
+                // drops its hold on the journal (and its lock) before the
+                // run reports, and its command's process group is killed.
+                let _ = (&mut task).await;
                 let msg = format!(
                     "the revert did not finish within {}",
                     humantime::format_duration(env.options.revert_deadline)
@@ -1007,7 +1116,7 @@ async fn revert_entries(
                         errors.push(format!("{}: {msg}", e.fault));
                     }
                 }
-                break errors;
+                break RevertOutcome { errors, outside: Vec::new() };
             }
             () = signals.after(seen) => {
                 seen = signals.count();
@@ -1022,9 +1131,10 @@ async fn revert_entries(
     let j = lock(journal);
     for e in &todo {
         match j.entry(e.id) {
-            Some(x) if x.status == EntryStatus::Reverted => {
-                progress.line(&format!("reverted: {}", e.fault));
-            }
+            Some(x) if x.status == EntryStatus::Reverted => match &x.note {
+                Some(n) => progress.line(&format!("reverted: {} ({n})", e.record.revert_action())),
+                None => progress.line(&format!("reverted: {}", e.record.revert_action())),
+            },
             Some(x) => progress.line(&format!(
                 "REVERT FAILED: {}: {}",
                 e.fault,
@@ -1033,5 +1143,5 @@ async fn revert_entries(
             None => {}
         }
     }
-    errors
+    out
 }

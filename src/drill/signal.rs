@@ -92,7 +92,7 @@ pub fn install_signal_handlers() -> std::io::Result<SignalSource> {
                 Some(()) = term.recv() => "SIGTERM",
                 else => break,
             };
-            tracing::warn!("{name} received: stopping the drill and reverting its faults");
+            tracing::warn!("{name} received: stopping (a drill reverts its faults first)");
             trigger.fire(name);
         }
     });

@@ -1,7 +1,10 @@
 //! The event loop: polls Prometheus and Alertmanager, receives webhook
 //! notifications, ticks, watches the cancel signal, and feeds the machine.
 
-use super::machine::{Decision, Machine, Notification, NotifiedAlert, Observation, PollSource};
+use super::machine::{
+    alert_matches, fmt_labels, Decision, Labels, Machine, Notification, NotifiedAlert, Observation,
+    PollSource,
+};
 use super::progress::Progress;
 use super::signal::SignalSource;
 use crate::clients::alertmanager::Alertmanager;
@@ -88,6 +91,78 @@ pub async fn watch(
     }
 }
 
+/// How waiting for the alert to be quiet before an inject ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quiet {
+    /// Inactive at the first look.
+    AtOnce,
+    /// Pending or firing at first, inactive after this long.
+    After(Duration),
+    /// Still pending or firing when `limit` ran out: the reason.
+    StillActive(String),
+}
+
+/// Before an inject: waits until no instance of `alert` with `expect`
+/// labels is pending or firing in Prometheus, up to `limit`. A drill cannot
+/// time an alert that is already active: right after a stack starts,
+/// `absent()` rules are pending until the first scrape; after a trial, its
+/// alert is active until it resolves. Poll errors count as "not quiet yet";
+/// their last one is named if the wait runs out.
+pub async fn wait_until_quiet(
+    sources: &Sources,
+    alert: &str,
+    expect: &Labels,
+    limit: Duration,
+    progress: &mut Progress,
+) -> Quiet {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let last = match tokio::time::timeout(POLL_TIMEOUT, sources.prometheus.alerts()).await {
+            Ok(Ok(alerts)) => {
+                let active: Vec<String> = alerts
+                    .iter()
+                    .filter(|a| alert_matches(&a.labels, alert, expect))
+                    .map(|a| match a.active_at {
+                        Some(t) => format!("{} since {}", a.state, super::machine::fmt_time(t)),
+                        None => a.state.clone(),
+                    })
+                    .collect();
+                if active.is_empty() {
+                    return if said {
+                        Quiet::After(started.elapsed())
+                    } else {
+                        Quiet::AtOnce
+                    };
+                }
+                active.join(", ")
+            }
+            Ok(Err(e)) => format!("Prometheus did not answer: {e}"),
+            Err(_) => timed_out(&format!(
+                "Prometheus at {} (GET /api/v1/alerts)",
+                sources.prometheus.base_url()
+            )),
+        };
+        if started.elapsed() >= limit {
+            return Quiet::StillActive(format!(
+                "alert {alert}{} was already active before the inject and had not cleared {} later ({last}); \
+                 a drill cannot time an alert that is already active, so nothing was injected. \
+                 Find what keeps it active or wait until it resolves, then run the drill again",
+                fmt_labels(expect),
+                humantime::format_duration(Duration::from_secs(limit.as_secs()))
+            ));
+        }
+        if !said {
+            progress.line(&format!(
+                "waiting for {alert} to clear before injecting ({last}; up to {})",
+                humantime::format_duration(limit)
+            ));
+            said = true;
+        }
+        tokio::time::sleep(sources.poll_interval.max(Duration::from_millis(100))).await;
+    }
+}
+
 async fn cancelled(cancel: &mut Option<&mut SignalSource>) {
     match cancel {
         Some(c) => c.cancelled().await,
@@ -116,30 +191,55 @@ async fn next_notification(
     }
 }
 
-/// One poll of both remotes, concurrently; each answer stamped on arrival.
+/// The longest one poll may take: a stalled remote must not hold the
+/// deadline (the loop decides only between polls). Long enough for a large
+/// real Prometheus, short next to any deadline worth drilling.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn timed_out(what: &str) -> String {
+    format!(
+        "{what} did not answer within {} (timed out; it may be stalled or overloaded)",
+        humantime::format_duration(POLL_TIMEOUT)
+    )
+}
+
+/// One poll of both remotes, concurrently; each answer stamped on arrival,
+/// each bounded by [`POLL_TIMEOUT`].
 async fn poll(s: &Sources, alert: &str) -> Vec<Observation> {
     let prom = async {
-        let r = s.prometheus.alerts().await;
+        let r = match tokio::time::timeout(POLL_TIMEOUT, s.prometheus.alerts()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(timed_out(&format!(
+                "Prometheus at {} (GET /api/v1/alerts)",
+                s.prometheus.base_url()
+            ))),
+        };
         let at = s.clock.now();
         match r {
             Ok(alerts) => Observation::Prometheus { at, alerts },
-            Err(e) => Observation::PollFailed {
+            Err(error) => Observation::PollFailed {
                 at,
                 source: PollSource::Prometheus,
-                error: e.to_string(),
+                error,
             },
         }
     };
     let am = async {
         let am = s.alertmanager.as_ref()?;
-        let r = am.alerts(&[("alertname", alert)]).await;
+        let r = match tokio::time::timeout(POLL_TIMEOUT, am.alerts(&[("alertname", alert)])).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(timed_out(&format!(
+                "Alertmanager at {} (GET /api/v2/alerts)",
+                am.base_url()
+            ))),
+        };
         let at = s.clock.now();
         Some(match r {
             Ok(alerts) => Observation::Alertmanager { at, alerts },
-            Err(e) => Observation::PollFailed {
+            Err(error) => Observation::PollFailed {
                 at,
                 source: PollSource::Alertmanager,
-                error: e.to_string(),
+                error,
             },
         })
     };

@@ -8,7 +8,7 @@
 //! | `GET /faults`           | JSON list of active faults                            |
 //! | `PUT /faults/{name}`    | turn on; optional body `{"every": N}`                 |
 //! | `DELETE /faults/{name}` | turn off                                              |
-//! | `GET /healthz`          | 200                                                   |
+//! | `GET /healthz`          | 200, with this process' instance id in a header       |
 
 use std::sync::Arc;
 
@@ -34,8 +34,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/faults/{name}",
             axum::routing::put(put_fault).delete(delete_fault),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .with_state(shared)
+}
+
+/// Tells fleets apart across restarts on the same port: a journaled fault
+/// is reverted only on the instance it was injected into.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    ([(super::INSTANCE_HEADER, shared.instance.clone())], "ok\n").into_response()
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {

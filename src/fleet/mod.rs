@@ -38,6 +38,8 @@ use worker::{PullCtl, PullerState};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a pause (ConsumerStop, StreamUnhealthy) may take to take effect.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a shutdown waits to flush NATS.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bound on reading JetStream state for one scrape.
 const SCRAPE_NATS_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -90,7 +92,13 @@ pub enum FleetError {
 }
 
 /// State shared by the puller, the tasks, the ticker and the HTTP handlers.
+/// The response header of `GET /healthz` naming this fleet process, so a
+/// journaled fault is reverted only on the instance it was injected into.
+pub const INSTANCE_HEADER: &str = "x-firedrill-fleet-instance";
+
 pub(crate) struct Shared {
+    /// Unique per fleet start (pid, start time, a counter): see [`INSTANCE_HEADER`].
+    instance: String,
     cfg: FleetConfig,
     client: async_nats::Client,
     js: jetstream::Context,
@@ -371,7 +379,15 @@ impl Fleet {
             .otlp_endpoint
             .as_ref()
             .map(|_| crate::clients::http::client(Duration::from_secs(10)));
+        static STARTS: AtomicU64 = AtomicU64::new(0);
+        let instance = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros(),
+            STARTS.fetch_add(1, Ordering::Relaxed)
+        );
         let shared = Arc::new(Shared {
+            instance,
             metrics: FleetMetrics::new(&cfg),
             permits: Arc::new(Semaphore::new(cfg.concurrency)),
             cfg,
@@ -455,8 +471,13 @@ impl Fleet {
         {
             tracing::warn!("fleet shutdown: tasks still running after {DRAIN_TIMEOUT:?}");
         }
-        if let Err(e) = self.shared.client.flush().await {
-            tracing::warn!("fleet shutdown: cannot flush NATS: {e}");
+        // Bounded: with NATS gone, flush waits for a reconnect forever.
+        match tokio::time::timeout(FLUSH_TIMEOUT, self.shared.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("fleet shutdown: cannot flush NATS: {e}"),
+            Err(_) => tracing::warn!(
+                "fleet shutdown: NATS flush did not finish within {FLUSH_TIMEOUT:?} (is nats-server gone?)"
+            ),
         }
         if let Some(ticker) = self.ticker.take() {
             ticker.abort();

@@ -142,7 +142,7 @@ fn drill(d: &DrillResult) -> Vec<TestCase> {
     let recovery = d
         .manual_recovery
         .as_ref()
-        .map(|m| format!("MANUAL RECOVERY NEEDED: {m}"));
+        .map(|m| format!("MANUAL RECOVERY NEEDED: {}", m.plain()));
     if d.trials.is_empty() {
         let mut case = TestCase::new(d.name.clone(), status(d.verdict, &d.reason, "drill"));
         case.set_classname(classname);

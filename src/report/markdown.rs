@@ -106,8 +106,10 @@ fn head(s: &mut String, r: &Report) {
 }
 
 /// A GitHub "caution" alert; elsewhere it is a plain, still loud, quote.
+/// Each command is a fenced code block inside the quote, so GitHub shows it
+/// exactly as it must be run (no reflow, no backslash escapes).
 fn manual_recovery(s: &mut String, d: &DrillResult) {
-    let Some(steps) = &d.manual_recovery else {
+    let Some(m) = &d.manual_recovery else {
         return;
     };
     let _ = writeln!(s, "> [!CAUTION]");
@@ -118,14 +120,30 @@ fn manual_recovery(s: &mut String, d: &DrillResult) {
         code(&d.fault)
     );
     let _ = writeln!(s, ">");
-    for line in steps.lines() {
-        if line.trim().is_empty() {
-            let _ = writeln!(s, ">");
-        } else {
-            let _ = writeln!(s, "> {line}");
+    for line in m.summary.lines() {
+        quoted(s, &text(line));
+    }
+    for st in &m.steps {
+        let _ = writeln!(s, ">");
+        quoted(s, &format!("{}:", text(&st.label)));
+        let _ = writeln!(s, ">");
+        let fence = fence_for(&st.command);
+        let _ = writeln!(s, "> {fence}sh");
+        for line in st.command.lines() {
+            quoted(s, line);
         }
+        let _ = writeln!(s, "> {fence}");
     }
     s.push('\n');
+}
+
+/// One line inside a blockquote (`>` alone for an empty line).
+fn quoted(s: &mut String, line: &str) {
+    if line.trim().is_empty() {
+        let _ = writeln!(s, ">");
+    } else {
+        let _ = writeln!(s, "> {line}");
+    }
 }
 
 fn verdict_table(s: &mut String, r: &Report) {

@@ -198,7 +198,7 @@ pub struct DrillResult {
     pub trials: Vec<DrillTrial>,
     pub alert_urls: Vec<Link>,
     /// Exactly what to do by hand if a revert failed.
-    pub manual_recovery: Option<String>,
+    pub manual_recovery: Option<ManualRecovery>,
     /// Time-to-fire over the trials that fired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_fire: Option<TimingStats>,
@@ -207,6 +207,34 @@ pub struct DrillResult {
     /// The run's journal (`reports/<run-id>/journal.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
+}
+
+/// What to do when a revert failed: a sentence, then commands to run in
+/// order, each kept exactly as it must be run (renderers never reflow it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManualRecovery {
+    pub summary: String,
+    pub steps: Vec<RecoveryStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryStep {
+    /// What the command does, e.g. "trial 1: exec … [revert_failed: …]".
+    pub label: String,
+    /// The command, verbatim (may hold quotes, backslashes, newlines).
+    pub command: String,
+}
+
+impl ManualRecovery {
+    /// Plain text for terminals and JUnit: the summary, then each step's
+    /// label and its command on a line of its own.
+    pub fn plain(&self) -> String {
+        let mut s = self.summary.clone();
+        for st in &self.steps {
+            s.push_str(&format!("\n{}:\n{}", st.label, st.command));
+        }
+        s
+    }
 }
 
 /// The Grafana snapshot of the run window. Only what a reviewer may see:

@@ -418,6 +418,25 @@ impl LocalStack {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Children that exited while the stack was meant to be up, one line
+    /// each naming the process and its exit status: a dependency the run
+    /// lost.
+    pub fn exited_children(&mut self) -> Vec<String> {
+        self.children
+            .iter_mut()
+            .filter_map(|c| {
+                c.exited().map(|status| {
+                    format!(
+                        "{} (pid {}) exited during the run ({status}); the stack's logs are in {}",
+                        c.name(),
+                        c.pid(),
+                        self.dir_path.display()
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Pids of the running children (each also leads its own process group).
     pub fn child_pids(&self) -> Vec<u32> {
         self.children.iter().map(ManagedChild::pid).collect()
