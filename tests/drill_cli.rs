@@ -287,3 +287,32 @@ fn nats_dying_mid_drill_ends_in_an_error_verdict_and_a_report() {
     assert_eq!(json["drills"][0]["verdict"], "error", "{json}");
     assert_eq!(code, Some(3));
 }
+
+#[test]
+fn a_run_refused_by_an_unrecovered_journal_still_writes_its_report() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    // A dead run left its fault live.
+    let mut child = start_drill(reports.path(), &fault);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = firedrill(reports.path(), &fault)
+        .args(["run", "--target", "local", "--drills", "exec-file"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    let run = std::fs::read_dir(reports.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("report.json").exists())
+        .expect("the refused run wrote no report");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap();
+    // The probe ran and is kept; the refusal is the report's error.
+    assert!(!json["probes"].as_array().unwrap().is_empty(), "{json}");
+    let errors = json["errors"].to_string();
+    assert!(errors.contains("firedrill recover --journal"), "{errors}");
+    assert!(fault.exists(), "the refused run must not touch the fault");
+}
