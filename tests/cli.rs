@@ -117,6 +117,104 @@ fn smoke_passes_and_writes_reports() {
     );
 }
 
+/// A loopback port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `nats_creds_env` may hold the .creds contents (as a CI secret does);
+/// whether they parse or not, no byte of them reaches stdout, stderr or
+/// any file of the report.
+#[test]
+fn nats_creds_contents_never_reach_output_or_reports() {
+    const MARKER: &str = "FIREDRILLSECRETMARKER7f3a";
+    let creds = |seed: &str| {
+        format!(
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.{MARKER}.c2ln\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = dead_port();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        format!(
+            r#"[targets.remote]
+namespace = "daedalus"
+nats_url = "nats://127.0.0.1:{port}"
+nats_creds_env = "FIREDRILL_TEST_NATS_CREDS"
+prometheus_url = "http://127.0.0.1:{port}/"
+
+[targets.remote.variables]
+stream = "DAEDALUS_TASKS"
+"#
+        ),
+    )
+    .unwrap();
+    let cases = [
+        // Not an NKEY seed: the contents cannot be parsed.
+        (creds(&format!("SU{MARKER}")), "FIREDRILL_TEST_NATS_CREDS"),
+        // A well-formed seed (async-nats' documentation example): parsed,
+        // then the dead server refuses the connection.
+        (
+            creds("SUAIO3FHUX5PNV2LQIIP7TZ3N4L7TX3W53MQGEIVYFIGA635OZCKEYHFLM"),
+            "cannot connect to NATS",
+        ),
+    ];
+    for (value, says) in cases {
+        let reports = dir.path().join("reports");
+        let _ = std::fs::remove_dir_all(&reports);
+        let out = firedrill()
+            .current_dir(dir.path())
+            .env("FIREDRILL_TEST_NATS_CREDS", &value)
+            .args(["run", "--target", "remote"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            !stdout.contains(MARKER),
+            "stdout leaked the creds:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(MARKER),
+            "stderr leaked the creds:\n{stderr}"
+        );
+        let files = files_under(&reports);
+        assert!(
+            files.iter().any(|f| f.ends_with("report.json")),
+            "a report was written: {files:?}"
+        );
+        for f in files {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(
+                !text.contains(MARKER),
+                "{} leaked the creds:\n{text}",
+                f.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn unknown_target_is_a_usage_error() {
     let out = firedrill()
