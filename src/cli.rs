@@ -194,7 +194,7 @@ pub struct TraceAuditArgs {
     #[arg(long, env = "FIREDRILL_TRACE_TREE")]
     pub tree: Option<std::path::PathBuf>,
     /// Longest wait for spans after the last result (Tempo ingests with a delay).
-    #[arg(long, env = "FIREDRILL_SPAN_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FIREDRILL_SPAN_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub span_wait: std::time::Duration,
     /// Local target only: fleet faults to turn on first (e.g. drop-trace-context).
     #[arg(long, env = "FIREDRILL_FLEET_FAULTS", value_delimiter = ',')]
@@ -234,9 +234,18 @@ pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         })
 }
 
+/// A duration flag: humantime, at most [`crate::spec::MAX_DURATION`] (30
+/// days), like every duration in the specs. clap names the flag and exits 2.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 90s, 30m"))
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 90s, 30m"))?;
+    if d > crate::spec::MAX_DURATION {
+        return Err(format!(
+            "`{s}` is longer than the maximum of {} (720h) that firedrill allows for any duration",
+            crate::spec::MAX_DURATION_TEXT
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -250,7 +259,7 @@ pub struct AcceptArgs {
     /// Window end (RFC 3339 or unix seconds).
     #[arg(long, value_parser = parse_time, requires = "window_start")]
     pub window_end: Option<chrono::DateTime<chrono::Utc>>,
-    /// Window = the last D up to now (default 30m when no window is given).
+    /// Window = the last D up to now (default 30m when no window is given; at most 30 days).
     #[arg(long, value_parser = parse_duration)]
     pub since: Option<std::time::Duration>,
     /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` (AC2).
@@ -342,4 +351,21 @@ pub struct RecoverArgs {
     /// A journal to recover; default: every journal under the reports dir.
     #[arg(long, env = "FIREDRILL_JOURNAL")]
     pub journal: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_flags_are_capped() {
+        assert_eq!(
+            parse_duration("720h"),
+            Ok(std::time::Duration::from_secs(30 * 24 * 3600))
+        );
+        for bad in ["721h", "99999999h", "1000000years"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("maximum of 30 days"), "{bad}: {e}");
+        }
+    }
 }

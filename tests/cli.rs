@@ -215,6 +215,52 @@ stream = "DAEDALUS_TASKS"
     }
 }
 
+/// Every duration is capped at 30 days, in flags and spec files alike: a
+/// huge one is a usage error (exit 2) naming where it came from, not a
+/// panic (exit 101) or an 11 000-year wait.
+#[test]
+fn durations_over_30_days_are_usage_errors() {
+    for args in [
+        &["accept", "--target", "aks-test", "--since", "1000000years"][..],
+        &["run", "--target", "local", "--extra-window", "99999999h"],
+        &["run", "--target", "local", "--settle", "31days"],
+        &["trace-audit", "--span-wait", "1000000years"],
+    ] {
+        let out = firedrill().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let flag = args[args.len() - 2];
+        assert!(
+            stderr.contains(flag) && stderr.contains("maximum of 30 days"),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    let reports = tempfile::tempdir().unwrap();
+    let out = firedrill()
+        .arg("--drills-dir")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/spec/invalid/duration-over-cap/induced-failures"
+        ))
+        .arg("--reports-dir")
+        .arg(reports.path())
+        .args(["drill", "worker-crash", "--target", "local"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("worker-crash.toml:3: deadline: duration \"1000000years\" is longer than the maximum of 30 days"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(reports.path()).unwrap().count(),
+        0,
+        "nothing ran"
+    );
+}
+
 #[test]
 fn unknown_target_is_a_usage_error() {
     let out = firedrill()

@@ -68,6 +68,7 @@ const CASES: &[Case] = &[
     case("unknown-key-nested", "local", "firedrill.toml", Some(14), Some("targets.local.fleet.cold_starts"), K::UnknownKey, "unknown key \"cold_starts\""),
     case("unknown-key-fault", "local", "induced-failures/worker-crash.toml", Some(8), Some("fault.severity"), K::UnknownKey, "unknown key \"severity\""),
     case("bad-duration", "local", "firedrill.toml", Some(14), Some("targets.local.fleet.cold_start"), K::InvalidValue, "invalid duration \"5 parsecs\" (expected a humantime duration such as \"90s\" or \"3m\")"),
+    case("duration-over-cap", "local", "induced-failures/worker-crash.toml", Some(3), Some("deadline"), K::InvalidValue, "duration \"1000000years\" is longer than the maximum of 30 days (\"720h\")"),
     case("missing-key", "local", "acceptance/phase5.toml", Some(7), Some("criterion[1].title"), K::MissingKey, "missing required key \"title\" (add it to this [[criterion]] entry)"),
     case("unknown-target", "prod", "firedrill.toml", None, None, K::UnknownTarget, "known targets: local (built-in), staging"),
     case("unknown-variable", "local", "acceptance/phase5.toml", Some(6), Some("criterion[0].query"), K::UnknownVariable, "unknown template variable {{windw}} (available here: end, namespace, sentinel.task_id, sentinel.trace_id, start, stream, window"),

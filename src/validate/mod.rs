@@ -59,7 +59,7 @@ pub async fn audit_rules(
     rules: &[Rule],
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
-    let start = now - chrono::TimeDelta::from_std(SERIES_LOOKBACK).unwrap_or_default();
+    let start = crate::timemath::before(now, SERIES_LOOKBACK);
     let mut answers = SeriesAnswers::new();
     let mut out = Vec::new();
     for rule in rules {
@@ -88,7 +88,7 @@ pub async fn audit_criteria(
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
     let window = RunWindow {
-        start: now - chrono::TimeDelta::from_std(CRITERION_WINDOW).unwrap_or_default(),
+        start: crate::timemath::before(now, CRITERION_WINDOW),
         end: now,
     };
     let vars = plan.target.run_vars(&runtime_vars(window, None));
