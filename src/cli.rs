@@ -248,6 +248,42 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `--sentinel-trace-id`: a W3C trace id, as the probe's traceparent and
+/// the platform's spans carry it.
+fn parse_trace_id(s: &str) -> Result<String, String> {
+    let hex = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex || s.bytes().all(|b| b == b'0') {
+        return Err(
+            "expected a W3C trace id: exactly 32 lowercase hex digits, not all zero \
+             (e.g. 4bf92f3577b34da6a3ce929d0e0e4736)"
+                .into(),
+        );
+    }
+    Ok(s.to_string())
+}
+
+/// Longest `--sentinel-task-id` accepted; firedrill's own are ~40 characters.
+const MAX_TASK_ID_CHARS: usize = 256;
+
+/// `--sentinel-task-id`: any printable text up to 256 characters. Queries
+/// get it escaped (`spec::template::render_promql`), so quotes cannot
+/// break out; control characters are refused because no task id holds
+/// them and they would garble the report.
+fn parse_task_id(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a task id must not be empty".into());
+    }
+    if s.chars().count() > MAX_TASK_ID_CHARS {
+        return Err(format!(
+            "a task id is at most {MAX_TASK_ID_CHARS} characters"
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("a task id must not contain control characters (newline, tab, ...)".into());
+    }
+    Ok(s.to_string())
+}
+
 #[derive(Debug, Args)]
 pub struct AcceptArgs {
     /// Target name from the targets file (a remote target: the local stack lives only during smoke/run).
@@ -266,11 +302,12 @@ pub struct AcceptArgs {
     #[arg(
         long,
         env = "FIREDRILL_SENTINEL_TASK_ID",
-        requires = "sentinel_trace_id"
+        requires = "sentinel_trace_id",
+        value_parser = parse_task_id
     )]
     pub sentinel_task_id: Option<String>,
-    /// Its trace id (32 hex), for `{{sentinel.trace_id}}` and the trace link.
-    #[arg(long, env = "FIREDRILL_SENTINEL_TRACE_ID")]
+    /// Its trace id (32 lowercase hex, not all zero), for `{{sentinel.trace_id}}` and the trace link.
+    #[arg(long, env = "FIREDRILL_SENTINEL_TRACE_ID", value_parser = parse_trace_id)]
     pub sentinel_trace_id: Option<String>,
 }
 
@@ -356,6 +393,33 @@ pub struct RecoverArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentinel_ids_are_checked() {
+        let good = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(parse_trace_id(good).as_deref(), Ok(good));
+        for bad in [
+            "",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            "4bf92f3577b34da6a3ce929d0e0e473",
+            "4bf92f3577b34da6a3ce929d0e0e47360",
+            "00000000000000000000000000000000",
+            "4bf92f3577b34da6a3ce929d0e0e473g",
+            "\"}) or vector(1) #aaaaaaaaaaaaaa",
+        ] {
+            let e = parse_trace_id(bad).unwrap_err();
+            assert!(e.contains("32 lowercase hex digits"), "{bad}: {e}");
+        }
+        for ok in [
+            "sentinel-1732355689156-00c0ffee1234",
+            "x\"}) or vector(1) #",
+        ] {
+            assert_eq!(parse_task_id(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "a\nb", "a\tb", "a\u{7f}", "a\u{85}", &"x".repeat(257)] {
+            assert!(parse_task_id(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn duration_flags_are_capped() {

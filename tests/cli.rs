@@ -261,6 +261,35 @@ fn durations_over_30_days_are_usage_errors() {
     );
 }
 
+/// Sentinel ids from the command line are checked before anything runs.
+#[test]
+fn malformed_sentinel_ids_are_usage_errors() {
+    let good_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for (task, trace, flag) in [
+        ("sentinel-1", "x\"}) or vector(1) #", "--sentinel-trace-id"),
+        (
+            "sentinel-1",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            "--sentinel-trace-id",
+        ),
+        (
+            "sentinel-1",
+            "00000000000000000000000000000000",
+            "--sentinel-trace-id",
+        ),
+        ("x\"})\nor vector(1)", good_trace, "--sentinel-task-id"),
+    ] {
+        let out = firedrill()
+            .args(["accept", "--target", "aks-test", "--sentinel-task-id", task])
+            .args(["--sentinel-trace-id", trace])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{task:?} {trace:?}: {stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+}
+
 #[test]
 fn unknown_target_is_a_usage_error() {
     let out = firedrill()

@@ -544,6 +544,54 @@ fn cli_vars_override_target_variables() {
     assert_eq!(err.key.as_deref(), Some("var.window"));
 }
 
+/// A target variable the query places outside quotes becomes PromQL
+/// syntax: only token-like values may go there, checked at load (exit 2)
+/// rather than at every run. Inside quotes any value is escaped.
+#[test]
+fn target_variables_that_would_change_a_query_are_spec_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        r#"[targets.remote]
+namespace = "daedalus"
+nats_url = "nats://127.0.0.1:4222"
+prometheus_url = "http://127.0.0.1:9090/"
+
+[targets.remote.variables]
+stream = "DAEDALUS_TASKS"
+by = "le, agent_type"
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("acceptance")).unwrap();
+    let write = |query: &str| {
+        std::fs::write(
+            dir.path().join("acceptance/a.toml"),
+            format!(
+                "[[criterion]]\nid = \"A\"\ntitle = \"t\"\nquery = '{query}'\npass_if = \"< 1\"\n"
+            ),
+        )
+        .unwrap()
+    };
+
+    write("sum by ({{by}}) (rate(x[{{window}}]))");
+    let err = load_plan(&opts(dir.path(), "remote")).unwrap_err();
+    assert_eq!(err.file, dir.path().join("acceptance/a.toml"));
+    assert_eq!(
+        (err.line, err.key.as_deref(), err.kind),
+        (Some(4), Some("criterion[0].query"), K::InvalidValue)
+    );
+    assert!(
+        err.message
+            .starts_with("{{by}} cannot be placed in this query: the query uses it outside a quoted PromQL string"),
+        "{}",
+        err.message
+    );
+
+    write(r#"count_over_time(x{labels="{{by}}"}[{{window}}])"#);
+    load_plan(&opts(dir.path(), "remote")).unwrap();
+}
+
 #[test]
 fn cmp_ops_compare_and_never_pass_nan() {
     for op in CmpOp::ALL {

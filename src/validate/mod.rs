@@ -13,6 +13,7 @@ use crate::accept::runtime_vars;
 use crate::accept::verdict::render_query;
 use crate::clients::prometheus::{PromError, Prometheus, Rule};
 use crate::report::model::{Finding, RunWindow};
+use crate::spec::template::QueryRenderError;
 use crate::spec::{CriterionKind, Plan};
 use chrono::{DateTime, Utc};
 use classify::{SeriesAnswer, SeriesAnswers};
@@ -99,7 +100,12 @@ pub async fn audit_criteria(
         }
         match render_query(c, &vars) {
             Ok(None) => {}
-            Err(missing) => out.push(classify::criterion_not_checked(&c.id, &missing)),
+            Err(QueryRenderError::Missing(name)) => {
+                out.push(classify::criterion_not_checked(&c.id, &name))
+            }
+            Err(QueryRenderError::Unsafe { name, reason }) => {
+                out.push(classify::criterion_unsafe_value(&c.id, &name, &reason))
+            }
             Ok(Some(query)) => {
                 let answer = prom.query(&query, now).await;
                 if let Err(PromError::Unreachable { .. } | PromError::Http { .. }) = &answer {
