@@ -194,7 +194,7 @@ pub struct TraceAuditArgs {
     #[arg(long, env = "FIREDRILL_TRACE_TREE")]
     pub tree: Option<std::path::PathBuf>,
     /// Longest wait for spans after the last result (Tempo ingests with a delay).
-    #[arg(long, env = "FIREDRILL_SPAN_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FIREDRILL_SPAN_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub span_wait: std::time::Duration,
     /// Local target only: fleet faults to turn on first (e.g. drop-trace-context).
     #[arg(long, env = "FIREDRILL_FLEET_FAULTS", value_delimiter = ',')]
@@ -234,9 +234,54 @@ pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         })
 }
 
+/// A duration flag: humantime, at most [`crate::spec::MAX_DURATION`] (30
+/// days), like every duration in the specs. clap names the flag and exits 2.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 90s, 30m"))
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 90s, 30m"))?;
+    if d > crate::spec::MAX_DURATION {
+        return Err(format!(
+            "`{s}` is longer than the maximum of {} (720h) that firedrill allows for any duration",
+            crate::spec::MAX_DURATION_TEXT
+        ));
+    }
+    Ok(d)
+}
+
+/// `--sentinel-trace-id`: a W3C trace id, as the probe's traceparent and
+/// the platform's spans carry it.
+fn parse_trace_id(s: &str) -> Result<String, String> {
+    let hex = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex || s.bytes().all(|b| b == b'0') {
+        return Err(
+            "expected a W3C trace id: exactly 32 lowercase hex digits, not all zero \
+             (e.g. 4bf92f3577b34da6a3ce929d0e0e4736)"
+                .into(),
+        );
+    }
+    Ok(s.to_string())
+}
+
+/// Longest `--sentinel-task-id` accepted; firedrill's own are ~40 characters.
+const MAX_TASK_ID_CHARS: usize = 256;
+
+/// `--sentinel-task-id`: any printable text up to 256 characters. Queries
+/// get it escaped (`spec::template::render_promql`), so quotes cannot
+/// break out; control characters are refused because no task id holds
+/// them and they would garble the report.
+fn parse_task_id(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a task id must not be empty".into());
+    }
+    if s.chars().count() > MAX_TASK_ID_CHARS {
+        return Err(format!(
+            "a task id is at most {MAX_TASK_ID_CHARS} characters"
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("a task id must not contain control characters (newline, tab, ...)".into());
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -250,18 +295,19 @@ pub struct AcceptArgs {
     /// Window end (RFC 3339 or unix seconds).
     #[arg(long, value_parser = parse_time, requires = "window_start")]
     pub window_end: Option<chrono::DateTime<chrono::Utc>>,
-    /// Window = the last D up to now (default 30m when no window is given).
+    /// Window = the last D up to now (default 30m when no window is given; at most 30 days).
     #[arg(long, value_parser = parse_duration)]
     pub since: Option<std::time::Duration>,
     /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` (AC2).
     #[arg(
         long,
         env = "FIREDRILL_SENTINEL_TASK_ID",
-        requires = "sentinel_trace_id"
+        requires = "sentinel_trace_id",
+        value_parser = parse_task_id
     )]
     pub sentinel_task_id: Option<String>,
-    /// Its trace id (32 hex), for `{{sentinel.trace_id}}` and the trace link.
-    #[arg(long, env = "FIREDRILL_SENTINEL_TRACE_ID")]
+    /// Its trace id (32 lowercase hex, not all zero), for `{{sentinel.trace_id}}` and the trace link.
+    #[arg(long, env = "FIREDRILL_SENTINEL_TRACE_ID", value_parser = parse_trace_id)]
     pub sentinel_trace_id: Option<String>,
 }
 
@@ -342,4 +388,48 @@ pub struct RecoverArgs {
     /// A journal to recover; default: every journal under the reports dir.
     #[arg(long, env = "FIREDRILL_JOURNAL")]
     pub journal: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_ids_are_checked() {
+        let good = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(parse_trace_id(good).as_deref(), Ok(good));
+        for bad in [
+            "",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            "4bf92f3577b34da6a3ce929d0e0e473",
+            "4bf92f3577b34da6a3ce929d0e0e47360",
+            "00000000000000000000000000000000",
+            "4bf92f3577b34da6a3ce929d0e0e473g",
+            "\"}) or vector(1) #aaaaaaaaaaaaaa",
+        ] {
+            let e = parse_trace_id(bad).unwrap_err();
+            assert!(e.contains("32 lowercase hex digits"), "{bad}: {e}");
+        }
+        for ok in [
+            "sentinel-1732355689156-00c0ffee1234",
+            "x\"}) or vector(1) #",
+        ] {
+            assert_eq!(parse_task_id(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "a\nb", "a\tb", "a\u{7f}", "a\u{85}", &"x".repeat(257)] {
+            assert!(parse_task_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn duration_flags_are_capped() {
+        assert_eq!(
+            parse_duration("720h"),
+            Ok(std::time::Duration::from_secs(30 * 24 * 3600))
+        );
+        for bad in ["721h", "99999999h", "1000000years"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("maximum of 30 days"), "{bad}: {e}");
+        }
+    }
 }

@@ -21,5 +21,6 @@ pub mod spec;
 pub mod stack;
 #[cfg(test)]
 mod test_fixtures;
+pub mod timemath;
 pub mod trace;
 pub mod validate;

@@ -286,6 +286,71 @@ async fn criteria_against_real_prometheus() {
     stack.shutdown().await.unwrap();
 }
 
+/// `firedrill accept` as a user runs it, against a real Prometheus with no
+/// sentinel data: a task id crafted to close the label matcher and append
+/// `or vector(1)` stays one label value, so AC2 finds nothing and fails
+/// (exit 1) instead of passing on the injected constant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_sentinel_task_id_cannot_make_a_criterion_pass() {
+    let stack = LocalStack::start(StackOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        format!(
+            "[targets.remote]\nnamespace = \"daedalus\"\nnats_url = \"nats://127.0.0.1:1\"\nprometheus_url = \"{}\"\n\n[targets.remote.variables]\nstream = \"DAEDALUS_TASKS\"\n",
+            stack.prometheus_url
+        ),
+    )
+    .unwrap();
+    // AC2 exactly as the repo's Phase 5 file writes it.
+    let phase5 = std::fs::read_to_string(repo().join("acceptance/phase5.toml")).unwrap();
+    let ac2 = phase5
+        .split("[[criterion]]")
+        .find(|c| c.contains("id = \"AC2\""))
+        .unwrap();
+    std::fs::create_dir(dir.path().join("acceptance")).unwrap();
+    std::fs::write(
+        dir.path().join("acceptance/ac2.toml"),
+        format!("[[criterion]]{ac2}"),
+    )
+    .unwrap();
+
+    let injection = r#"x"}) or vector(1) #"#;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .current_dir(dir.path())
+        .env("CI", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_OUTPUT")
+        .args(["accept", "--target", "remote", "--since", "5m"])
+        .args(["--sentinel-task-id", injection])
+        .args(["--sentinel-trace-id", SENTINEL_TRACE])
+        .output()
+        .await
+        .unwrap();
+    stack.shutdown().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let run = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let ac2 = &json["criteria"][0];
+    assert_eq!(ac2["id"], "AC2");
+    assert_eq!(ac2["verdict"], "fail", "{ac2:#}");
+    assert_eq!(ac2["reason"], NO_DATA);
+    assert_eq!(
+        ac2["query"],
+        r#"max(daedalus_task_duration_seconds_sum{task_id="x\"}) or vector(1) #"})"#
+    );
+}
+
 #[tokio::test]
 async fn unreachable_prometheus_is_an_error_for_every_criterion() {
     let port = free_port();

@@ -117,6 +117,179 @@ fn smoke_passes_and_writes_reports() {
     );
 }
 
+/// A loopback port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `nats_creds_env` may hold the .creds contents (as a CI secret does);
+/// whether they parse or not, no byte of them reaches stdout, stderr or
+/// any file of the report.
+#[test]
+fn nats_creds_contents_never_reach_output_or_reports() {
+    const MARKER: &str = "FIREDRILLSECRETMARKER7f3a";
+    let creds = |seed: &str| {
+        format!(
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.{MARKER}.c2ln\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = dead_port();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        format!(
+            r#"[targets.remote]
+namespace = "daedalus"
+nats_url = "nats://127.0.0.1:{port}"
+nats_creds_env = "FIREDRILL_TEST_NATS_CREDS"
+prometheus_url = "http://127.0.0.1:{port}/"
+
+[targets.remote.variables]
+stream = "DAEDALUS_TASKS"
+"#
+        ),
+    )
+    .unwrap();
+    let cases = [
+        // Not an NKEY seed: the contents cannot be parsed.
+        (creds(&format!("SU{MARKER}")), "FIREDRILL_TEST_NATS_CREDS"),
+        // A well-formed seed (async-nats' documentation example): parsed,
+        // then the dead server refuses the connection.
+        (
+            creds("SUAIO3FHUX5PNV2LQIIP7TZ3N4L7TX3W53MQGEIVYFIGA635OZCKEYHFLM"),
+            "cannot connect to NATS",
+        ),
+    ];
+    for (value, says) in cases {
+        let reports = dir.path().join("reports");
+        let _ = std::fs::remove_dir_all(&reports);
+        let out = firedrill()
+            .current_dir(dir.path())
+            .env("FIREDRILL_TEST_NATS_CREDS", &value)
+            .args(["run", "--target", "remote"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            !stdout.contains(MARKER),
+            "stdout leaked the creds:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(MARKER),
+            "stderr leaked the creds:\n{stderr}"
+        );
+        let files = files_under(&reports);
+        assert!(
+            files.iter().any(|f| f.ends_with("report.json")),
+            "a report was written: {files:?}"
+        );
+        for f in files {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(
+                !text.contains(MARKER),
+                "{} leaked the creds:\n{text}",
+                f.display()
+            );
+        }
+    }
+}
+
+/// Every duration is capped at 30 days, in flags and spec files alike: a
+/// huge one is a usage error (exit 2) naming where it came from, not a
+/// panic (exit 101) or an 11 000-year wait.
+#[test]
+fn durations_over_30_days_are_usage_errors() {
+    for args in [
+        &["accept", "--target", "aks-test", "--since", "1000000years"][..],
+        &["run", "--target", "local", "--extra-window", "99999999h"],
+        &["run", "--target", "local", "--settle", "31days"],
+        &["trace-audit", "--span-wait", "1000000years"],
+    ] {
+        let out = firedrill().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let flag = args[args.len() - 2];
+        assert!(
+            stderr.contains(flag) && stderr.contains("maximum of 30 days"),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    let reports = tempfile::tempdir().unwrap();
+    let out = firedrill()
+        .arg("--drills-dir")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/spec/invalid/duration-over-cap/induced-failures"
+        ))
+        .arg("--reports-dir")
+        .arg(reports.path())
+        .args(["drill", "worker-crash", "--target", "local"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("worker-crash.toml:3: deadline: duration \"1000000years\" is longer than the maximum of 30 days"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(reports.path()).unwrap().count(),
+        0,
+        "nothing ran"
+    );
+}
+
+/// Sentinel ids from the command line are checked before anything runs.
+#[test]
+fn malformed_sentinel_ids_are_usage_errors() {
+    let good_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for (task, trace, flag) in [
+        ("sentinel-1", "x\"}) or vector(1) #", "--sentinel-trace-id"),
+        (
+            "sentinel-1",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            "--sentinel-trace-id",
+        ),
+        (
+            "sentinel-1",
+            "00000000000000000000000000000000",
+            "--sentinel-trace-id",
+        ),
+        ("x\"})\nor vector(1)", good_trace, "--sentinel-task-id"),
+    ] {
+        let out = firedrill()
+            .args(["accept", "--target", "aks-test", "--sentinel-task-id", task])
+            .args(["--sentinel-trace-id", trace])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{task:?} {trace:?}: {stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+}
+
 #[test]
 fn unknown_target_is_a_usage_error() {
     let out = firedrill()

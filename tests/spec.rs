@@ -68,6 +68,7 @@ const CASES: &[Case] = &[
     case("unknown-key-nested", "local", "firedrill.toml", Some(14), Some("targets.local.fleet.cold_starts"), K::UnknownKey, "unknown key \"cold_starts\""),
     case("unknown-key-fault", "local", "induced-failures/worker-crash.toml", Some(8), Some("fault.severity"), K::UnknownKey, "unknown key \"severity\""),
     case("bad-duration", "local", "firedrill.toml", Some(14), Some("targets.local.fleet.cold_start"), K::InvalidValue, "invalid duration \"5 parsecs\" (expected a humantime duration such as \"90s\" or \"3m\")"),
+    case("duration-over-cap", "local", "induced-failures/worker-crash.toml", Some(3), Some("deadline"), K::InvalidValue, "duration \"1000000years\" is longer than the maximum of 30 days (\"720h\")"),
     case("missing-key", "local", "acceptance/phase5.toml", Some(7), Some("criterion[1].title"), K::MissingKey, "missing required key \"title\" (add it to this [[criterion]] entry)"),
     case("unknown-target", "prod", "firedrill.toml", None, None, K::UnknownTarget, "known targets: local (built-in), staging"),
     case("unknown-variable", "local", "acceptance/phase5.toml", Some(6), Some("criterion[0].query"), K::UnknownVariable, "unknown template variable {{windw}} (available here: end, namespace, sentinel.task_id, sentinel.trace_id, start, stream, window"),
@@ -541,6 +542,54 @@ fn cli_vars_override_target_variables() {
     let err = load_plan(&o).unwrap_err();
     assert_eq!(err.file, Path::new("<command line>"));
     assert_eq!(err.key.as_deref(), Some("var.window"));
+}
+
+/// A target variable the query places outside quotes becomes PromQL
+/// syntax: only token-like values may go there, checked at load (exit 2)
+/// rather than at every run. Inside quotes any value is escaped.
+#[test]
+fn target_variables_that_would_change_a_query_are_spec_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        r#"[targets.remote]
+namespace = "daedalus"
+nats_url = "nats://127.0.0.1:4222"
+prometheus_url = "http://127.0.0.1:9090/"
+
+[targets.remote.variables]
+stream = "DAEDALUS_TASKS"
+by = "le, agent_type"
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("acceptance")).unwrap();
+    let write = |query: &str| {
+        std::fs::write(
+            dir.path().join("acceptance/a.toml"),
+            format!(
+                "[[criterion]]\nid = \"A\"\ntitle = \"t\"\nquery = '{query}'\npass_if = \"< 1\"\n"
+            ),
+        )
+        .unwrap()
+    };
+
+    write("sum by ({{by}}) (rate(x[{{window}}]))");
+    let err = load_plan(&opts(dir.path(), "remote")).unwrap_err();
+    assert_eq!(err.file, dir.path().join("acceptance/a.toml"));
+    assert_eq!(
+        (err.line, err.key.as_deref(), err.kind),
+        (Some(4), Some("criterion[0].query"), K::InvalidValue)
+    );
+    assert!(
+        err.message
+            .starts_with("{{by}} cannot be placed in this query: the query uses it outside a quoted PromQL string"),
+        "{}",
+        err.message
+    );
+
+    write(r#"count_over_time(x{labels="{{by}}"}[{{window}}])"#);
+    load_plan(&opts(dir.path(), "remote")).unwrap();
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Runs criteria against a live Prometheus (thin I/O around [`super::verdict`]).
 
-use super::verdict::{evaluate, evidence_links, missing_variable, render_query, snapshot_pending};
+use super::verdict::{
+    evaluate, evidence_links, missing_variable, render_query, snapshot_pending, unsafe_variable,
+};
 use crate::clients::prometheus::Prometheus;
 use crate::probe::SentinelRef;
 use crate::report::model::{CriterionResult, RunWindow};
 use crate::spec::criteria::Criterion;
 use crate::spec::target::Target;
-use crate::spec::template::Vars;
+use crate::spec::template::{QueryRenderError, Vars};
 use crate::spec::vars;
 use chrono::SecondsFormat;
 use std::time::Duration;
@@ -71,7 +73,10 @@ pub async fn run_criteria(
     for criterion in criteria {
         let mut result = match render_query(criterion, &run_vars) {
             Ok(None) => snapshot_pending(criterion),
-            Err(missing) => missing_variable(criterion, &missing),
+            Err(QueryRenderError::Missing(name)) => missing_variable(criterion, &name),
+            Err(QueryRenderError::Unsafe { name, reason }) => {
+                unsafe_variable(criterion, &name, &reason)
+            }
             Ok(Some(query)) => {
                 let answer = prom.query(&query, window.end).await;
                 let mut r = evaluate(criterion, &query, answer);

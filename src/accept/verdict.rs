@@ -9,7 +9,7 @@
 use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
 use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict};
 use crate::spec::criteria::{Condition, Criterion, CriterionKind, Evidence, OnEmpty};
-use crate::spec::template::{self, Vars};
+use crate::spec::template::{self, QueryRenderError, Vars};
 use crate::spec::vars;
 
 /// Why an empty result is not a pass.
@@ -97,12 +97,32 @@ pub fn missing_variable(criterion: &Criterion, missing: &str) -> CriterionResult
     )
 }
 
-/// Renders a PromQL criterion's query with the run's variables; `Ok(None)`
-/// for a snapshot criterion, `Err(name)` for the first variable with no value.
-pub fn render_query(criterion: &Criterion, run_vars: &Vars) -> Result<Option<String>, String> {
+/// A PromQL criterion whose query was not run because the value of `name`
+/// cannot be placed in it without changing the query (see
+/// [`template::render_promql`]). Verdict `error`: never a pass on a query
+/// other than the one written.
+pub fn unsafe_variable(criterion: &Criterion, name: &str, reason: &str) -> CriterionResult {
+    let condition = match &criterion.kind {
+        CriterionKind::Promql { pass_if, .. } => Some(*pass_if),
+        CriterionKind::Snapshot => None,
+    };
+    decided(
+        base(criterion, None, condition),
+        Verdict::Error,
+        format!("the query was not run: the value of {{{{{name}}}}} cannot be placed in it safely ({reason})"),
+    )
+}
+
+/// Renders a PromQL criterion's query with the run's variables, escaping
+/// or refusing values as [`template::render_promql`] says; `Ok(None)` for
+/// a snapshot criterion.
+pub fn render_query(
+    criterion: &Criterion,
+    run_vars: &Vars,
+) -> Result<Option<String>, QueryRenderError> {
     match &criterion.kind {
         CriterionKind::Promql { query_template, .. } => {
-            template::render(query_template, run_vars).map(Some)
+            template::render_promql(query_template, run_vars).map(Some)
         }
         CriterionKind::Snapshot => Ok(None),
     }

@@ -366,12 +366,55 @@ fn a_missing_run_variable_is_an_error_not_a_silent_empty_match() {
         on_empty: OnEmpty::Fail,
     };
     let missing = render_query(&c, &Vars::new()).unwrap_err();
-    assert_eq!(missing, "sentinel.task_id");
-    let r = missing_variable(&c, &missing);
+    assert_eq!(
+        missing,
+        QueryRenderError::Missing("sentinel.task_id".to_string())
+    );
+    let r = missing_variable(&c, "sentinel.task_id");
     assert_eq!(r.verdict, Verdict::Error);
     assert!(r.reason.contains("{{sentinel.task_id}} has no value"));
     assert!(r.reason.contains("published no sentinel"));
     assert_eq!(r.condition.as_deref(), Some("< 60"));
+}
+
+#[test]
+fn an_injected_task_id_stays_one_label_value() {
+    let mut c = criterion("< 60", OnEmpty::Fail);
+    c.kind = CriterionKind::Promql {
+        query_template: "max(x{task_id=\"{{sentinel.task_id}}\"})".into(),
+        pass_if: "< 60".parse().unwrap(),
+        on_empty: OnEmpty::Fail,
+    };
+    let mut vars = Vars::new();
+    vars.insert("sentinel.task_id".into(), "x\"}) or vector(1) #".into());
+    assert_eq!(
+        render_query(&c, &vars),
+        Ok(Some(
+            r#"max(x{task_id="x\"}) or vector(1) #"})"#.to_string()
+        ))
+    );
+
+    // A value the query places outside quotes cannot be escaped: refused,
+    // and the criterion is an error, not a pass.
+    c.kind = CriterionKind::Promql {
+        query_template: "max(x) > {{threshold}}".into(),
+        pass_if: "< 60".parse().unwrap(),
+        on_empty: OnEmpty::Fail,
+    };
+    vars.insert("threshold".into(), "0 or vector(1)".into());
+    let Err(QueryRenderError::Unsafe { name, reason }) = render_query(&c, &vars) else {
+        panic!("rendered")
+    };
+    assert_eq!(name, "threshold");
+    let r = unsafe_variable(&c, &name, &reason);
+    assert_eq!(r.verdict, Verdict::Error);
+    assert!(
+        r.reason
+            .starts_with("the query was not run: the value of {{threshold}} cannot be placed"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(r.query, None);
 }
 
 #[test]

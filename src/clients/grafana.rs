@@ -324,8 +324,8 @@ impl GrafanaClient {
         );
         info!(%url, panels = built.panels, series = built.series, "created Grafana snapshot");
 
-        let mut expires_at = (!expires.is_zero())
-            .then(|| Utc::now() + chrono::Duration::seconds(expires.as_secs() as i64));
+        let mut expires_at =
+            (!expires.is_zero()).then(|| crate::timemath::after(Utc::now(), expires));
         let verified = match self.get_snapshot(&created.key).await {
             Ok(back) => {
                 if !expires.is_zero() {

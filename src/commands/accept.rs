@@ -35,7 +35,7 @@ pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> 
                 .since
                 .unwrap_or(std::time::Duration::from_secs(30 * 60));
             RunWindow {
-                start: now - chrono::Duration::from_std(since).unwrap_or_default(),
+                start: crate::timemath::before(now, since),
                 end: now,
             }
         }

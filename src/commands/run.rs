@@ -230,7 +230,7 @@ async fn body(
         w = async {
             tokio::time::sleep(settle).await;
             RunWindow {
-                start: started - chrono::Duration::from_std(opts.extra_window).unwrap_or_default(),
+                start: crate::timemath::before(started, opts.extra_window),
                 end: Utc::now(),
             }
         } => w,

@@ -6,6 +6,7 @@
 use super::timeline::{EventKind, Timeline};
 use crate::clients::alertmanager::AmAlert;
 use crate::clients::prometheus::PromAlert;
+use crate::timemath::{after, before, delta};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -415,7 +416,7 @@ impl Machine {
             .timeline
             .at(EventKind::InjectStarted)
             .expect("set in new");
-        t < started - delta(self.cfg.clock_skew)
+        t < before(started, self.cfg.clock_skew)
     }
 
     /// Notes every alert of our name whose labels do not match ours.
@@ -568,8 +569,8 @@ impl Machine {
             return d.clone();
         }
         let inject_done = self.timeline.at(EventKind::InjectDone).expect("set");
-        let deadline_at = inject_done + delta(self.cfg.deadline);
-        let past_deadline = now > deadline_at + delta(self.cfg.settle);
+        let deadline_at = after(inject_done, self.cfg.deadline);
+        let past_deadline = now > after(deadline_at, self.cfg.settle);
 
         let firing = self.timeline.at(EventKind::Firing);
         let firing = match (firing, self.timeline.at(EventKind::FiringFirstPoll)) {
@@ -718,10 +719,6 @@ impl Machine {
 pub fn alert_matches(labels: &Labels, alert: &str, expect: &Labels) -> bool {
     labels.get("alertname").map(String::as_str) == Some(alert)
         && expect.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-pub(crate) fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
 pub fn fmt_time(t: DateTime<Utc>) -> String {

@@ -538,3 +538,29 @@ fn waits_for_the_webhook_after_firing_when_one_is_routed() {
         m.notes()
     );
 }
+
+#[test]
+fn absurd_durations_mean_never_not_a_panic() {
+    // Specs cap durations at 30 days; the machine must still not panic on
+    // a deadline past the end of the calendar ("DateTime + TimeDelta
+    // overflowed") while a fault is live.
+    let year = Duration::from_secs(365 * 24 * 3600);
+    for huge in [year * 1_000_000, Duration::MAX] {
+        let mut cfg = MachineConfig::new(
+            "WorkerImagePullBackOff",
+            labels(&[("namespace", "daedalus")]),
+            huge,
+            huge,
+        );
+        cfg.settle = huge;
+        cfg.clock_skew = huge;
+        let mut m = Machine::new(cfg, t(0.0), t(0.1));
+        assert_eq!(m.observe(tick(3600.0)), Decision::Wait);
+        assert_eq!(
+            m.observe(prom(3601.0, vec![pa(good(), "firing", 0.85)])),
+            Decision::Wait,
+            "{huge:?}"
+        );
+        assert_eq!(m.observe(tick(3700.0)), Decision::Pass, "{huge:?}");
+    }
+}

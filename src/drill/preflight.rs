@@ -165,7 +165,7 @@ pub async fn preflight(
         .difference(&refs.absent_guarded)
         .cloned()
         .collect();
-    let start = now - chrono::TimeDelta::from_std(lookback).unwrap_or(chrono::TimeDelta::hours(1));
+    let start = crate::timemath::before(now, lookback);
     let mut missing = Vec::new();
     for m in &required {
         let series = prom

@@ -957,7 +957,7 @@ async fn create_silence(
     let am = env.alertmanager.as_ref().ok_or("no Alertmanager")?;
     let now = env.clock.now();
     let length = plan.deadline + plan.resolve_timeout + env.options.silence_margin;
-    let ends_at = now + chrono::TimeDelta::from_std(length).unwrap_or(chrono::TimeDelta::hours(1));
+    let ends_at = crate::timemath::after(now, length);
     let mut matchers = vec![Matcher {
         name: "alertname".into(),
         value: plan.alert.clone(),

@@ -16,7 +16,7 @@ use super::error::{SourceLoc, SpecError, SpecErrorKind};
 use super::load::toml_files;
 use super::source::{deserialize_checked, SourceFile, TableError};
 use super::target::Target;
-use super::template::{self, Vars};
+use super::template::{self, QueryRenderError, Vars};
 use super::value::{parse_url, Name, NonEmpty};
 use super::vars::{self, Scope, TemplateProblem};
 
@@ -344,7 +344,21 @@ fn build(
                 ));
             }
             check_template(file, &span, &query_key, &text, Scope::Query, target)?;
-            let rendered = render_with_stand_ins(&text, Scope::Query, target);
+            // The target's variables are known now: one that the query
+            // places where it cannot go safely is this line's error, not
+            // every run's.
+            let rendered = match template::render_promql(&text, &stand_ins(Scope::Query, target)) {
+                Ok(rendered) => rendered,
+                Err(QueryRenderError::Unsafe { name, reason }) => {
+                    return Err(file.error(
+                        SpecErrorKind::InvalidValue,
+                        &span,
+                        query_key,
+                        format!("{{{{{name}}}}} cannot be placed in this query: {reason}"),
+                    ))
+                }
+                Err(QueryRenderError::Missing(_)) => String::new(),
+            };
             if let Err(e) = check_brackets(&rendered) {
                 return Err(file.error(
                     SpecErrorKind::InvalidValue,
@@ -417,6 +431,11 @@ fn check_template(
 /// Renders with plausible stand-ins for the run-time values, to check the
 /// shape of the result at load time.
 fn render_with_stand_ins(text: &str, scope: Scope, target: &Target) -> String {
+    template::render(text, &stand_ins(scope, target)).unwrap_or_default()
+}
+
+/// The target's variables and plausible stand-ins for the run-time ones.
+fn stand_ins(scope: Scope, target: &Target) -> Vars {
     let mut stand_ins = target.vars();
     for name in vars::RUNTIME_VARS {
         stand_ins.insert(name.to_string(), "1".to_string());
@@ -428,7 +447,7 @@ fn render_with_stand_ins(text: &str, scope: Scope, target: &Target) -> String {
             "https://trace.invalid/1".to_string(),
         );
     }
-    template::render(text, &stand_ins).unwrap_or_default()
+    stand_ins
 }
 
 /// Cheap PromQL sanity check: brackets balance outside strings and comments.

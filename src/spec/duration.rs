@@ -6,13 +6,31 @@ use std::time::Duration;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// Parses a humantime duration; the error is the user-facing message.
+/// The longest duration firedrill accepts anywhere: every duration in a
+/// spec file and every duration flag. Drill deadlines and timeouts are
+/// minutes; a month of acceptance window is twice Prometheus' default
+/// retention. Anything longer is a typo (`"99999999h"`) that would
+/// otherwise wait for millennia or overflow date arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// [`MAX_DURATION`] as the error message and `--help` write it.
+pub const MAX_DURATION_TEXT: &str = "30 days";
+
+/// Parses a humantime duration of at most [`MAX_DURATION`]; the error is
+/// the user-facing message (callers add where the value came from).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|_| {
+    let d = humantime::parse_duration(text).map_err(|_| {
         format!(
             "invalid duration {text:?} (expected a humantime duration such as \"90s\" or \"3m\")"
         )
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is longer than the maximum of {MAX_DURATION_TEXT} (\"720h\") \
+             that firedrill allows for any duration"
+        ));
+    }
+    Ok(d)
 }
 
 /// Formats a duration the way specs write them (`"1m 30s"`).
@@ -91,6 +109,51 @@ mod tests {
                 "{text}: {err}"
             );
             assert!(err.contains(&format!("{text:?}")), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn caps_every_duration_at_30_days() {
+        let cases = [
+            ("30days", Some(MAX_DURATION)),
+            ("720h", Some(MAX_DURATION)),
+            ("4w 2d", Some(MAX_DURATION)),
+            (
+                "29days 23h 59m 59s",
+                Some(MAX_DURATION - Duration::from_secs(1)),
+            ),
+            ("30days 1s", None),
+            ("31days", None),
+            ("99999999h", None),
+            ("1000000years", None),
+        ];
+        for (text, want) in cases {
+            match (parse_duration(text), want) {
+                (Ok(got), Some(want)) => assert_eq!(got, want, "{text}"),
+                (Err(e), None) => {
+                    assert!(
+                        e.contains(&format!("{text:?}")) && e.contains("maximum of 30 days"),
+                        "{text}: {e}"
+                    );
+                }
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+        // Also for spec fields, whatever their kind.
+        #[derive(Debug, Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            a: Option<HumanDuration>,
+            #[allow(dead_code)]
+            p: Option<PositiveDuration>,
+        }
+        for doc in ["a = \"1000000years\"", "p = \"99999999h\""] {
+            let e = toml::from_str::<T>(doc).unwrap_err();
+            assert!(
+                e.message().contains("maximum of 30 days"),
+                "{}",
+                e.message()
+            );
         }
     }
 

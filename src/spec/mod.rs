@@ -28,7 +28,7 @@ pub use drill::{
     load_drills, plan_drills, DrillSpec, ExecFault, Fault, FaultKind, FleetFault, KubernetesPatch,
     KubernetesScale, ScaleKind, Trigger,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, parse_duration, MAX_DURATION, MAX_DURATION_TEXT};
 pub use error::{SourceLoc, SpecError, SpecErrorKind};
 pub use load::{load_plan, LoadOptions, Plan};
 pub use probe::{builtin_probes, load_probes, ProbeSpec};

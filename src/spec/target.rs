@@ -64,7 +64,7 @@ pub enum Endpoints {
 pub struct RemoteEndpoints {
     /// `nats://` or `tls://`.
     pub nats_url: Url,
-    /// Env var holding the path of a NATS `.creds` file.
+    /// Env var holding a NATS `.creds` file's contents or its path.
     pub nats_creds_env: Option<String>,
     pub prometheus_url: Url,
     /// Required for drills (checked by [`super::drill::plan_drills`]).

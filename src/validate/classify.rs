@@ -213,6 +213,20 @@ pub fn criterion_not_checked(id: &str, missing: &str) -> Finding {
     }
 }
 
+/// A criterion whose query cannot take the value of `name` without
+/// changing its structure (see `spec::template::render_promql`).
+pub fn criterion_unsafe_value(id: &str, name: &str, reason: &str) -> Finding {
+    Finding {
+        subject: id.to_string(),
+        severity: Severity::Error,
+        check: Check::CriterionQuery,
+        detail: format!(
+            "not checked: the value of {{{{{name}}}}} cannot be placed in the query safely ({reason})"
+        ),
+        selector: None,
+    }
+}
+
 /// What Prometheus' answer to a criterion's query says about the query.
 pub fn classify_criterion(
     id: &str,

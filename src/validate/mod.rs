@@ -13,6 +13,7 @@ use crate::accept::runtime_vars;
 use crate::accept::verdict::render_query;
 use crate::clients::prometheus::{PromError, Prometheus, Rule};
 use crate::report::model::{Finding, RunWindow};
+use crate::spec::template::QueryRenderError;
 use crate::spec::{CriterionKind, Plan};
 use chrono::{DateTime, Utc};
 use classify::{SeriesAnswer, SeriesAnswers};
@@ -59,7 +60,7 @@ pub async fn audit_rules(
     rules: &[Rule],
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
-    let start = now - chrono::TimeDelta::from_std(SERIES_LOOKBACK).unwrap_or_default();
+    let start = crate::timemath::before(now, SERIES_LOOKBACK);
     let mut answers = SeriesAnswers::new();
     let mut out = Vec::new();
     for rule in rules {
@@ -88,7 +89,7 @@ pub async fn audit_criteria(
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
     let window = RunWindow {
-        start: now - chrono::TimeDelta::from_std(CRITERION_WINDOW).unwrap_or_default(),
+        start: crate::timemath::before(now, CRITERION_WINDOW),
         end: now,
     };
     let vars = plan.target.run_vars(&runtime_vars(window, None));
@@ -99,7 +100,12 @@ pub async fn audit_criteria(
         }
         match render_query(c, &vars) {
             Ok(None) => {}
-            Err(missing) => out.push(classify::criterion_not_checked(&c.id, &missing)),
+            Err(QueryRenderError::Missing(name)) => {
+                out.push(classify::criterion_not_checked(&c.id, &name))
+            }
+            Err(QueryRenderError::Unsafe { name, reason }) => {
+                out.push(classify::criterion_unsafe_value(&c.id, &name, &reason))
+            }
             Ok(Some(query)) => {
                 let answer = prom.query(&query, now).await;
                 if let Err(PromError::Unreachable { .. } | PromError::Http { .. }) = &answer {
