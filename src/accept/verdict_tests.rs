@@ -327,6 +327,14 @@ fn prometheus_errors_are_errors_with_its_message() {
             status: 502,
             body: "<html>bad gateway</html>".into(),
         },
+        PromError::TooLarge {
+            url: "http://p".into(),
+            endpoint: "GET /api/v1/query".into(),
+            detail: crate::clients::http::TooLarge {
+                limit: 1 << 20,
+                declared: None,
+            },
+        },
     ];
     for e in errors {
         let want = e.to_string();
