@@ -70,6 +70,17 @@ pub struct Global {
     /// Plain log lines instead of progress bars (set automatically when CI is set).
     #[arg(long, global = true, env = "CI", value_parser = clap::builder::FalseyValueParser::new())]
     pub ci: bool,
+    /// Largest answer read from a remote HTTP API (Prometheus, Alertmanager,
+    /// Grafana, Tempo): bytes or e.g. `64MiB`. A larger answer is verdict
+    /// `error` naming the request; narrow the query rather than raise this.
+    #[arg(
+        long,
+        global = true,
+        env = crate::clients::http::MAX_RESPONSE_BYTES_ENV,
+        default_value = "32MiB",
+        value_parser = crate::clients::http::parse_size
+    )]
+    pub max_response_bytes: u64,
     /// Log filter, e.g. `debug` or `firedrill=trace`.
     #[arg(long, global = true, env = "FIREDRILL_LOG", default_value = "warn")]
     pub log: String,

@@ -10,6 +10,7 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    firedrill::clients::http::set_max_response_bytes(cli.global.max_response_bytes);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

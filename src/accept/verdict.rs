@@ -5,10 +5,13 @@
 //! `error`; otherwise every series must satisfy `pass_if`. Nothing but a
 //! finite value that satisfies the condition, or an explicit
 //! `on_empty = "pass"`, is ever a pass.
+//!
+//! Every series is judged and counted; the result lists only the worst
+//! [`SERIES_LISTED`] of them, worst first (see [`rank_worst_first`]).
 
 use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
-use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict};
-use crate::spec::criteria::{Condition, Criterion, CriterionKind, Evidence, OnEmpty};
+use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict, SERIES_LISTED};
+use crate::spec::criteria::{CmpOp, Condition, Criterion, CriterionKind, Evidence, OnEmpty};
 use crate::spec::template::{self, QueryRenderError, Vars};
 use crate::spec::vars;
 
@@ -19,7 +22,7 @@ pub const NO_DATA: &str = "no data: the query returned no series — the metric 
 pub const SNAPSHOT_PENDING: &str = "the Grafana snapshot step has not run yet";
 
 /// How many offending series a reason names before "and N more" (the
-/// series table in the report lists all of them).
+/// report's series table lists up to [`SERIES_LISTED`]).
 const REASON_SERIES_CAP: usize = 10;
 
 /// Decides one criterion from its query result. `rendered_query` is the
@@ -37,7 +40,7 @@ pub fn evaluate(
         return snapshot_pending(criterion);
     };
     let mut out = base(criterion, Some(rendered_query), Some(*pass_if));
-    let series = match result {
+    let mut series = match result {
         Err(e) => return decided(out, Verdict::Error, e.to_string()),
         Ok(QueryResult::String(s)) => {
             return decided(
@@ -55,11 +58,16 @@ pub fn evaluate(
         let (verdict, reason) = empty_verdict(*on_empty);
         return decided(out, verdict, reason);
     }
+    rank_worst_first(&mut series, pass_if);
     let (verdict, reason) = judge(&series, pass_if);
+    let passes = |s: &Sample| s.value().is_finite() && pass_if.holds(s.value());
+    out.series_total = series.len();
+    out.series_failing = series.iter().filter(|(_, s)| !passes(s)).count();
     out.series = series
         .into_iter()
+        .take(SERIES_LISTED)
         .map(|(labels, sample)| SeriesValue {
-            passed: sample.value().is_finite() && pass_if.holds(sample.value()),
+            passed: passes(&sample),
             labels,
             value: sample.1,
         })
@@ -207,6 +215,8 @@ fn base(
         reason: String::new(),
         query: query.map(str::to_string),
         condition: condition.map(|c| c.to_string()),
+        series_total: 0,
+        series_failing: 0,
         series: Vec::new(),
         query_url: None,
         evidence: evidence_links(&criterion.evidence, &Vars::new(), None, None),
@@ -234,6 +244,38 @@ fn series_of(result: QueryResult) -> Vec<(Labels, Sample)> {
     };
     series.sort_by(|a, b| a.0.cmp(&b.0));
     series
+}
+
+/// Orders series worst first: NaN/±Inf, then those failing `pass_if` by how
+/// far past it, then those passing by how close to failing; ties keep their
+/// order (label order, from [`series_of`]).
+fn rank_worst_first(series: &mut [(Labels, Sample)], pass_if: &Condition) {
+    let key = |s: &Sample| {
+        let v = s.value();
+        if !v.is_finite() {
+            (0, 0.0)
+        } else if !pass_if.holds(v) {
+            (1, margin(pass_if, v))
+        } else {
+            (2, margin(pass_if, v))
+        }
+    };
+    series.sort_by(|(_, a), (_, b)| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
+}
+
+/// How far `v` is on the passing side of `pass_if` (negative past it): for
+/// `< 1500`, 1500 - v; for `> 0`, v; for `== x`, -|v - x|; for `!= x`, |v - x|.
+fn margin(pass_if: &Condition, v: f64) -> f64 {
+    let t = pass_if.threshold;
+    match pass_if.op {
+        CmpOp::Lt | CmpOp::Le => t - v,
+        CmpOp::Gt | CmpOp::Ge => v - t,
+        CmpOp::Eq => -(v - t).abs(),
+        CmpOp::Ne => (v - t).abs(),
+    }
 }
 
 fn empty_verdict(on_empty: OnEmpty) -> (Verdict, String) {

@@ -262,6 +262,7 @@ fn multi_series_one_bad_fails_listing_only_it() {
         r.reason,
         "1 of 3 series violate < 1500: {agent_type=\"claude\"} = 1800.5"
     );
+    // Worst first: the failing one, then the passing ones closest to 1500.
     let by_type: Vec<(&str, &str, bool)> = r
         .series
         .iter()
@@ -271,10 +272,11 @@ fn multi_series_one_bad_fails_listing_only_it() {
         by_type,
         [
             ("claude", "1800.5", false),
-            ("codex", "3", true),
-            ("copilot", "120", true)
+            ("copilot", "120", true),
+            ("codex", "3", true)
         ]
     );
+    assert_eq!((r.series_total, r.series_failing), (3, 1));
     let r = eval(
         "< 1500",
         vector(&[
@@ -326,6 +328,14 @@ fn prometheus_errors_are_errors_with_its_message() {
             url: "http://p".into(),
             status: 502,
             body: "<html>bad gateway</html>".into(),
+        },
+        PromError::TooLarge {
+            url: "http://p".into(),
+            endpoint: "GET /api/v1/query".into(),
+            detail: crate::clients::http::TooLarge {
+                limit: 1 << 20,
+                declared: None,
+            },
         },
     ];
     for e in errors {
@@ -466,4 +476,88 @@ fn label_formatting() {
         format_labels(&labels(&[("__name__", "up"), ("job", "a\"b")])),
         "up{job=\"a\\\"b\"}"
     );
+}
+
+/// `n` series `{pod="p00000"}` .. with the values `value(i)`.
+fn pods(n: usize, value: impl Fn(usize) -> String) -> Result<QueryResult, PromError> {
+    Ok(QueryResult::Vector(
+        (0..n)
+            .map(|i| VectorSample {
+                metric: labels(&[("pod", &format!("p{i:05}"))]),
+                value: Sample(1.0, value(i)),
+            })
+            .collect(),
+    ))
+}
+
+#[test]
+fn thousands_of_series_are_all_judged_but_only_the_worst_listed() {
+    // 5000 series under 1000, except 17 over 1500 (p00007 the furthest).
+    let failing: Vec<usize> = (0..5000).filter(|i| i % 300 == 7).collect();
+    assert_eq!(failing.len(), 17);
+    let r = eval(
+        "< 1500",
+        pods(5000, |i| match i {
+            7 => "99999".into(),
+            i if i % 300 == 7 => format!("{}", 1500 + i),
+            i => format!("{}", i % 1000),
+        }),
+    );
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert_eq!((r.series_total, r.series_failing), (5000, 17));
+    assert_eq!(r.series.len(), SERIES_LISTED);
+    assert_eq!(r.series_unlisted(), 5000 - SERIES_LISTED);
+    assert!(
+        r.reason.starts_with(
+            "17 of 5000 series violate < 1500: {pod=\"p00007\"} = 99999; {pod=\"p04807\"} = 6307;"
+        ),
+        "{}",
+        r.reason
+    );
+    assert!(r.reason.ends_with("and 7 more"), "{}", r.reason);
+    // Every failing series is listed, furthest past the condition first,
+    // then the passing ones closest to failing (999 = 1500 - 501).
+    let listed: Vec<(&str, &str, bool)> = r
+        .series
+        .iter()
+        .map(|s| (s.labels["pod"].as_str(), s.value.as_str(), s.passed))
+        .collect();
+    assert_eq!(listed[0], ("p00007", "99999", false));
+    assert_eq!(listed[1], ("p04807", "6307", false));
+    assert_eq!(listed[16], ("p00307", "1807", false));
+    assert!(listed[..17].iter().all(|s| !s.2));
+    assert_eq!(listed[17], ("p00999", "999", true));
+    assert_eq!(listed[18], ("p01999", "999", true));
+}
+
+#[test]
+fn worst_first_puts_non_finite_first_and_ranks_by_the_condition() {
+    let r = eval(
+        "> 10",
+        pods(6, |i| ["50", "NaN", "3", "11", "-7", "+Inf"][i].to_string()),
+    );
+    assert_eq!(r.verdict, Verdict::Error);
+    assert_eq!((r.series_total, r.series_failing), (6, 4));
+    let order: Vec<&str> = r.series.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(order, ["NaN", "+Inf", "-7", "3", "11", "50"]);
+
+    let r = eval("== 5", pods(4, |i| ["5", "9", "5", "-1"][i].to_string()));
+    let order: Vec<&str> = r.series.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(order, ["-1", "9", "5", "5"]);
+    assert_eq!(r.series_failing, 2);
+
+    let r = eval("!= 5", pods(3, |i| ["8", "5", "5.5"][i].to_string()));
+    let order: Vec<&str> = r.series.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(order, ["5", "5.5", "8"]);
+}
+
+#[test]
+fn results_without_series_count_none() {
+    for r in [
+        eval("< 1", fixture("query-empty.json")),
+        eval("< 1", fixture("query-error-bad-data.json")),
+    ] {
+        assert_eq!((r.series_total, r.series_failing), (0, 0));
+        assert!(r.series.is_empty());
+    }
 }

@@ -1,11 +1,16 @@
 //! Alertmanager API v2: alerts, silences, status.
 
-use super::http::{client, send_with_retry};
+use super::http::{
+    client, max_response_bytes, read_body, send_with_retry, snippet, BodyError, TooLarge,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use thiserror::Error;
+
+/// How much of an error body an error message quotes.
+const ERROR_BODY_CHARS: usize = 2000;
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum AmError {
@@ -17,6 +22,12 @@ pub enum AmError {
         what: String,
         status: u16,
         body: String,
+    },
+    #[error("Alertmanager at {url} answered {what} with {detail}")]
+    TooLarge {
+        url: String,
+        what: String,
+        detail: TooLarge,
     },
 }
 
@@ -162,11 +173,12 @@ impl Alertmanager {
                 return Ok(());
             }
         }
+        let body = self.body(resp, "DELETE /api/v2/silence").await?;
         Err(AmError::Http {
             url: self.base.clone(),
             what: "DELETE /api/v2/silence".into(),
             status: status.as_u16(),
-            body: resp.text().await.unwrap_or_default(),
+            body: snippet(&body, ERROR_BODY_CHARS),
         })
     }
 
@@ -187,19 +199,33 @@ impl Alertmanager {
         }
     }
 
+    /// The body, at most [`max_response_bytes`].
+    async fn body(&self, resp: reqwest::Response, what: &str) -> Result<Vec<u8>, AmError> {
+        read_body(resp, max_response_bytes())
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge(detail) => AmError::TooLarge {
+                    url: self.base.clone(),
+                    what: what.into(),
+                    detail,
+                },
+                BodyError::Read(e) => self.unreachable(e),
+            })
+    }
+
     async fn json<T: for<'de> Deserialize<'de>>(
         &self,
         resp: reqwest::Response,
         what: &str,
     ) -> Result<T, AmError> {
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        let body = self.body(resp, what).await?;
         if !(200..300).contains(&status) {
             return Err(AmError::Http {
                 url: self.base.clone(),
                 what: what.into(),
                 status,
-                body: String::from_utf8_lossy(&body).into_owned(),
+                body: snippet(&body, ERROR_BODY_CHARS),
             });
         }
         serde_json::from_slice(&body).map_err(|e| AmError::Http {

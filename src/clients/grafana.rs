@@ -10,7 +10,7 @@ pub mod snapshot_body;
 
 pub use snapshot_body::SnapshotSettings;
 
-use super::http::{client, send_with_retry};
+use super::http::{client, max_response_bytes, read_body, send_with_retry, BodyError, TooLarge};
 use super::prometheus::Prometheus;
 use crate::report::model::RunWindow;
 use crate::report::snapshot::{SnapshotInfo, SnapshotOutcome};
@@ -100,6 +100,13 @@ pub enum GrafanaError {
         request: String,
         status: u16,
         detail: String,
+    },
+
+    #[error("Grafana at {url} answered {request} with {detail}")]
+    TooLarge {
+        url: String,
+        request: String,
+        detail: TooLarge,
     },
 
     #[error(
@@ -392,11 +399,20 @@ impl GrafanaClient {
             reason: e.without_url().to_string(),
         })?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| GrafanaError::Unreachable {
-            url: self.base.clone(),
-            request: req.describe(),
-            reason: e.without_url().to_string(),
-        })?;
+        let body = read_body(resp, max_response_bytes())
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge(detail) => GrafanaError::TooLarge {
+                    url: self.base.clone(),
+                    request: req.describe(),
+                    detail,
+                },
+                BodyError::Read(e) => GrafanaError::Unreachable {
+                    url: self.base.clone(),
+                    request: req.describe(),
+                    reason: e.without_url().to_string(),
+                },
+            })?;
         if !(200..300).contains(&status) {
             return Err(error_for(
                 status,

@@ -1,6 +1,6 @@
 //! Prometheus HTTP API: queries, rules, alerts, series.
 
-use super::http::{client, send_with_retry};
+use super::http::{client, max_response_bytes, read_body, send_with_retry, BodyError, TooLarge};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -26,6 +26,12 @@ pub enum PromError {
         url: String,
         status: u16,
         body: String,
+    },
+    #[error("Prometheus at {url} answered {endpoint} with {detail}")]
+    TooLarge {
+        url: String,
+        endpoint: String,
+        detail: TooLarge,
     },
 }
 
@@ -134,6 +140,7 @@ struct AlertsData {
 pub struct Prometheus {
     base: String,
     http: reqwest::Client,
+    max_body: u64,
 }
 
 impl Prometheus {
@@ -141,7 +148,15 @@ impl Prometheus {
         Prometheus {
             base: base_url.trim_end_matches('/').to_string(),
             http: client(Duration::from_secs(30)),
+            max_body: max_response_bytes(),
         }
+    }
+
+    /// Reads at most `limit` bytes of any answer (default: the process-wide
+    /// [`max_response_bytes`]).
+    pub fn with_max_response_bytes(mut self, limit: u64) -> Self {
+        self.max_body = limit;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -220,9 +235,16 @@ impl Prometheus {
                 reason: super::http::describe(&e),
             })?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| PromError::Unreachable {
-            url: self.base.clone(),
-            reason: super::http::describe(&e),
+        let body = read_body(resp, self.max_body).await.map_err(|e| match e {
+            BodyError::TooLarge(detail) => PromError::TooLarge {
+                url: self.base.clone(),
+                endpoint: format!("GET {path}"),
+                detail,
+            },
+            BodyError::Read(e) => PromError::Unreachable {
+                url: self.base.clone(),
+                reason: super::http::describe(&e),
+            },
         })?;
         decode(&self.base, status, &body)
     }
@@ -268,6 +290,9 @@ pub fn graph_url(base: &str, promql: &str, end: DateTime<Utc>, range: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
     fn fixture(name: &str) -> Vec<u8> {
         crate::test_fixtures::bytes(&format!("prometheus/{name}"))
@@ -334,6 +359,125 @@ mod tests {
         assert_eq!(s.len(), 1);
         let s: Vec<Labels> = decode("p", 200, &fixture("series-empty.json")).unwrap();
         assert!(s.is_empty());
+    }
+
+    /// A Prometheus double whose `/api/v1/query` answers a vector of
+    /// `total` bytes, generated as it is sent (so a test never holds it),
+    /// with a `Content-Length` when `declare`, else chunked as Prometheus
+    /// sends large answers. Counts the bytes handed to the connection.
+    async fn big_answer(total: u64, declare: bool) -> (String, Arc<AtomicU64>) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        let app = axum::Router::new().route(
+            "/api/v1/query",
+            axum::routing::get(move || {
+                let sent = counter.clone();
+                async move {
+                    let head = br#"{"status":"success","data":{"resultType":"vector","result":["#;
+                    let series = br#"{"metric":{"pod":"p"},"value":[1,"1"]},"#;
+                    let chunk: Vec<u8> = head
+                        .iter()
+                        .chain(series.iter().cycle().take(64 * 1024 - head.len()))
+                        .copied()
+                        .collect();
+                    let chunk = bytes::Bytes::from(chunk);
+                    let n = total.div_ceil(chunk.len() as u64);
+                    let stream = futures::stream::iter(0..n).map(move |_| {
+                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        Ok::<_, std::convert::Infallible>(chunk.clone())
+                    });
+                    let mut resp =
+                        axum::response::Response::new(axum::body::Body::from_stream(stream));
+                    let h = resp.headers_mut();
+                    h.insert("content-type", "application/json".parse().unwrap());
+                    if declare {
+                        h.insert("content-length", total.into());
+                    }
+                    resp
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, sent)
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    #[tokio::test]
+    async fn an_answer_declared_over_the_default_limit_is_refused_unread() {
+        let total = 40 << 20;
+        let (url, sent) = big_answer(total, true).await;
+        let err = Prometheus::new(&url).query("up", now()).await.unwrap_err();
+        assert_eq!(
+            err,
+            PromError::TooLarge {
+                url: url.clone(),
+                endpoint: "GET /api/v1/query".into(),
+                detail: TooLarge {
+                    limit: crate::clients::http::DEFAULT_MAX_RESPONSE_BYTES,
+                    declared: Some(total),
+                },
+            }
+        );
+        let text = err.to_string();
+        for part in [
+            url.as_str(),
+            "answered GET /api/v1/query with 41943040 bytes (Content-Length), over firedrill's limit of 32 MiB",
+            "sum by (...)",
+            "--max-response-bytes or FIREDRILL_MAX_RESPONSE_BYTES",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        // Refused on the header: at most what the socket buffers took.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent < 16 << 20, "the double sent {sent} bytes");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_is_read_only_up_to_the_limit() {
+        let total = 256 << 20;
+        let (url, sent) = big_answer(total, false).await;
+        let prom = Prometheus::new(&url).with_max_response_bytes(1 << 20);
+        let err = prom.query("up", now()).await.unwrap_err();
+        let PromError::TooLarge {
+            endpoint, detail, ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(endpoint, "GET /api/v1/query");
+        assert_eq!(
+            detail,
+            &TooLarge {
+                limit: 1 << 20,
+                declared: None
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("with more than 1048576 bytes, over firedrill's limit of 1 MiB"),
+            "{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent < 64 << 20, "the double sent {sent} of {total} bytes");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_within_the_limit_is_read_whole() {
+        // 1 MiB of a vector with no closing bracket: read whole, then not JSON.
+        let (url, _) = big_answer(1 << 20, false).await;
+        let prom = Prometheus::new(&url).with_max_response_bytes(1 << 20);
+        let err = prom.query("up", now()).await.unwrap_err();
+        assert!(
+            matches!(err, PromError::Http { status: 200, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,12 @@ pub enum TempoError {
     NotFound { url: String, trace_id: String },
     #[error("tempo {url}: {reason}; check tempo_url in the target and that Tempo's query frontend is reachable")]
     Http { url: String, reason: String },
+    #[error("tempo {url} answered GET /api/traces/{trace_id} with {detail}")]
+    TooLarge {
+        url: String,
+        trace_id: String,
+        detail: super::http::TooLarge,
+    },
     #[error("tempo {url}: trace {trace_id}: {reason}")]
     Decode {
         url: String,
@@ -53,9 +59,18 @@ impl TempoClient {
                 trace_id: trace_id.to_string(),
             });
         }
-        let body = resp.bytes().await.map_err(|e| http_err(e.to_string()))?;
+        let body = super::http::read_body(resp, super::http::max_response_bytes())
+            .await
+            .map_err(|e| match e {
+                super::http::BodyError::TooLarge(detail) => TempoError::TooLarge {
+                    url: self.base.clone(),
+                    trace_id: trace_id.to_string(),
+                    detail,
+                },
+                super::http::BodyError::Read(e) => http_err(e.to_string()),
+            })?;
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
+            let text = super::http::snippet(&body, 2000);
             return Err(http_err(format!("HTTP {status}: {}", text.trim())));
         }
         decode_trace(&body, IdEncoding::Base64).map_err(|e| TempoError::Decode {

@@ -5,7 +5,7 @@ use tabled::settings::object::Columns;
 use tabled::settings::{Style, Width};
 use tabled::{Table, Tabled};
 
-/// Series shown per criterion in the terminal; the report lists all.
+/// Series shown per criterion in the terminal (worst first); the report lists more.
 const CONSOLE_SERIES_CAP: usize = 3;
 
 #[derive(Tabled)]
@@ -104,8 +104,9 @@ fn criterion_values(c: &CriterionResult) -> String {
             }
         })
         .collect();
-    if c.series.len() > CONSOLE_SERIES_CAP {
-        lines.push(format!("… {} more", c.series.len() - CONSOLE_SERIES_CAP));
+    let shown = c.series.len().min(CONSOLE_SERIES_CAP);
+    if c.series_total > shown {
+        lines.push(format!("… {} more", c.series_total - shown));
     }
     lines.join("\n")
 }

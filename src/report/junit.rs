@@ -120,6 +120,15 @@ fn criterion(c: &CriterionResult) -> TestCase {
             }
         );
     }
+    if c.series_unlisted() > 0 {
+        let _ = writeln!(
+            out,
+            "... and {} more series, not listed ({} of all {} fail)",
+            c.series_unlisted(),
+            c.series_failing,
+            c.series_total
+        );
+    }
     if let Some(u) = &c.query_url {
         let _ = writeln!(out, "prometheus: {u}");
     }

@@ -12,9 +12,6 @@ use super::model::{
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
-/// Series rows shown per criterion; the rest are in `report.json`.
-const SERIES_ROWS_CAP: usize = 50;
-
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     head(&mut s, r);
@@ -310,7 +307,7 @@ fn criterion(s: &mut String, c: &CriterionResult) {
             "| Series | Value | Passes {} |\n|---|---:|:---:|",
             cell_code(cond)
         );
-        for v in c.series.iter().take(SERIES_ROWS_CAP) {
+        for v in &c.series {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} |",
@@ -319,12 +316,8 @@ fn criterion(s: &mut String, c: &CriterionResult) {
                 series_mark(v)
             );
         }
-        if c.series.len() > SERIES_ROWS_CAP {
-            let _ = writeln!(
-                s,
-                "| … {} more series in `report.json` | | |",
-                c.series.len() - SERIES_ROWS_CAP
-            );
+        if c.series_unlisted() > 0 {
+            let _ = writeln!(s, "| {} | | |", text(&unlisted(c)));
         }
         s.push('\n');
     }
@@ -344,6 +337,16 @@ fn criterion(s: &mut String, c: &CriterionResult) {
     if !links.is_empty() {
         s.push('\n');
     }
+}
+
+/// `… and 4980 more series, not listed (17 of all 5000 fail; the worst are above)`.
+fn unlisted(c: &CriterionResult) -> String {
+    format!(
+        "… and {} more series, not listed ({} of all {} fail; the worst are above)",
+        c.series_unlisted(),
+        c.series_failing,
+        c.series_total
+    )
 }
 
 fn series_labels(v: &SeriesValue) -> String {

@@ -5,8 +5,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped on any breaking change to the JSON shape.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped on any breaking change to the JSON shape or a value's meaning.
+/// 2: a criterion's `series` lists at most [`SERIES_LISTED`] series, worst
+/// first, with `series_total` and `series_failing` counting all of them.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Series a criterion lists in the report (the worst ones). Every series is
+/// still evaluated and counted; the rest are left out so that an answer of
+/// thousands of series does not make reports of tens of megabytes.
+pub const SERIES_LISTED: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,10 +123,25 @@ pub struct CriterionResult {
     pub query: Option<String>,
     /// e.g. `< 1500`.
     pub condition: Option<String>,
+    /// How many series the query returned; the verdict is over all of them.
+    #[serde(default)]
+    pub series_total: usize,
+    /// How many of them did not pass (violated the condition or were NaN/±Inf).
+    #[serde(default)]
+    pub series_failing: usize,
+    /// The worst [`SERIES_LISTED`] series at most, worst first: NaN/±Inf,
+    /// then the furthest past the condition, then the closest to failing.
     pub series: Vec<SeriesValue>,
     /// Prometheus graph UI link for the same query over the window.
     pub query_url: Option<String>,
     pub evidence: Vec<Link>,
+}
+
+impl CriterionResult {
+    /// Series counted but not listed.
+    pub fn series_unlisted(&self) -> usize {
+        self.series_total.saturating_sub(self.series.len())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
