@@ -16,6 +16,7 @@ pub mod probe;
 pub mod promql;
 pub mod report;
 pub mod runinfo;
+pub mod shell;
 pub mod signals;
 pub mod spec;
 pub mod stack;

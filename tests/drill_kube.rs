@@ -2,10 +2,11 @@
 //! that answers like the real one: objects from `tests/fixtures/kubernetes`,
 //! JSON Patch applied server-side, `Status` bodies for 404, 415 and 422.
 
+use firedrill::drill::fault::kube::KubeAccess;
 use firedrill::drill::fault::{self, FaultContext, FaultError, Reverted};
-use firedrill::drill::fault_kube::KubeAccess;
 use firedrill::drill::journal::{EntryStatus, Journal, JournalEntry};
-use firedrill::drill::{recover, FaultPlan};
+use firedrill::drill::recover;
+use firedrill::spec::drill::{Fault, KubernetesPatch, KubernetesScale, ScaleKind};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -199,22 +200,22 @@ fn apply(mut doc: Value, ops: &Value) -> Option<Value> {
 const DEPLOY: &str = "/apis/apps/v1/namespaces/default/deployments/testapp";
 const IMAGE: &str = "/spec/template/spec/containers/0/image";
 
-fn image_plan(value: &str) -> FaultPlan {
-    FaultPlan::KubernetesPatch {
+fn image_plan(value: &str) -> Fault {
+    Fault::KubernetesPatch(KubernetesPatch {
         api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
+        object_kind: "Deployment".into(),
         namespace: "default".into(),
         name: "testapp".into(),
         pointer: IMAGE.into(),
         value: json!(value),
-    }
+    })
 }
 
 #[tokio::test]
 async fn patch_then_revert_with_test_guards() {
     let api = FakeApi::start(&[(DEPLOY, fixture("deployment.json"))]).await;
     let ctx = api.ctx();
-    let driver = fault::for_plan(&image_plan("postgres:does-not-exist"), &ctx).unwrap();
+    let driver = fault::driver(&image_plan("postgres:does-not-exist"), &ctx).unwrap();
     let p = driver.prepare().await.unwrap();
     assert_eq!(p.original, json!("postgres"));
     assert_eq!(p.injected, json!("postgres:does-not-exist"));
@@ -267,7 +268,7 @@ async fn patch_then_revert_with_test_guards() {
 async fn conflict_on_revert_is_reported_not_overwritten() {
     let api = FakeApi::start(&[(DEPLOY, fixture("deployment.json"))]).await;
     let ctx = api.ctx();
-    let driver = fault::for_plan(&image_plan("postgres:does-not-exist"), &ctx).unwrap();
+    let driver = fault::driver(&image_plan("postgres:does-not-exist"), &ctx).unwrap();
     let p = driver.prepare().await.unwrap();
 
     // Journal it exactly as the runner does, then inject.
@@ -354,13 +355,13 @@ async fn conflict_on_revert_is_reported_not_overwritten() {
 async fn scale_to_zero_and_back() {
     let api = FakeApi::start(&[(DEPLOY, fixture("deployment.json"))]).await;
     let ctx = api.ctx();
-    let plan = FaultPlan::KubernetesScale {
-        kind: "Deployment".into(),
+    let plan = Fault::KubernetesScale(KubernetesScale {
+        object_kind: ScaleKind::Deployment,
         namespace: "default".into(),
         name: "testapp".into(),
         replicas: 0,
-    };
-    let driver = fault::for_plan(&plan, &ctx).unwrap();
+    });
+    let driver = fault::driver(&plan, &ctx).unwrap();
     let p = driver.prepare().await.unwrap();
     assert_eq!(p.original, json!(3));
     driver.inject(&p).await.unwrap();
@@ -388,15 +389,15 @@ async fn custom_resource_by_api_version_and_kind() {
         "/apis/keda.sh/v1alpha1/namespaces/nats-jetstream-standalone-test-ns/scaledjobs/sub";
     let api = FakeApi::start(&[(SJ, fixture("keda-scaledjob.json"))]).await;
     let ctx = api.ctx();
-    let plan = FaultPlan::KubernetesPatch {
+    let plan = Fault::KubernetesPatch(KubernetesPatch {
         api_version: "keda.sh/v1alpha1".into(),
-        kind: "ScaledJob".into(),
+        object_kind: "ScaledJob".into(),
         namespace: "nats-jetstream-standalone-test-ns".into(),
         name: "sub".into(),
         pointer: "/spec/triggers/0/metadata/stream".into(),
         value: json!("no-such-stream"),
-    };
-    let driver = fault::for_plan(&plan, &ctx).unwrap();
+    });
+    let driver = fault::driver(&plan, &ctx).unwrap();
     let p = driver.prepare().await.unwrap();
     let original = p.original.clone();
     assert!(original.is_string(), "{original}");
@@ -416,15 +417,15 @@ async fn custom_resource_by_api_version_and_kind() {
 async fn a_value_that_was_absent_is_removed_again() {
     let api = FakeApi::start(&[(DEPLOY, fixture("deployment.json"))]).await;
     let ctx = api.ctx();
-    let plan = FaultPlan::KubernetesPatch {
+    let plan = Fault::KubernetesPatch(KubernetesPatch {
         api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
+        object_kind: "Deployment".into(),
         namespace: "default".into(),
         name: "testapp".into(),
         pointer: "/spec/paused".into(),
         value: json!(true),
-    };
-    let driver = fault::for_plan(&plan, &ctx).unwrap();
+    });
+    let driver = fault::driver(&plan, &ctx).unwrap();
     let p = driver.prepare().await.unwrap();
     assert_eq!(p.original, Value::Null);
     driver.inject(&p).await.unwrap();
@@ -440,7 +441,7 @@ async fn a_value_that_was_absent_is_removed_again() {
 async fn missing_object_fails_before_anything_changes() {
     let api = FakeApi::start(&[]).await;
     let ctx = api.ctx();
-    let driver = fault::for_plan(&image_plan("x"), &ctx).unwrap();
+    let driver = fault::driver(&image_plan("x"), &ctx).unwrap();
     let err = driver.prepare().await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("HTTP 404 NotFound"), "{msg}");

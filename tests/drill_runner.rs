@@ -5,15 +5,16 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use firedrill::clients::prometheus::Prometheus;
+use firedrill::drill::fault::kube::KubeAccess;
 use firedrill::drill::fault::FaultContext;
-use firedrill::drill::fault_kube::KubeAccess;
 use firedrill::drill::journal::{read_doc, EntryStatus, JournalDoc};
 use firedrill::drill::progress::ProgressSink;
 use firedrill::drill::{
-    recover, run_drills, DrillEnv, DrillError, DrillPlan, FaultPlan, RunOutcome, SignalSource,
-    Trigger, TriggerPlan,
+    recover, run_drills, DrillEnv, DrillError, RunOutcome, SignalSource, TriggerSender,
 };
 use firedrill::report::model::Verdict;
+use firedrill::spec::drill::{DrillSpec, ExecFault, Fault, Trigger};
+use firedrill::spec::SourceLoc;
 use futures::FutureExt;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -113,9 +114,9 @@ impl World {
     }
 
     /// An exec drill that touches the flag file (after running `before`).
-    fn plan(&self, before: &str, revert_extra: &str, deadline: Duration) -> DrillPlan {
+    fn plan(&self, before: &str, revert_extra: &str, deadline: Duration) -> DrillSpec {
         let f = self.flag.display();
-        DrillPlan {
+        DrillSpec {
             name: "worker-image-tag".into(),
             alert: ALERT.into(),
             expect_labels: [("namespace".to_string(), "daedalus".to_string())].into(),
@@ -123,13 +124,17 @@ impl World {
             resolve_timeout: Duration::from_secs(5),
             trials: 1,
             silence: false,
-            fault: FaultPlan::Exec {
+            fault: Fault::Exec(ExecFault {
                 inject: sh(&format!("{before} touch {f}")),
                 revert: sh(&format!("{revert_extra} rm -f {f}")),
                 check: Some(sh(&format!("test -e {f} && echo on || echo off"))),
                 timeout: Duration::from_secs(30),
-            },
+            }),
             trigger: None,
+            source: SourceLoc {
+                file: "test.toml".into(),
+                line: 1,
+            },
         }
     }
 }
@@ -279,10 +284,11 @@ async fn cancel_mid_wait_reverts_and_maps_to_exit_4() {
 async fn panic_in_the_drill_body_still_reverts() {
     let w = World::new().await;
     let mut env = w.env("run-panic");
-    let trigger: Trigger = Arc::new(|_: &TriggerPlan| async { panic!("trigger exploded") }.boxed());
+    let trigger: TriggerSender =
+        Arc::new(|_: &Trigger| async { panic!("trigger exploded") }.boxed());
     env.trigger = Some(trigger);
     let mut plan = w.plan("", "", Duration::from_secs(60));
-    plan.trigger = Some(TriggerPlan {
+    plan.trigger = Some(Trigger {
         probe: "sentinel".into(),
         count: None,
     });

@@ -15,16 +15,15 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use firedrill::clients::alertmanager::Alertmanager;
 use firedrill::clients::prometheus::Prometheus;
+use firedrill::drill::fault::kube::KubeAccess;
 use firedrill::drill::fault::{FaultContext, FaultRecord};
-use firedrill::drill::fault_kube::KubeAccess;
 use firedrill::drill::journal::{EntryStatus, Journal};
 use firedrill::drill::preflight::MissingMetrics;
 use firedrill::drill::watch::forward;
-use firedrill::drill::{
-    run_drills, DrillEnv, DrillPlan, DrillRun, FaultPlan, RunOutcome, SignalSource, Trigger,
-    TriggerPlan,
-};
+use firedrill::drill::{run_drills, DrillEnv, DrillRun, RunOutcome, SignalSource, TriggerSender};
 use firedrill::report::model::{DrillTrial, Verdict};
+use firedrill::spec::drill::{DrillSpec, ExecFault, Fault, Trigger};
+use firedrill::spec::SourceLoc;
 use firedrill::stack::{AlertStatus, LocalStack, ScrapeJob, StackOptions};
 use futures::FutureExt;
 use std::path::{Path, PathBuf};
@@ -117,9 +116,9 @@ impl World {
         env
     }
 
-    fn plan(&self, deadline: Duration) -> DrillPlan {
+    fn plan(&self, deadline: Duration) -> DrillSpec {
         let f = self.flag.display();
-        DrillPlan {
+        DrillSpec {
             name: "worker-image-tag".into(),
             alert: ALERT.into(),
             expect_labels: [("namespace".to_string(), "daedalus".to_string())].into(),
@@ -127,13 +126,17 @@ impl World {
             resolve_timeout: Duration::from_secs(30),
             trials: 1,
             silence: false,
-            fault: FaultPlan::Exec {
+            fault: Fault::Exec(ExecFault {
                 inject: vec!["touch".into(), f.to_string()],
                 revert: vec!["rm".into(), "-f".into(), f.to_string()],
                 check: None,
                 timeout: Duration::from_secs(10),
-            },
+            }),
             trigger: None,
+            source: SourceLoc {
+                file: "test.toml".into(),
+                line: 1,
+            },
         }
     }
 
@@ -339,10 +342,10 @@ async fn cancel_while_pending_reverts_and_is_interrupted() {
 async fn panic_inside_the_drill_body_reverts() {
     let w = World::start().await;
     let mut env = w.env("watch-panic");
-    let trigger: Trigger = Arc::new(|_: &TriggerPlan| async { panic!("probe blew up") }.boxed());
+    let trigger: TriggerSender = Arc::new(|_: &Trigger| async { panic!("probe blew up") }.boxed());
     env.trigger = Some(trigger);
     let mut plan = w.plan(Duration::from_secs(60));
-    plan.trigger = Some(TriggerPlan {
+    plan.trigger = Some(Trigger {
         probe: "sentinel".into(),
         count: Some(1),
     });
@@ -417,7 +420,7 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
     let mut opts = firedrill::spec::LoadOptions::new("local");
     opts.root = env!("CARGO_MANIFEST_DIR").into();
     let spec_plan = firedrill::spec::load_plan(&opts).unwrap();
-    let plan = DrillPlan::from(spec_plan.drill("worker-image-tag").unwrap());
+    let plan = spec_plan.drill("worker-image-tag").unwrap().clone();
 
     let dir = tempfile::tempdir().unwrap();
     let mut env = DrillEnv::new(

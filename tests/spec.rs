@@ -89,6 +89,10 @@ const CASES: &[Case] = &[
     case("drill-unknown-variable", "local", "induced-failures/keda-error.toml", Some(3), Some("expect_labels.cluster"), K::UnknownVariable, "unknown template variable {{cluster}} (available here: namespace, stream;"),
     case("spaced-template", "local", "acceptance/phase5.toml", Some(4), Some("criterion[0].query"), K::InvalidValue, "write {{sentinel.task_id}} without spaces"),
     case("unbalanced-query", "local", "acceptance/phase5.toml", Some(4), Some("criterion[0].query"), K::InvalidValue, "query is not valid PromQL: '(' at character 4 is never closed"),
+    // Checked once, at load: the fault drivers take these as given.
+    case("exec-empty-command", "local", "induced-failures/worker-crash.toml", Some(7), Some("fault.inject"), K::InvalidValue, "must list at least one value"),
+    case("patch-bad-pointer", "local", "induced-failures/worker-image-tag.toml", Some(11), Some("fault.pointer"), K::InvalidValue, "invalid JSON pointer \"spec/template/spec/containers/0/image\""),
+    case("scale-not-a-workload", "local", "induced-failures/orchestrator-down.toml", Some(7), Some("fault.object_kind"), K::InvalidValue, "scales a Deployment or StatefulSet, not \"ScaledJob\""),
     case("reserved-variable", "aks-test", "firedrill.toml", Some(8), Some("targets.aks-test.variables.window"), K::InvalidValue, "variable name \"window\" is reserved"),
 ];
 

@@ -189,8 +189,8 @@ pub async fn run_drills(
     trials: Option<u32>,
 ) -> Result<crate::drill::DrillRun, crate::drill::DrillError> {
     use crate::drill::{
-        fault::FaultContext, fault_kube::KubeAccess, progress::ProgressSink, DrillEnv, DrillPlan,
-        Trigger,
+        fault::kube::KubeAccess, fault::FaultContext, progress::ProgressSink, DrillEnv,
+        TriggerSender,
     };
     use futures::FutureExt;
     let faults = FaultContext::new(live.fleet_url.clone(), KubeAccess::from_env());
@@ -219,7 +219,7 @@ pub async fn run_drills(
     env.options.trials = trials;
     let probes = plan.probes.clone();
     let client = live.client.clone();
-    let trigger: Trigger = std::sync::Arc::new(move |t: &crate::drill::TriggerPlan| {
+    let trigger: TriggerSender = std::sync::Arc::new(move |t: &crate::spec::drill::Trigger| {
         let spec = probes.iter().find(|p| p.name == t.probe).cloned();
         let count = t.count.map(|c| c as usize);
         let client = client.clone();
@@ -231,6 +231,6 @@ pub async fn run_drills(
         .boxed()
     });
     env.trigger = Some(trigger);
-    let plans: Vec<DrillPlan> = specs.iter().map(|s| DrillPlan::from(*s)).collect();
-    crate::drill::run_drills(&plans, &env).await
+    let specs: Vec<crate::spec::DrillSpec> = specs.iter().map(|s| (*s).clone()).collect();
+    crate::drill::run_drills(&specs, &env).await
 }

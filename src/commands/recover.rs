@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cli::RecoverArgs;
-use crate::drill::{fault::FaultContext, fault_kube::KubeAccess};
+use crate::drill::fault::{kube::KubeAccess, FaultContext};
 use crate::exit::ExitCode;
 
 pub async fn run(global: &Global, args: &RecoverArgs) -> Result<ExitCode, Error> {

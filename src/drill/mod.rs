@@ -2,7 +2,7 @@
 //! through Prometheus, Alertmanager and a webhook receiver, then always revert.
 //!
 //! Entry points:
-//! - [`run_drills`]`(&[DrillPlan], &DrillEnv) -> Result<DrillRun, DrillError>`;
+//! - [`run_drills`]`(&[DrillSpec], &DrillEnv) -> Result<DrillRun, DrillError>`;
 //!   [`DrillRun::exit_code`] and [`DrillError::exit_code`] map outcomes to
 //!   exit codes (4 interrupted and reverted, 5 a revert failed or an earlier
 //!   run left an unrecovered journal).
@@ -11,19 +11,15 @@
 //! - [`install_signal_handlers`] turns SIGINT/SIGTERM into the
 //!   [`SignalSource`] the runner watches.
 //!
-//! Layout: `plan` (what to run), `machine` (pure state machine), `timeline`
-//! (pure numbers and stats), `journal` (fsynced record of every change),
-//! `fault*` (one driver per fault kind, reverts driven by the journal),
+//! Layout: `machine` (pure state machine), `timeline` (pure numbers and
+//! stats), `journal` (fsynced record of every change), `fault/` (the
+//! contract, one driver per fault kind, reverts driven by the journal),
 //! `preflight`, `watch` (the event loop), `progress`, `signal`, `recover`,
 //! `runner`.
 
 pub mod fault;
-pub mod fault_exec;
-pub mod fault_fleet;
-pub mod fault_kube;
 pub mod journal;
 pub mod machine;
-pub mod plan;
 pub mod preflight;
 pub mod progress;
 pub mod recover;
@@ -33,7 +29,8 @@ pub mod timeline;
 pub mod watch;
 
 pub use machine::{Notification, NotifiedAlert};
-pub use plan::{DrillPlan, FaultPlan, TriggerPlan};
 pub use recover::{recover, RecoverReport};
-pub use runner::{run_drills, DrillEnv, DrillError, DrillOptions, DrillRun, RunOutcome, Trigger};
+pub use runner::{
+    run_drills, DrillEnv, DrillError, DrillOptions, DrillRun, RunOutcome, TriggerSender,
+};
 pub use signal::{install_signal_handlers, SignalSource, SignalTrigger};

@@ -10,7 +10,6 @@
 use super::fault::{self, FaultContext, FaultRecord, Reverted};
 use super::journal::{scan, EntryStatus, Journal, JournalEntry, JournalError, Unrecovered};
 use super::machine::{fmt_labels, Decision, Machine, MachineConfig};
-use super::plan::{DrillPlan, TriggerPlan};
 use super::preflight::{preflight, MissingMetrics, PreflightInfo};
 use super::progress::{Progress, ProgressSink};
 use super::signal::SignalSource;
@@ -23,6 +22,7 @@ use crate::clients::alertmanager::{Alertmanager, Matcher, NewSilence};
 use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
 use crate::report::model::{DrillResult, DrillTrial, Link, ManualRecovery, RecoveryStep, Verdict};
+use crate::spec::drill::{DrillSpec, Trigger};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -31,11 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 
-/// Publishes sentinels so the platform starts a worker (wired by the caller).
-/// Publishes the sentinels a drill asks for (its `[trigger]`): the probe name
-/// and count come with each call.
-pub type Trigger =
-    Arc<dyn Fn(&TriggerPlan) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// Publishes the sentinels a drill asks for (its `[trigger]`: the probe name
+/// and count come with each call); wired by the caller.
+pub type TriggerSender =
+    Arc<dyn Fn(&Trigger) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// Tunables with defaults that suit a real cluster and the local stack alike.
 #[derive(Debug, Clone)]
@@ -95,7 +94,7 @@ pub struct DrillEnv {
     pub faults: FaultContext,
     /// Webhook notifications routed to firedrill, when there are any.
     pub notifications: Option<NotificationFeed>,
-    pub trigger: Option<Trigger>,
+    pub trigger: Option<TriggerSender>,
     pub signals: SignalSource,
     pub clock: Arc<dyn Clock>,
     pub progress: ProgressSink,
@@ -262,7 +261,7 @@ pub fn check_can_drill(
 /// Runs `plans` in order: refuses on a target without `drills_allowed` or
 /// with an unrecovered journal, then runs every drill's trials, stopping
 /// early only on a signal or a failed revert.
-pub async fn run_drills(plans: &[DrillPlan], env: &DrillEnv) -> Result<DrillRun, DrillError> {
+pub async fn run_drills(plans: &[DrillSpec], env: &DrillEnv) -> Result<DrillRun, DrillError> {
     let live = check_can_drill(&env.reports_dir, &env.target, env.drills_allowed)?;
     let mut progress = Progress::new(env.progress.clone(), "journals");
     for l in &live {
@@ -320,7 +319,7 @@ enum TrialEnd {
 }
 
 async fn run_drill(
-    plan: &DrillPlan,
+    plan: &DrillSpec,
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,
 ) -> (DrillResult, TrialEnd) {
@@ -401,7 +400,7 @@ async fn run_drill(
     (result, end)
 }
 
-fn preflight_notes(plan: &DrillPlan, info: &PreflightInfo) -> Vec<String> {
+fn preflight_notes(plan: &DrillSpec, info: &PreflightInfo) -> Vec<String> {
     let mut notes = Vec::new();
     if plan.deadline < info.rule_for {
         notes.push(format!(
@@ -457,7 +456,7 @@ fn secs(ms: i64) -> String {
     format!("{:.3}s", ms as f64 / 1000.0)
 }
 
-fn alert_links(plan: &DrillPlan, env: &DrillEnv, started: DateTime<Utc>) -> Vec<Link> {
+fn alert_links(plan: &DrillSpec, env: &DrillEnv, started: DateTime<Utc>) -> Vec<Link> {
     let end = env.clock.now();
     let range = (end - started).to_std().unwrap_or_default() + Duration::from_secs(60);
     let expr = format!("ALERTS{{alertname=\"{}\"}}", plan.alert);
@@ -480,7 +479,7 @@ fn manual_recovery(journal: &Arc<Mutex<Journal>>, drill: &str, path: &Path) -> M
         label: "Retry the revert".into(),
         command: format!(
             "firedrill recover --journal {}",
-            super::plan::shell_quote(&path.display().to_string())
+            crate::shell::shell_quote(&path.display().to_string())
         ),
     }];
     for e in j.unreverted().into_iter().filter(|e| e.drill == drill) {
@@ -530,7 +529,7 @@ enum Ended {
 }
 
 async fn run_trial(
-    plan: &DrillPlan,
+    plan: &DrillSpec,
     n: u32,
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,
@@ -776,7 +775,7 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn entry(
-    plan: &DrillPlan,
+    plan: &DrillSpec,
     n: u32,
     at: DateTime<Utc>,
     record: FaultRecord,
@@ -806,7 +805,7 @@ fn entry(
 /// silence -> read original -> journal -> inject -> trigger -> watch.
 #[allow(clippy::too_many_arguments)]
 async fn trial_body(
-    plan: DrillPlan,
+    plan: DrillSpec,
     n: u32,
     missing: Vec<String>,
     env: DrillEnv,
@@ -848,7 +847,7 @@ async fn trial_body(
         }
     }
 
-    let driver = match fault::for_plan(&plan.fault, &env.faults) {
+    let driver = match fault::driver(&plan.fault, &env.faults) {
         Ok(d) => d,
         Err(e) => return failed("set up the fault", e.to_string()),
     };
@@ -948,7 +947,7 @@ async fn trial_body(
 }
 
 async fn create_silence(
-    plan: &DrillPlan,
+    plan: &DrillSpec,
     n: u32,
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,

@@ -69,6 +69,25 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// One line for reports: what this fault does.
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Fleet { fault } => format!("fleet fault {fault}"),
+            Fault::KubernetesPatch(p) => format!(
+                "kubernetes-patch {} {}/{} {} = {}",
+                p.object_kind, p.namespace, p.name, p.pointer, p.value
+            ),
+            Fault::KubernetesScale(s) => format!(
+                "kubernetes-scale {} {}/{} to {} replicas",
+                s.object_kind.as_str(),
+                s.namespace,
+                s.name,
+                s.replicas
+            ),
+            Fault::Exec(e) => format!("exec {}", crate::shell::shell_words(&e.inject)),
+        }
+    }
+
     /// The `kind` as written in the spec.
     pub fn kind(&self) -> FaultKind {
         match self {
@@ -696,5 +715,36 @@ mod tests {
         ] {
             assert!(!kind.keys().is_empty(), "{kind}");
         }
+    }
+
+    #[test]
+    fn describes_each_kind() {
+        let f = Fault::KubernetesScale(KubernetesScale {
+            object_kind: ScaleKind::Deployment,
+            namespace: "daedalus".into(),
+            name: "daedalus-orchestrator".into(),
+            replicas: 0,
+        });
+        assert_eq!(f.kind().as_str(), "kubernetes-scale");
+        assert_eq!(
+            f.describe(),
+            "kubernetes-scale Deployment daedalus/daedalus-orchestrator to 0 replicas"
+        );
+    }
+
+    #[test]
+    fn every_repo_drill_spec_is_ready_to_run() {
+        let mut opts = crate::spec::LoadOptions::new("local");
+        opts.root = env!("CARGO_MANIFEST_DIR").into();
+        let plan = crate::spec::load_plan(&opts).unwrap();
+        assert_eq!(plan.drills.len(), 7);
+        for d in &plan.drills {
+            assert_eq!(d.expect_labels["namespace"], "daedalus", "{}", d.name);
+            assert!(matches!(d.fault, Fault::Fleet { fault } if fault.as_str() == d.name));
+        }
+        let w = plan.drill("worker-image-tag").unwrap();
+        assert_eq!(w.alert, "WorkerImagePullBackOff");
+        assert_eq!(w.deadline, Duration::from_secs(60));
+        assert_eq!(w.trigger.as_ref().unwrap().probe, "sentinel");
     }
 }

@@ -3,20 +3,21 @@
 //! `GET /faults` lists active faults, `PUT /faults/<name>` turns one on,
 //! `DELETE /faults/<name>` turns it off (idempotent).
 
-use super::fault::{tail, Fault, FaultError, FaultRecord, Prepared, Reverted};
+use super::contract::{tail, FaultDriver, FaultError, FaultRecord, Prepared, Reverted};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::Value;
 
-pub struct FleetFault {
+/// Flips one of the reference fleet's fault switches.
+pub struct FleetDriver {
     base: String,
     fault: String,
     http: reqwest::Client,
 }
 
-impl FleetFault {
+impl FleetDriver {
     pub fn new(base: &str, fault: &str, http: reqwest::Client) -> Self {
-        FleetFault {
+        FleetDriver {
             base: base.trim_end_matches('/').to_string(),
             fault: fault.to_string(),
             http,
@@ -24,7 +25,7 @@ impl FleetFault {
     }
 }
 
-impl Fault for FleetFault {
+impl FaultDriver for FleetDriver {
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>> {
         async move {
             let was_on = active(&self.http, &self.base).await?.contains(&self.fault);
@@ -183,9 +184,8 @@ fn http_error(what: &str, base: &str, status: u16, body: &str) -> FaultError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::fault::{self, FaultContext};
-    use crate::drill::fault_kube::KubeAccess;
-    use crate::drill::plan::FaultPlan;
+    use crate::drill::fault::{self, kube::KubeAccess, FaultContext};
+    use crate::spec::drill::{Fault, FleetFault};
     use axum::extract::{Path, State};
     use axum::routing::{get, put};
     use axum::{Json, Router};
@@ -218,9 +218,9 @@ mod tests {
         (format!("http://{addr}"), state)
     }
 
-    fn plan() -> FaultPlan {
-        FaultPlan::Fleet {
-            fault: "worker-image-tag".into(),
+    fn plan() -> Fault {
+        Fault::Fleet {
+            fault: FleetFault::WorkerImageTag,
         }
     }
 
@@ -228,7 +228,7 @@ mod tests {
     async fn inject_and_revert_through_the_switch() {
         let (url, state) = fleet_double(&[]).await;
         let ctx = FaultContext::new(Some(url.clone()), KubeAccess::from_env());
-        let driver = fault::for_plan(&plan(), &ctx).unwrap();
+        let driver = fault::driver(&plan(), &ctx).unwrap();
         let p = driver.prepare().await.unwrap();
         assert_eq!(p.original, Value::Bool(false));
         driver.inject(&p).await.unwrap();
@@ -252,7 +252,7 @@ mod tests {
     async fn a_fault_already_on_is_left_on() {
         let (url, state) = fleet_double(&["worker-image-tag"]).await;
         let ctx = FaultContext::new(Some(url), KubeAccess::from_env());
-        let driver = fault::for_plan(&plan(), &ctx).unwrap();
+        let driver = fault::driver(&plan(), &ctx).unwrap();
         let p = driver.prepare().await.unwrap();
         assert_eq!(p.original, Value::Bool(true));
         driver.inject(&p).await.unwrap();
@@ -283,7 +283,7 @@ mod tests {
             .await;
         let http = reqwest::Client::new();
         assert_eq!(active(&http, &server.uri()).await.unwrap(), ["keda-error"]);
-        let f = FleetFault::new(&server.uri(), "nope", http);
+        let f = FleetDriver::new(&server.uri(), "nope", http);
         let p = f.prepare().await.unwrap();
         let err = f.inject(&p).await.unwrap_err().to_string();
         assert!(
@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn fleet_fault_without_fleet_url_is_a_config_error() {
         let ctx = FaultContext::new(None, KubeAccess::from_env());
-        let err = fault::for_plan(&plan(), &ctx).err().unwrap().to_string();
+        let err = fault::driver(&plan(), &ctx).err().unwrap().to_string();
         assert!(err.contains("fleet_url"), "{err}");
     }
 }

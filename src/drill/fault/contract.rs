@@ -1,13 +1,7 @@
-//! Faults: one trait, one driver per kind, and reverts driven by the journal.
-//!
-//! A fault is prepared (the original state is read), journaled, injected, and
-//! later reverted from its [`FaultRecord`] alone, so `firedrill recover` can
-//! undo it in another process with nothing but the journal.
+//! The fault contract: what every fault kind implements ([`FaultDriver`]),
+//! what the journal stores to undo it ([`FaultRecord`]), and the errors.
+//! Imports no fault kind; the kinds and the dispatch import it.
 
-use super::fault_exec::ExecFault;
-use super::fault_fleet::FleetFault;
-use super::fault_kube::{KubeAccess, KubeFault};
-use super::plan::FaultPlan;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -15,6 +9,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
+
+use super::kube::KubeAccess;
 
 /// Everything a fault needs from the target, beyond its own plan.
 #[derive(Clone)]
@@ -90,7 +86,7 @@ impl FaultRecord {
                 fleet_url, fault, ..
             } => format!("turned off fleet fault {fault} at {fleet_url}"),
             FaultRecord::Exec { revert, .. } => {
-                format!("ran {}", super::plan::shell_words(revert))
+                format!("ran {}", crate::shell::shell_words(revert))
             }
             FaultRecord::Kubernetes {
                 kind,
@@ -185,156 +181,12 @@ pub enum FaultError {
     },
 }
 
-/// One fault kind: read the original state, then inject.
-pub trait Fault: Send + Sync {
+/// One fault kind's driver: read the original state, then inject.
+pub trait FaultDriver: Send + Sync {
     /// Reads the state the fault will change; nothing is changed yet.
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>>;
     /// Changes it. Only called after `prepare`'s result is journaled.
     fn inject<'a>(&'a self, prepared: &'a Prepared) -> BoxFuture<'a, Result<(), FaultError>>;
-}
-
-/// The driver for `plan`.
-pub fn for_plan(plan: &FaultPlan, ctx: &FaultContext) -> Result<Box<dyn Fault>, FaultError> {
-    Ok(match plan {
-        FaultPlan::Fleet { fault } => {
-            let url = ctx.fleet_url.clone().ok_or_else(|| {
-                FaultError::Config(format!(
-                    "fleet fault {fault} needs the target's fleet_url, and this target has none"
-                ))
-            })?;
-            Box::new(FleetFault::new(&url, fault, ctx.http.clone()))
-        }
-        FaultPlan::Exec {
-            inject,
-            revert,
-            check,
-            timeout,
-        } => Box::new(ExecFault::new(
-            inject.clone(),
-            revert.clone(),
-            check.clone(),
-            *timeout,
-        )?),
-        FaultPlan::KubernetesPatch {
-            api_version,
-            kind,
-            namespace,
-            name,
-            pointer,
-            value,
-        } => Box::new(KubeFault::patch(
-            ctx.kube.clone(),
-            api_version,
-            kind,
-            namespace,
-            name,
-            pointer,
-            value.clone(),
-        )?),
-        FaultPlan::KubernetesScale {
-            kind,
-            namespace,
-            name,
-            replicas,
-        } => Box::new(KubeFault::scale(
-            ctx.kube.clone(),
-            kind,
-            namespace,
-            name,
-            *replicas,
-        )?),
-    })
-}
-
-/// Undoes one journaled injection.
-pub async fn revert(
-    record: &FaultRecord,
-    original: &Value,
-    injected: &Value,
-    ctx: &FaultContext,
-) -> Result<Reverted, FaultError> {
-    match record {
-        FaultRecord::Fleet {
-            fleet_url,
-            fault,
-            instance,
-        } => {
-            super::fault_fleet::revert(&ctx.http, fleet_url, fault, instance.as_deref(), original)
-                .await
-        }
-        FaultRecord::Exec {
-            revert,
-            timeout_ms,
-            cwd,
-            check,
-        } => {
-            super::fault_exec::revert(
-                revert,
-                check.as_deref(),
-                original,
-                Duration::from_millis(*timeout_ms),
-                cwd,
-            )
-            .await
-        }
-        FaultRecord::Kubernetes { .. } => {
-            super::fault_kube::revert(&ctx.kube, record, original, injected).await
-        }
-        FaultRecord::Silence {
-            alertmanager_url,
-            silence_id,
-            ends_at,
-        } => match silence_id {
-            None => Ok(Reverted::NothingToDo(format!(
-                "the silence was never confirmed created; if it exists it ends by itself at {ends_at}"
-            ))),
-            Some(id) => {
-                let am = crate::clients::alertmanager::Alertmanager::new(alertmanager_url);
-                am.expire_silence(id)
-                    .await
-                    .map(|()| Reverted::Restored)
-                    .map_err(|e| FaultError::Remote {
-                        what: format!("expire silence {id}"),
-                        reason: e.to_string(),
-                    })
-            }
-        },
-    }
-}
-
-/// What a person runs to undo the injection by hand.
-pub fn manual_fix(record: &FaultRecord, original: &Value) -> String {
-    match record {
-        FaultRecord::Fleet {
-            fleet_url, fault, ..
-        } => {
-            if original == &Value::Bool(true) {
-                format!("nothing: fleet fault {fault} was already on before the drill")
-            } else {
-                format!(
-                    "curl -fsS -X DELETE {}/faults/{fault}",
-                    fleet_url.trim_end_matches('/')
-                )
-            }
-        }
-        FaultRecord::Exec { revert, cwd, .. } => format!(
-            "cd {} && {}",
-            super::plan::shell_quote(&cwd.to_string_lossy()),
-            super::plan::shell_words(revert)
-        ),
-        FaultRecord::Kubernetes { .. } => super::fault_kube::kubectl_restore(record, original),
-        FaultRecord::Silence {
-            alertmanager_url,
-            silence_id,
-            ends_at,
-        } => match silence_id {
-            Some(id) => format!(
-                "curl -fsS -X DELETE {}/api/v2/silence/{id}",
-                alertmanager_url.trim_end_matches('/')
-            ),
-            None => format!("nothing: the silence ends by itself at {ends_at}"),
-        },
-    }
 }
 
 /// Keeps the end of long command output or bodies (the useful part).

@@ -12,8 +12,9 @@
 //! `deployments`, `StatefulSet` -> `statefulsets`, `ScaledJob` -> `scaledjobs`.
 //! Kinds with irregular plurals are not supported.
 
-use super::fault::{Fault, FaultError, FaultRecord, Prepared, Reverted};
-use super::plan::shell_quote;
+use super::contract::{FaultDriver, FaultError, FaultRecord, Prepared, Reverted};
+use crate::shell::shell_quote;
+use crate::spec::drill::{KubernetesPatch, KubernetesScale};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Value};
@@ -162,61 +163,48 @@ pub fn plural(kind: &str) -> String {
     }
 }
 
-pub struct KubeFault {
+/// Sets one field of a Kubernetes object (a JSON pointer), or a
+/// workload's replicas, guarded by JSON Patch `test`.
+pub struct KubeDriver {
     access: KubeAccess,
     obj: ObjectRef,
     pointer: String,
     value: Value,
 }
 
-impl KubeFault {
-    pub fn patch(
-        access: KubeAccess,
-        api_version: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        pointer: &str,
-        value: Value,
-    ) -> Result<Self, FaultError> {
-        if !pointer.starts_with('/') {
-            return Err(FaultError::Config(format!(
-                "kubernetes-patch {kind} {namespace}/{name}: pointer `{pointer}` must be an RFC 6901 JSON pointer starting with /"
-            )));
-        }
-        Ok(KubeFault {
+impl KubeDriver {
+    /// From a validated spec (the pointer was checked at load).
+    pub fn patch(access: KubeAccess, spec: &KubernetesPatch) -> Self {
+        KubeDriver {
             access,
-            obj: ObjectRef::new(api_version, kind, namespace, name),
-            pointer: pointer.to_string(),
-            value,
-        })
+            obj: ObjectRef::new(
+                &spec.api_version,
+                &spec.object_kind,
+                &spec.namespace,
+                &spec.name,
+            ),
+            pointer: spec.pointer.clone(),
+            value: spec.value.clone(),
+        }
     }
 
-    pub fn scale(
-        access: KubeAccess,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        replicas: u32,
-    ) -> Result<Self, FaultError> {
-        if kind != "Deployment" && kind != "StatefulSet" {
-            return Err(FaultError::Config(format!(
-                "kubernetes-scale supports kind Deployment or StatefulSet, not {kind}"
-            )));
-        }
-        KubeFault::patch(
+    /// `spec.replicas` of a Deployment or StatefulSet (the spec's kind).
+    pub fn scale(access: KubeAccess, spec: &KubernetesScale) -> Self {
+        KubeDriver {
             access,
-            "apps/v1",
-            kind,
-            namespace,
-            name,
-            "/spec/replicas",
-            json!(replicas),
-        )
+            obj: ObjectRef::new(
+                "apps/v1",
+                spec.object_kind.as_str(),
+                &spec.namespace,
+                &spec.name,
+            ),
+            pointer: "/spec/replicas".into(),
+            value: json!(spec.replicas),
+        }
     }
 }
 
-impl Fault for KubeFault {
+impl FaultDriver for KubeDriver {
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>> {
         async move {
             let client = self.access.client().await?;
@@ -452,21 +440,5 @@ mod tests {
             kubectl_restore(&r, &json!("postgres")),
             r#"kubectl -n default patch deployments.apps testapp --type=json -p '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"postgres"}]'"#
         );
-    }
-
-    #[test]
-    fn scale_only_for_workloads() {
-        let e = KubeFault::scale(KubeAccess::default(), "ScaledJob", "n", "x", 0);
-        assert!(matches!(e, Err(FaultError::Config(_))));
-        let e = KubeFault::patch(
-            KubeAccess::default(),
-            "apps/v1",
-            "Deployment",
-            "n",
-            "x",
-            "spec",
-            json!(1),
-        );
-        assert!(matches!(e, Err(FaultError::Config(_))));
     }
 }
