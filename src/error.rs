@@ -38,18 +38,6 @@ pub enum Error {
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Error::Spec(_) | Error::Usage(_) => ExitCode::Usage,
-            Error::Interrupted(_) => ExitCode::Interrupted,
-            Error::Drill(e) => e.exit_code(),
-            Error::Stack(_)
-            | Error::Fleet(_)
-            | Error::Nats(_)
-            | Error::Probe(_)
-            | Error::Prometheus(_)
-            | Error::Journal(_)
-            | Error::Local(_)
-            | Error::ReportWrite { .. } => ExitCode::Dependency,
-        }
+        crate::exit::for_error(self)
     }
 }

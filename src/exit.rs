@@ -23,6 +23,100 @@ impl ExitCode {
     }
 }
 
+// Every outcome -> exit code mapping lives below, so the precedence is
+// written once: 5 a revert failed (a fault may be live) > 4 interrupted >
+// 1 something failed > 3 a dependency errored > 0.
+
+/// Any error that stopped a command before it could write a report.
+pub fn for_error(e: &crate::error::Error) -> ExitCode {
+    use crate::error::Error;
+    match e {
+        Error::Spec(_) | Error::Usage(_) => ExitCode::Usage,
+        Error::Interrupted(_) => ExitCode::Interrupted,
+        Error::Drill(e) => for_drill_error(e),
+        Error::Stack(_)
+        | Error::Fleet(_)
+        | Error::Nats(_)
+        | Error::Probe(_)
+        | Error::Prometheus(_)
+        | Error::Journal(_)
+        | Error::Local(_)
+        | Error::ReportWrite { .. } => ExitCode::Dependency,
+    }
+}
+
+/// Why no drill ran: not allowed / silence without Alertmanager -> 2; an
+/// earlier run's unrecovered journal -> 5 (a fault may be live); journal
+/// I/O -> 3.
+pub fn for_drill_error(e: &crate::drill::DrillError) -> ExitCode {
+    use crate::drill::DrillError;
+    match e {
+        DrillError::NotAllowed { .. } | DrillError::SilenceWithoutAlertmanager { .. } => {
+            ExitCode::Usage
+        }
+        DrillError::UnrecoveredJournal { .. } => ExitCode::RevertFailed,
+        DrillError::Journal(_) => ExitCode::Dependency,
+    }
+}
+
+/// A drill run: 5 revert failed > 4 interrupted > 1 a drill failed > 3 a
+/// drill errored > 0.
+pub fn for_drill_run(
+    outcome: &crate::drill::RunOutcome,
+    results: &[crate::report::model::DrillResult],
+) -> ExitCode {
+    use crate::drill::RunOutcome;
+    use crate::report::Verdict;
+    match outcome {
+        RunOutcome::RevertFailed => return ExitCode::RevertFailed,
+        RunOutcome::Interrupted { .. } => return ExitCode::Interrupted,
+        RunOutcome::Completed => {}
+    }
+    match results.iter().map(|r| r.verdict).max() {
+        Some(Verdict::Fail) => ExitCode::Failed,
+        Some(Verdict::Error) => ExitCode::Dependency,
+        _ => ExitCode::Success,
+    }
+}
+
+/// `recover`: 0 when everything is reverted (or was, or is a live run's to
+/// revert); 5 when a revert failed or a journal could not be read (either
+/// way a fault may be live).
+pub fn for_recover(r: &crate::drill::RecoverReport) -> ExitCode {
+    if r.failed.is_empty() && r.unreadable.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::RevertFailed
+    }
+}
+
+/// A written report: a failed revert outranks everything (a fault may be
+/// live), then an interruption, then the report's verdict.
+pub fn for_report(report: &crate::report::model::Report) -> ExitCode {
+    use crate::report::Verdict;
+    if report.drills.iter().any(|d| d.manual_recovery.is_some()) {
+        return ExitCode::RevertFailed;
+    }
+    if report.interrupted {
+        return ExitCode::Interrupted;
+    }
+    match report.verdict {
+        Verdict::Fail => ExitCode::Failed,
+        Verdict::Error => ExitCode::Dependency,
+        _ => ExitCode::Success,
+    }
+}
+
+/// `snapshot`: created and read back -> 0; created but not read back -> 1;
+/// Grafana failed -> 3 (not configured is a usage error, raised earlier).
+pub fn for_snapshot(created: Option<bool>) -> ExitCode {
+    match created {
+        Some(true) => ExitCode::Success,
+        Some(false) => ExitCode::Failed,
+        None => ExitCode::Dependency,
+    }
+}
+
 /// The exit-code table as a literal, so `--help` can `concat!` it.
 #[macro_export]
 macro_rules! exit_codes_help {

@@ -168,19 +168,7 @@ pub fn record_lost_dependencies(report: &mut Report, lost: Vec<String>) {
 }
 
 pub fn exit_code_for(report: &Report) -> crate::exit::ExitCode {
-    use crate::exit::ExitCode;
-    // A revert that failed outranks everything: a fault may still be live.
-    if report.drills.iter().any(|d| d.manual_recovery.is_some()) {
-        return ExitCode::RevertFailed;
-    }
-    if report.interrupted {
-        return ExitCode::Interrupted;
-    }
-    match report.verdict {
-        Verdict::Fail => ExitCode::Failed,
-        Verdict::Error => ExitCode::Dependency,
-        _ => ExitCode::Success,
-    }
+    crate::exit::for_report(report)
 }
 
 /// A progress callback drawing an indicatif bar, or `None` in CI / off a TTY.

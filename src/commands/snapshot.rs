@@ -53,16 +53,12 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
                 "  key and delete URL saved in {}",
                 dir.join("snapshot.json").display()
             );
-            Ok(if info.verified {
-                ExitCode::Success
-            } else {
-                ExitCode::Failed
-            })
+            Ok(crate::exit::for_snapshot(Some(info.verified)))
         }
         SnapshotOutcome::NotConfigured(why) => Err(Error::Usage(why)),
         SnapshotOutcome::Failed(why) => {
             eprintln!("error: {why}");
-            Ok(ExitCode::Dependency)
+            Ok(crate::exit::for_snapshot(None))
         }
     }
 }

@@ -73,6 +73,37 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// A new entry (status `injecting`; its id is assigned by [`Journal::add`]),
+    /// written before the change is made.
+    #[allow(clippy::too_many_arguments)]
+    pub fn injecting(
+        drill: &crate::spec::drill::DrillSpec,
+        trial: u32,
+        at: DateTime<Utc>,
+        record: FaultRecord,
+        fault: String,
+        original: Value,
+        injected: Value,
+    ) -> JournalEntry {
+        let manual_recovery = super::fault::manual_fix(&record, &original);
+        JournalEntry {
+            id: 0,
+            drill: drill.name.clone(),
+            trial,
+            fault,
+            record,
+            original,
+            injected,
+            status: EntryStatus::Injecting,
+            journaled_at: at,
+            injected_at: None,
+            reverted_at: None,
+            error: None,
+            note: None,
+            manual_recovery,
+        }
+    }
+
     /// The status, with the last revert error if any: `revert-failed: …`.
     pub fn status_detail(&self) -> String {
         match &self.error {

@@ -17,20 +17,22 @@
 //! `preflight`, `watch` (the event loop), `progress`, `signal`, `recover`,
 //! `runner`.
 
+mod env;
 pub mod fault;
 pub mod journal;
 pub mod machine;
 pub mod preflight;
 pub mod progress;
 pub mod recover;
+mod revert;
 pub mod runner;
 pub mod signal;
 pub mod timeline;
+pub mod trial;
 pub mod watch;
 
+pub use env::{DrillEnv, DrillError, DrillOptions, DrillRun, RunOutcome, TriggerSender};
 pub use machine::{Notification, NotifiedAlert};
 pub use recover::{recover, RecoverReport};
-pub use runner::{
-    run_drills, DrillEnv, DrillError, DrillOptions, DrillRun, RunOutcome, TriggerSender,
-};
+pub use runner::{check_can_drill, run_drills};
 pub use signal::{install_signal_handlers, SignalSource, SignalTrigger};

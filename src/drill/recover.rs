@@ -30,11 +30,7 @@ impl RecoverReport {
     /// to revert), 5 when a revert failed or a journal could not be read
     /// (either way a fault may be live).
     pub fn exit_code(&self) -> ExitCode {
-        if self.failed.is_empty() && self.unreadable.is_empty() {
-            ExitCode::Success
-        } else {
-            ExitCode::RevertFailed
-        }
+        crate::exit::for_recover(self)
     }
 
     /// Human summary for the terminal.

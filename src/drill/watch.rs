@@ -31,11 +31,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// The machine, shared between the drill body and the runner that must read
-/// its timeline even after the body panicked or was cancelled.
-pub type SharedMachine = Arc<Mutex<Option<Machine>>>;
-
-/// Locks, ignoring poisoning (a panicking body must not hide the timeline).
+/// Locks, ignoring poisoning (a panic elsewhere must not hide the journal).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -49,19 +45,16 @@ pub struct Sources {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Feeds the machine until it decides. `cancel` is optional: the drill body
-/// is cancelled from outside (its task is aborted), the resolve wait is not.
+/// Feeds the machine until it decides. On a signal from `cancel` the
+/// machine decides `Cancelled` (its timeline so far is kept).
 pub async fn watch(
-    machine: &SharedMachine,
+    machine: &mut Machine,
     sources: &Sources,
     notifications: &mut Option<broadcast::Receiver<Notification>>,
     mut cancel: Option<&mut SignalSource>,
     progress: &mut Progress,
 ) -> Decision {
-    let alert = match lock(machine).as_ref() {
-        Some(m) => m.config().alert.clone(),
-        None => return Decision::Error("internal: watch started without a machine".into()),
-    };
+    let alert = machine.config().alert.clone();
     let mut interval = tokio::time::interval(sources.poll_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -75,15 +68,8 @@ pub async fn watch(
             _ = interval.tick() => poll(sources, &alert).await,
         };
         for obs in batch {
-            let (decision, status) = {
-                let mut g = lock(machine);
-                let Some(m) = g.as_mut() else {
-                    return Decision::Error("internal: machine gone".into());
-                };
-                let d = m.observe(obs);
-                (d, m.status(sources.clock.now()))
-            };
-            progress.update(&status);
+            let decision = machine.observe(obs);
+            progress.update(&machine.status(sources.clock.now()));
             if decision.is_final() {
                 return decision;
             }
