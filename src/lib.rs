@@ -16,6 +16,7 @@ pub mod probe;
 pub mod promql;
 pub mod report;
 pub mod runinfo;
+pub mod secrets;
 pub mod shell;
 pub mod signals;
 pub mod spec;

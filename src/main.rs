@@ -34,7 +34,7 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", firedrill::secrets::redact(&e.to_string()));
             e.exit_code()
         }
     };

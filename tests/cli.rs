@@ -390,3 +390,93 @@ fn sigterm_during_smoke_exits_4_and_leaves_no_child() {
         assert!(!alive(k), "child {k} survived SIGTERM of firedrill");
     }
 }
+
+/// A loopback HTTP server that answers every request with a 500 whose body
+/// echoes the request's Authorization header, as some proxies and
+/// misconfigured services do. Serves `n` requests, then stops.
+fn echoing_server(n: usize) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n).flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut auth = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    auth = line.trim().to_string();
+                }
+            }
+            let body = format!("{{\"message\":\"denied: {auth}\"}}");
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_token_echoed_back_by_a_remote_never_reaches_output_or_reports() {
+    const TOKEN: &str = "glsa_FIREDRILLsecretTOKEN_0123456789";
+    let port = echoing_server(20);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        format!(
+            r#"[targets.remote]
+namespace = "daedalus"
+nats_url = "nats://127.0.0.1:{port}"
+prometheus_url = "http://127.0.0.1:{port}/"
+grafana_url = "http://127.0.0.1:{port}/"
+grafana_token_env = "FIREDRILL_TEST_GRAFANA_TOKEN"
+dashboard_uid = "fleet-overview"
+
+[targets.remote.variables]
+stream = "DAEDALUS_TASKS"
+"#
+        ),
+    )
+    .unwrap();
+    let out = firedrill()
+        .current_dir(dir.path())
+        .env("FIREDRILL_TEST_GRAFANA_TOKEN", TOKEN)
+        .args([
+            "snapshot",
+            "--target",
+            "remote",
+            "--from",
+            "2026-12-01T10:00:00Z",
+            "--to",
+            "2026-12-01T10:05:00Z",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    // The remote's answer is still shown, with the token cut out of it.
+    assert!(stderr.contains("Bearer [redacted]"), "{stderr}");
+    assert!(
+        !stdout.contains(TOKEN),
+        "stdout leaked the token:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains(TOKEN),
+        "stderr leaked the token:\n{stderr}"
+    );
+    let reports = dir.path().join("reports");
+    if reports.exists() {
+        for f in files_under(&reports) {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(!text.contains(TOKEN), "{} leaked the token", f.display());
+        }
+    }
+}

@@ -79,6 +79,7 @@ impl GitHubContext {
             return Err(NoGitHubContext::NotInActions);
         }
         let token = get("GITHUB_TOKEN").ok_or(NoGitHubContext::NoToken)?;
+        crate::secrets::register(&token);
         let repository = get("GITHUB_REPOSITORY").unwrap_or_default();
         let (owner, repo) = match repository.split_once('/') {
             Some((o, r)) if !o.is_empty() && !r.is_empty() && !r.contains('/') => {

@@ -227,7 +227,10 @@ impl GrafanaClient {
         let token = match token_env_name {
             None => None,
             Some(var) => match lookup(var).map(|t| t.trim().to_string()) {
-                Some(t) if !t.is_empty() => Some(Token(t)),
+                Some(t) if !t.is_empty() => {
+                    crate::secrets::register(&t);
+                    Some(Token(t))
+                }
                 _ => {
                     return Err(GrafanaError::TokenUnset {
                         var: var.to_string(),

@@ -64,17 +64,19 @@ pub(crate) async fn with_credentials(
     }
     let contents = match value.to_str() {
         Some(s) if looks_like_creds(s) => {
+            crate::secrets::register(s);
             return opts.credentials(s).map_err(|_| {
                 unusable(
                     "it looks like .creds contents but has no valid user JWT and NKEY seed blocks"
                         .into(),
                 )
-            })
+            });
         }
         _ => tokio::fs::read_to_string(&value)
             .await
             .map_err(|e| unusable(format!("read as a path, it cannot be opened: {}", e.kind())))?,
     };
+    crate::secrets::register(&contents);
     opts.credentials(&contents).map_err(|_| {
         unusable(
             "read as a path, it names a file without valid user JWT and NKEY seed blocks".into(),

@@ -49,6 +49,7 @@ pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> 
     let info = live.target_info(&plan.target);
     let mut report = new_report("accept", &crate::runinfo::new_run_id(now), info, window);
     report.criteria = accept(&plan, &prom, window, sentinel.as_ref()).await;
+    report.redact_secrets();
     if let Some(t) = crate::report::console::criteria_table(&report) {
         println!("{t}");
     }

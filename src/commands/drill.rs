@@ -50,6 +50,7 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     report.interrupted = matches!(run.outcome, crate::drill::RunOutcome::Interrupted { .. });
     report.drills = run.results;
     record_lost_dependencies(&mut report, lost);
+    report.redact_secrets();
     print_drills(&report);
     for e in &report.errors {
         eprintln!("error: {e}");

@@ -150,7 +150,10 @@ pub async fn publish_to_github(report: &Report, dir: &Path, check: bool, issue_o
                 info.id,
                 info.html_url.as_deref().unwrap_or("no URL")
             ),
-            Err(e) => eprintln!("warning: cannot create the check run: {e}"),
+            Err(e) => eprintln!(
+                "warning: cannot create the check run: {}",
+                crate::secrets::redact(&e.to_string())
+            ),
         }
     }
     let failed_drill = report.drills.iter().any(|d| d.verdict == Verdict::Fail);
@@ -163,7 +166,10 @@ pub async fn publish_to_github(report: &Report, dir: &Path, check: bool, issue_o
         body.push_str(&format!("\nReport: `{}`\n", report_md.display()));
         match crate::clients::github::open_or_comment_issue(&ctx, &title, &body).await {
             Ok(o) => eprintln!("issue: {} ({:?})", o.url, o.action),
-            Err(e) => eprintln!("warning: cannot open or comment on the failure issue: {e}"),
+            Err(e) => eprintln!(
+                "warning: cannot open or comment on the failure issue: {}",
+                crate::secrets::redact(&e.to_string())
+            ),
         }
     }
 }

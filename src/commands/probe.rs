@@ -56,6 +56,7 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let info = live.target_info(&plan.target);
     let mut report = new_report("probe", &run_id, info, window);
     report.probes = probe_results(outcome?);
+    report.redact_secrets();
     if let Some(t) = crate::report::console::probe_table(&report) {
         println!("{t}");
     }

@@ -135,6 +135,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         Err(e) => return Err(e),
     }
     record_lost_dependencies(&mut report, lost_deps);
+    report.redact_secrets();
     if report.window.end == report.window.start {
         report.window.end = Utc::now();
     }

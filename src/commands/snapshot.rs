@@ -57,7 +57,7 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
         }
         SnapshotOutcome::NotConfigured(why) => Err(Error::Usage(why)),
         SnapshotOutcome::Failed(why) => {
-            eprintln!("error: {why}");
+            eprintln!("error: {}", crate::secrets::redact(&why));
             Ok(crate::exit::for_snapshot(None))
         }
     }

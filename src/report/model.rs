@@ -389,6 +389,22 @@ pub struct Report {
 impl Report {
     /// The overall verdict: any fail wins, then any error; skipped and
     /// pending items never make a run pass on their own.
+    /// Replaces every secret this process has read (see [`crate::secrets`])
+    /// wherever it appears in the report: remotes can echo them back in
+    /// error bodies, and reports become CI artifacts.
+    pub fn redact_secrets(&mut self) {
+        let Ok(mut v) = serde_json::to_value(&*self) else {
+            return;
+        };
+        let before = v.clone();
+        crate::secrets::redact_json(&mut v);
+        if v != before {
+            if let Ok(r) = serde_json::from_value(v) {
+                *self = r;
+            }
+        }
+    }
+
     pub fn compute_verdict(&self) -> Verdict {
         let items = self
             .probes

@@ -44,6 +44,9 @@ impl KubeAccess {
     }
 
     pub fn with_api(url: &str, token: Option<String>) -> Self {
+        if let Some(t) = &token {
+            crate::secrets::register(t);
+        }
         KubeAccess {
             api: Some((url.trim_end_matches('/').to_string(), token)),
         }
