@@ -396,9 +396,15 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
-    /// A journal to recover; default: every journal under the reports dir.
+    /// A journal to recover; default: every journal under the reports dir
+    /// written on this host (name another host's journal here to run its
+    /// reverts deliberately).
     #[arg(long, env = "FIREDRILL_JOURNAL")]
     pub journal: Option<PathBuf>,
+    /// Longest one revert may take; past it the revert fails (exit 5) and
+    /// an `exec` revert's whole process group is killed.
+    #[arg(long, env = "FIREDRILL_REVERT_DEADLINE", default_value = "60s", value_parser = parse_duration)]
+    pub revert_deadline: std::time::Duration,
 }
 
 #[cfg(test)]

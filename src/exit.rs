@@ -79,11 +79,11 @@ pub fn for_drill_run(
     }
 }
 
-/// `recover`: 0 when everything is reverted (or was, or is a live run's to
-/// revert); 5 when a revert failed or a journal could not be read (either
-/// way a fault may be live).
+/// `recover`: 0 when everything is reverted (or was, or is a live run's or
+/// another host's to revert); 5 when a revert failed, a journal could not be
+/// read, or a signal stopped it before the end (a fault may be live).
 pub fn for_recover(r: &crate::drill::RecoverReport) -> ExitCode {
-    if r.failed.is_empty() && r.unreadable.is_empty() {
+    if r.failed.is_empty() && r.unreadable.is_empty() && r.stopped_by.is_none() {
         ExitCode::Success
     } else {
         ExitCode::RevertFailed

@@ -174,6 +174,19 @@ fn recover_leaves_a_live_drill_alone() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("still live"), "{stdout}");
+
+    // Even with its lock file deleted, the live owner (a running firedrill
+    // on this host) keeps its journal.
+    for e in std::fs::read_dir(reports.path()).unwrap().flatten() {
+        let _ = std::fs::remove_file(e.path().join("journal.lock"));
+    }
+    let out = firedrill(reports.path(), &fault)
+        .arg("recover")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("still live"), "{stdout}");
     assert!(stdout.contains(&format!("pid {}", child.id())), "{stdout}");
     assert!(fault.exists(), "recover reverted a live drill's fault");
 
@@ -190,27 +203,13 @@ fn recover_goes_past_an_unreadable_journal() {
     let fault = reports.path().join("fault");
     std::fs::write(&fault, b"live").unwrap();
     // A dead run's journal with one injected exec fault, beside garbage.
-    let good = reports.path().join("20261201T000000Z-good");
-    std::fs::create_dir_all(&good).unwrap();
-    let journal = serde_json::json!({
-        "schema": 1,
-        "run_id": "20261201T000000Z-good",
-        "target": "local",
-        "created_at": "2026-12-01T00:00:00Z",
-        "entries": [{
-            "id": 1, "drill": "exec-file", "trial": 1,
-            "fault": "exec touch fault",
-            "record": {"type": "exec", "revert": ["rm", "-f", fault.display().to_string()],
-                       "timeout_ms": 5000, "cwd": "/"},
-            "original": null, "injected": "touch",
-            "status": "injected",
-            "journaled_at": "2026-12-01T00:00:00Z",
-            "injected_at": "2026-12-01T00:00:01Z",
-            "reverted_at": null, "error": null, "note": null,
-            "manual_recovery": "rm -f fault"
-        }]
-    });
-    std::fs::write(good.join("journal.json"), journal.to_string()).unwrap();
+    dead_journal(
+        reports.path(),
+        "20261201T000000Z-good",
+        serde_json::json!(["rm", "-f", fault.display().to_string()]),
+        serde_json::json!([]),
+        None,
+    );
     // Sorted first, so a recover that stops at it never reaches the good one.
     let bad = reports.path().join("00000000-bad");
     std::fs::create_dir_all(&bad).unwrap();
@@ -315,4 +314,146 @@ fn a_run_refused_by_an_unrecovered_journal_still_writes_its_report() {
     let errors = json["errors"].to_string();
     assert!(errors.contains("firedrill recover --journal"), "{errors}");
     assert!(fault.exists(), "the refused run must not touch the fault");
+}
+
+/// Writes a dead run's journal `<reports>/<run>/journal.json` with one
+/// injected exec fault whose revert is `revert` (reading env vars `env`),
+/// owned by `host` (this host when `None`).
+fn dead_journal(
+    reports: &Path,
+    run: &str,
+    revert: serde_json::Value,
+    env: serde_json::Value,
+    host: Option<&str>,
+) -> std::path::PathBuf {
+    let dir = reports.join(run);
+    std::fs::create_dir_all(&dir).unwrap();
+    let here = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let journal = serde_json::json!({
+        "schema": 1,
+        "run_id": run,
+        "target": "local",
+        "created_at": "2026-12-01T00:00:00Z",
+        "owner": {"pid": 1, "host": host.unwrap_or(&here), "started_at": "2026-12-01T00:00:00Z"},
+        "entries": [{
+            "id": 1, "drill": "exec-file", "trial": 1,
+            "fault": "exec touch fault",
+            "record": {"type": "exec", "revert": revert, "timeout_ms": 600_000, "cwd": "/", "env": env},
+            "original": null, "injected": "touch",
+            "status": "injected",
+            "journaled_at": "2026-12-01T00:00:00Z",
+            "injected_at": "2026-12-01T00:00:01Z",
+            "reverted_at": null, "error": null, "note": null,
+            "manual_recovery": "rm -f fault"
+        }]
+    });
+    let path = dir.join("journal.json");
+    std::fs::write(&path, journal.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn recover_refuses_a_revert_whose_variables_are_unset() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    std::fs::write(&fault, b"live").unwrap();
+    dead_journal(
+        reports.path(),
+        "run-env",
+        serde_json::json!(["sh", "-c", "rm -f \"$FIREDRILL_TEST_FAULT\""]),
+        serde_json::json!(["FIREDRILL_TEST_FAULT"]),
+        None,
+    );
+    let out = firedrill(reports.path(), &fault)
+        .env_remove("FIREDRILL_TEST_FAULT")
+        .arg("recover")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{stdout}");
+    assert!(
+        stdout.contains("$FIREDRILL_TEST_FAULT, which is not set here"),
+        "{stdout}"
+    );
+    assert!(fault.exists());
+    // With the variable as the drill had it, the same journal recovers.
+    let out = firedrill(reports.path(), &fault)
+        .arg("recover")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!fault.exists());
+}
+
+#[test]
+fn recover_bounds_a_hung_revert_and_kills_its_group() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    let marker = reports.path().join("still-running");
+    dead_journal(
+        reports.path(),
+        "run-hang",
+        serde_json::json!([
+            "sh",
+            "-c",
+            format!("trap '' TERM INT; sleep 3; touch {}", marker.display())
+        ]),
+        serde_json::json!([]),
+        None,
+    );
+    let started = Instant::now();
+    let mut child = firedrill(reports.path(), &fault)
+        .args(["recover", "--revert-deadline", "1s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A Ctrl-C during the revert does not kill recover (nor orphan the revert).
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(wait(&mut child), Some(5));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!marker.exists(), "the hung revert outlived recover");
+}
+
+#[test]
+fn recover_leaves_another_hosts_journal_unless_named() {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    std::fs::write(&fault, b"live").unwrap();
+    let path = dead_journal(
+        reports.path(),
+        "run-elsewhere",
+        serde_json::json!(["rm", "-f", fault.display().to_string()]),
+        serde_json::json!([]),
+        Some("ci-runner-that-is-not-this-host"),
+    );
+    let out = firedrill(reports.path(), &fault)
+        .arg("recover")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("written on host ci-runner-that-is-not-this-host"),
+        "{stdout}"
+    );
+    assert!(fault.exists(), "recover ran another host's journal");
+    let out = firedrill(reports.path(), &fault)
+        .args(["recover", "--journal"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("ran rm -f"),
+        "recover names what it runs: {stdout}"
+    );
+    assert!(!fault.exists());
 }

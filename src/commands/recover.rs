@@ -17,7 +17,15 @@ pub async fn run(global: &Global, args: &RecoverArgs) -> Result<ExitCode, Error>
     }
     // Fleet URLs and kube objects come from each journal entry itself.
     let ctx = FaultContext::new(None, KubeAccess::from_env());
-    let report = crate::drill::recover(args.journal.clone(), &global.reports_dir, &ctx).await;
+    // Signals are recorded, not fatal: the revert in progress finishes (or
+    // hits its bound and has its process group killed), then recover stops.
+    let opts = crate::drill::recover::RecoverOptions {
+        signals: crate::signals::source(),
+        revert_deadline: args.revert_deadline,
+    };
+    let report =
+        crate::drill::recover::recover_with(args.journal.clone(), &global.reports_dir, &ctx, &opts)
+            .await;
     println!("{}", report.summary());
     Ok(report.exit_code())
 }

@@ -235,7 +235,8 @@ impl Journal {
             path: lock_path(path),
             source,
         })?;
-        let Some(lock) = lock else {
+        let live_owner = doc.owner.as_ref().is_some_and(Owner::is_running_here);
+        let (Some(lock), false) = (lock, live_owner) else {
             return Err(live_error(path, doc.owner.as_ref()));
         };
         Ok(Journal {
@@ -327,13 +328,35 @@ fn try_lock(journal: &Path) -> std::io::Result<Option<fs::File>> {
     }
 }
 
-/// Whether the run that owns `journal` is live (holds the lock). A lock
-/// file that cannot be opened (read-only reports dir) counts as not live.
+/// Whether the run that owns `journal` is live: it holds the lock, or
+/// (should the lock file have been removed under it) the journal's owner is
+/// a `firedrill` process on this host that is still running.
 pub fn owner_is_live(journal: &Path) -> bool {
-    if !lock_path(journal).exists() {
-        return false; // written by an older version, or never locked
+    let locked = lock_path(journal).exists() && matches!(try_lock(journal), Ok(None));
+    locked
+        || read_doc(journal)
+            .ok()
+            .and_then(|d| d.owner)
+            .is_some_and(|o| o.is_running_here())
+}
+
+impl Owner {
+    /// Same host, and its pid is a running process named `firedrill` (a
+    /// reused pid almost never is).
+    fn is_running_here(&self) -> bool {
+        let here = Owner::this_process().host;
+        if self.host != here {
+            return false;
+        }
+        std::fs::read_to_string(format!("/proc/{}/comm", self.pid))
+            .is_ok_and(|c| c.trim() == "firedrill")
     }
-    matches!(try_lock(journal), Ok(None))
+
+    /// Whether it was written on this host (`recover` leaves other hosts'
+    /// journals alone unless given one by path).
+    pub fn is_this_host(&self) -> bool {
+        self.host == Owner::this_process().host
+    }
 }
 
 fn live_error(path: &Path, owner: Option<&Owner>) -> JournalError {

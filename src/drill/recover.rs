@@ -2,9 +2,11 @@
 
 use super::fault::{self, FaultContext, FaultRecord};
 use super::journal::{journal_paths, EntryStatus, Journal, JournalError};
+use super::signal::SignalSource;
 use crate::exit::ExitCode;
 use chrono::Utc;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What `recover` did, one line per entry.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -16,6 +18,29 @@ pub struct RecoverReport {
     pub unreadable: Vec<String>,
     /// Journals of runs that are still live: left to their owners.
     pub live: Vec<String>,
+    /// Journals written on another host, left alone unless named with
+    /// `--journal` (a downloaded artifact must not run its commands here).
+    pub other_host: Vec<String>,
+    /// Set when a signal stopped `recover` between two reverts.
+    pub stopped_by: Option<String>,
+}
+
+/// How `recover` runs: each revert bounded, signals honoured between
+/// reverts only.
+#[derive(Debug, Clone)]
+pub struct RecoverOptions {
+    /// Longest one revert may take (the drill's own hard deadline).
+    pub revert_deadline: Duration,
+    pub signals: SignalSource,
+}
+
+impl Default for RecoverOptions {
+    fn default() -> Self {
+        RecoverOptions {
+            revert_deadline: Duration::from_secs(60),
+            signals: SignalSource::never(),
+        }
+    }
 }
 
 impl RecoverReport {
@@ -24,6 +49,7 @@ impl RecoverReport {
             && self.failed.is_empty()
             && self.unreadable.is_empty()
             && self.live.is_empty()
+            && self.other_host.is_empty()
     }
 
     /// 0 when everything is reverted (or was already, or is a live run's
@@ -63,6 +89,14 @@ impl RecoverReport {
         for l in &self.live {
             s.push_str(&format!("left alone: {l}\n"));
         }
+        for o in &self.other_host {
+            s.push_str(&format!("left alone: {o}\n"));
+        }
+        if let Some(sig) = &self.stopped_by {
+            s.push_str(&format!(
+                "stopped by {sig} after the revert in progress; run firedrill recover again for the rest\n"
+            ));
+        }
         s.pop();
         s
     }
@@ -79,6 +113,17 @@ pub async fn recover(
     reports_dir: &Path,
     ctx: &FaultContext,
 ) -> RecoverReport {
+    recover_with(journal, reports_dir, ctx, &RecoverOptions::default()).await
+}
+
+/// [`recover`] with its bounds and signal source.
+pub async fn recover_with(
+    journal: Option<PathBuf>,
+    reports_dir: &Path,
+    ctx: &FaultContext,
+    opts: &RecoverOptions,
+) -> RecoverReport {
+    let named = journal.is_some();
     let paths = match journal {
         Some(p) => vec![p],
         None => journal_paths(reports_dir),
@@ -88,6 +133,10 @@ pub async fn recover(
         ..RecoverReport::default()
     };
     for path in paths {
+        if opts.signals.count() > 0 {
+            report.stopped_by = Some(opts.signals.last_name());
+            break;
+        }
         let mut j = match Journal::open(&path) {
             Ok(j) => j,
             Err(e @ JournalError::Live { .. }) => {
@@ -99,7 +148,21 @@ pub async fn recover(
                 continue;
             }
         };
-        if let Err(e) = recover_journal(&mut j, &path, ctx, &mut report).await {
+        if let Some(owner) = j
+            .doc()
+            .owner
+            .as_ref()
+            .filter(|o| !named && !o.is_this_host())
+        {
+            report.other_host.push(format!(
+                "{} was written on host {} (this is not it): recover it there, or pass --journal {} to run its reverts here deliberately",
+                path.display(),
+                owner.host,
+                path.display()
+            ));
+            continue;
+        }
+        if let Err(e) = recover_journal(&mut j, &path, ctx, opts, &mut report).await {
             report.unreadable.push(format!(
                 "{e} (the revert itself may have happened; run firedrill recover again)"
             ));
@@ -112,46 +175,63 @@ async fn recover_journal(
     j: &mut Journal,
     path: &Path,
     ctx: &FaultContext,
+    opts: &RecoverOptions,
     report: &mut RecoverReport,
 ) -> Result<(), JournalError> {
-    {
-        let mut todo: Vec<_> = j.unreverted().into_iter().cloned().collect();
-        todo.reverse();
-        todo.sort_by_key(|e| matches!(e.record, FaultRecord::Silence { .. }));
-        for e in todo {
-            let what = format!(
-                "drill {} trial {}: {} ({})",
-                e.drill,
-                e.trial,
-                e.fault,
-                path.display()
-            );
-            let r = fault::revert(&e.record, &e.original, &e.injected, ctx).await;
-            let now = Utc::now();
-            j.update(e.id, |x| match &r {
-                Ok(done) => {
-                    x.status = EntryStatus::Reverted;
-                    x.reverted_at = Some(now);
-                    x.error = None;
-                    x.note = Some(match done.note() {
-                        None => "reverted by firedrill recover".into(),
-                        Some(n) => format!("firedrill recover: {n}"),
-                    });
-                }
-                Err(err) => {
-                    x.status = EntryStatus::RevertFailed;
-                    x.error = Some(err.to_string());
-                }
-            })?;
-            match r {
-                Ok(done) => match done.note() {
-                    None => report.reverted.push(what),
-                    Some(n) => report.reverted.push(format!("{what}: {n}")),
-                },
-                Err(err) => report
-                    .failed
-                    .push(format!("{what}: {err}. By hand: {}", e.manual_recovery)),
+    let mut todo: Vec<_> = j.unreverted().into_iter().cloned().collect();
+    todo.reverse();
+    todo.sort_by_key(|e| matches!(e.record, FaultRecord::Silence { .. }));
+    for e in todo {
+        if opts.signals.count() > 0 {
+            report.stopped_by = Some(opts.signals.last_name());
+            return Ok(());
+        }
+        let what = format!(
+            "drill {} trial {}: {} ({}; {})",
+            e.drill,
+            e.trial,
+            e.fault,
+            e.record.revert_action(),
+            path.display()
+        );
+        // Bounded like the drill's own revert; dropping an exec revert
+        // kills its whole process group.
+        let r = match tokio::time::timeout(
+            opts.revert_deadline,
+            fault::revert(&e.record, &e.original, &e.injected, ctx),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(fault::FaultError::Config(format!(
+                "the revert did not finish within {}; its process group was killed",
+                humantime::format_duration(opts.revert_deadline)
+            ))),
+        };
+        let now = Utc::now();
+        j.update(e.id, |x| match &r {
+            Ok(done) => {
+                x.status = EntryStatus::Reverted;
+                x.reverted_at = Some(now);
+                x.error = None;
+                x.note = Some(match done.note() {
+                    None => "reverted by firedrill recover".into(),
+                    Some(n) => format!("firedrill recover: {n}"),
+                });
             }
+            Err(err) => {
+                x.status = EntryStatus::RevertFailed;
+                x.error = Some(err.to_string());
+            }
+        })?;
+        match r {
+            Ok(done) => match done.note() {
+                None => report.reverted.push(what),
+                Some(n) => report.reverted.push(format!("{what}: {n}")),
+            },
+            Err(err) => report
+                .failed
+                .push(format!("{what}: {err}. By hand: {}", e.manual_recovery)),
         }
     }
     Ok(())

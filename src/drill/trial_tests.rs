@@ -392,6 +392,7 @@ fn manual_recovery_lists_retry_then_each_unreverted_entry_of_the_drill() {
             timeout_ms: 1000,
             cwd: "/".into(),
             check: None,
+            env: Vec::new(),
         },
         original: serde_json::Value::Null,
         injected: serde_json::Value::Null,

@@ -55,6 +55,11 @@ pub enum FaultRecord {
         /// already undone and `revert` is not run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         check: Option<Vec<String>>,
+        /// Environment variables `revert`/`check` read (`$NAME`): a revert
+        /// run where one is unset would act on the wrong thing and report
+        /// success, so it is refused instead.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        env: Vec<String>,
     },
     /// JSON Patch `test` injected + `replace` original at `pointer`.
     Kubernetes {

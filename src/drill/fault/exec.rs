@@ -59,6 +59,7 @@ impl FaultDriver for ExecDriver {
                     timeout_ms: self.timeout.as_millis() as u64,
                     cwd: self.cwd.clone(),
                     check: self.check.clone(),
+                    env: env_refs(self.revert.iter().chain(self.check.iter().flatten())),
                 },
                 description: format!("exec {}", shell_words(&self.inject)),
                 original,
@@ -71,6 +72,52 @@ impl FaultDriver for ExecDriver {
     fn inject<'a>(&'a self, _prepared: &'a Prepared) -> BoxFuture<'a, Result<(), FaultError>> {
         async move { run(&self.inject, self.timeout, &self.cwd).await.map(drop) }.boxed()
     }
+}
+
+/// Names of the environment variables `args` read (`$NAME`, `${NAME}`),
+/// sorted, without duplicates.
+pub fn env_refs<'a>(args: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for a in args {
+        let b = a.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'$' {
+                let start = i + 1 + usize::from(b.get(i + 1) == Some(&b'{'));
+                let mut end = start;
+                while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+                    end += 1;
+                }
+                if end > start && !b[start].is_ascii_digit() {
+                    out.insert(a[start..end].to_string());
+                }
+                i = end.max(i + 1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Refuses a revert whose command reads a variable this process does not
+/// have (e.g. `recover` run from another shell than the drill).
+pub fn check_env(revert: &[String], env: &[String]) -> Result<(), FaultError> {
+    let missing: Vec<&str> = env
+        .iter()
+        .filter(|v| std::env::var_os(v).is_none())
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(FaultError::Config(format!(
+        "the revert command `{}` reads ${}, which {} not set here (the drill had it); \
+         set it as the drill had it and run firedrill recover again",
+        shell_words(revert),
+        missing.join(", $"),
+        if missing.len() == 1 { "is" } else { "are" }
+    )))
 }
 
 /// Runs the journaled revert command, unless the journaled `check` prints
@@ -270,6 +317,22 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(3500)).await;
         assert!(!late.exists(), "the shell's child outlived the timeout");
+    }
+
+    #[test]
+    fn finds_the_variables_a_command_reads() {
+        let argv = sh(r#"rm -f "$FIREDRILL_TEST_FAULT" ${HOME}/x $1 $$ cost$ $_ok"#);
+        assert_eq!(
+            env_refs(argv.iter()),
+            ["FIREDRILL_TEST_FAULT", "HOME", "_ok"]
+        );
+        assert!(check_env(&argv, &["HOME".into()]).is_ok());
+        let err = check_env(&argv, &["FIREDRILL_SURELY_UNSET_VAR".into()]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("$FIREDRILL_SURELY_UNSET_VAR, which is not set here"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

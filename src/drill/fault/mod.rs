@@ -61,7 +61,9 @@ pub async fn revert(
             timeout_ms,
             cwd,
             check,
+            env,
         } => {
+            exec::check_env(revert, env)?;
             exec::revert(
                 revert,
                 check.as_deref(),
