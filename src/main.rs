@@ -6,9 +6,12 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only for a person at a terminal: CI logs and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.global.ci;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     firedrill::clients::http::set_max_response_bytes(cli.global.max_response_bytes);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -155,6 +155,13 @@ pub fn record_lost_dependencies(report: &mut Report, lost: Vec<String>) {
     }
     let why = lost.join("; ");
     for d in &mut report.drills {
+        for t in d.trials.iter_mut().filter(|t| t.verdict == Verdict::Fail) {
+            t.verdict = Verdict::Error;
+            t.reason = format!(
+                "a dependency was lost during the run; without that: {}",
+                t.reason
+            );
+        }
         if d.verdict == Verdict::Fail {
             d.verdict = Verdict::Error;
             d.reason = format!(

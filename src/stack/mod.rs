@@ -426,11 +426,13 @@ impl LocalStack {
             .iter_mut()
             .filter_map(|c| {
                 c.exited().map(|status| {
+                    // The stack's temp dir goes with the run: quote the log.
+                    let tail = c.log_tail(5);
                     format!(
-                        "{} (pid {}) exited during the run ({status}); the stack's logs are in {}",
+                        "{} (pid {}) exited during the run ({status}); the last lines of its log:\n{}",
                         c.name(),
                         c.pid(),
-                        self.dir_path.display()
+                        if tail.trim().is_empty() { "(empty)".to_string() } else { tail }
                     )
                 })
             })

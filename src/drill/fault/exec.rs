@@ -155,7 +155,7 @@ pub async fn run(argv: &[String], timeout: Duration, cwd: &Path) -> Result<Strin
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| FaultError::Exec {
+    let mut child = cmd.spawn().map_err(|e| FaultError::Exec {
         command: command.clone(),
         status: "did not start".into(),
         output: e.to_string(),
@@ -163,32 +163,76 @@ pub async fn run(argv: &[String], timeout: Duration, cwd: &Path) -> Result<Strin
     // The group id is the child's pid (process_group(0)). Armed before the
     // first await: dropping this future (a signal aborted the drill) kills
     // the group too, not only the direct child.
-    let _group = child.id().map(GroupGuard);
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => Err(FaultError::Timeout {
-            command,
-            timeout: humantime::format_duration(timeout).to_string(),
-        }),
-        Ok(Err(e)) => Err(FaultError::Exec {
-            command,
-            status: "could not be waited for".into(),
-            output: e.to_string(),
-        }),
-        Ok(Ok(out)) => {
-            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() {
-                Ok(stdout)
-            } else {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let both = format!("{stdout}\n{stderr}");
-                Err(FaultError::Exec {
-                    command,
-                    status: out.status.to_string(),
-                    output: tail(&both, OUTPUT_TAIL),
-                })
-            }
+    let group = child.id().map(GroupGuard);
+    // Output is kept up to a cap and the rest drained, so a chatty command
+    // can neither exhaust memory nor bloat the journal.
+    let out = tokio::spawn(read_capped(child.stdout.take()));
+    let err = tokio::spawn(read_capped(child.stderr.take()));
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Err(_) => {
+            return Err(FaultError::Timeout {
+                command,
+                timeout: humantime::format_duration(timeout).to_string(),
+            })
         }
+        Ok(Err(e)) => {
+            return Err(FaultError::Exec {
+                command,
+                status: "could not be waited for".into(),
+                output: e.to_string(),
+            })
+        }
+        Ok(Ok(status)) => status,
+    };
+    // The command is done: whatever it left in its group goes now, which
+    // also closes the pipes a background child may have held open.
+    drop(group);
+    let collect = |h: tokio::task::JoinHandle<String>| async {
+        tokio::time::timeout(Duration::from_secs(2), h)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    };
+    let stdout = collect(out).await.trim().to_string();
+    if status.success() {
+        Ok(stdout)
+    } else {
+        let stderr = collect(err).await;
+        let both = format!("{stdout}\n{stderr}");
+        Err(FaultError::Exec {
+            command,
+            status: status.to_string(),
+            output: tail(&both, OUTPUT_TAIL),
+        })
     }
+}
+
+/// How much of a command's stdout (and of its stderr) is kept.
+const OUTPUT_KEPT: usize = 64 * 1024;
+
+/// Reads a pipe to its end, keeping the first [`OUTPUT_KEPT`] bytes and
+/// saying how much more there was.
+async fn read_capped(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
+    use tokio::io::AsyncReadExt;
+    let Some(mut pipe) = pipe else {
+        return String::new();
+    };
+    let (mut kept, mut dropped) = (Vec::new(), 0usize);
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = OUTPUT_KEPT.saturating_sub(kept.len()).min(n);
+        kept.extend_from_slice(&buf[..room]);
+        dropped += n - room;
+    }
+    let mut s = String::from_utf8_lossy(&kept).into_owned();
+    if dropped > 0 {
+        s.push_str(&format!("\n… ({dropped} more bytes not kept)"));
+    }
+    s
 }
 
 /// How long dropping a [`GroupGuard`] waits for the killed group to vanish.
@@ -317,6 +361,23 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(3500)).await;
         assert!(!late.exists(), "the shell's child outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn huge_output_is_capped_not_buffered() {
+        let out = run(
+            &sh("head -c 20000000 /dev/zero | tr '\\0' x"),
+            Duration::from_secs(20),
+            Path::new("/"),
+        )
+        .await
+        .unwrap();
+        assert!(out.len() < OUTPUT_KEPT + 100, "{} bytes kept", out.len());
+        assert!(
+            out.ends_with("(19934464 more bytes not kept)"),
+            "{}",
+            &out[out.len() - 60..]
+        );
     }
 
     #[test]
