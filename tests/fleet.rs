@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::HeaderMap;
-use firedrill::fleet::{Fault, Fleet, FleetConfig, TamperKind};
+use firedrill::fleet::{Fleet, FleetConfig, FleetSwitch, TamperKind};
 use firedrill::probe::envelope::{ResultEnvelope, TaskMessage, MSG_ID_HEADER, TRACEPARENT_HEADER};
 use firedrill::probe::traceparent::TraceParent;
 use futures::StreamExt;
@@ -543,11 +543,11 @@ async fn fault_worker_image_tag() {
     );
 
     h.fleet()
-        .set_fault(Fault::WorkerImageTag, true)
+        .set_fault(FleetSwitch::WorkerImageTag, true)
         .await
         .unwrap();
     h.fleet()
-        .set_fault(Fault::WorkerImageTag, true)
+        .set_fault(FleetSwitch::WorkerImageTag, true)
         .await
         .unwrap(); // idempotent
     let s = h.scrape().await;
@@ -570,10 +570,10 @@ async fn fault_worker_image_tag() {
         )
     );
     assert_eq!(w.value, 1.0);
-    assert_eq!(h.fleet().active_faults(), vec![Fault::WorkerImageTag]);
+    assert_eq!(h.fleet().active_faults(), vec![FleetSwitch::WorkerImageTag]);
 
     h.fleet()
-        .set_fault(Fault::WorkerImageTag, false)
+        .set_fault(FleetSwitch::WorkerImageTag, false)
         .await
         .unwrap();
     let after = h.scrape().await;
@@ -590,7 +590,7 @@ async fn fault_worker_image_tag() {
 
 /// A counter that must climb about once a second while `fault` is on and
 /// stand still once it is off.
-async fn assert_ticks(h: &Harness, fault: Fault, name: &str, labels: &[(&str, &str)]) {
+async fn assert_ticks(h: &Harness, fault: FleetSwitch, name: &str, labels: &[(&str, &str)]) {
     assert_eq!(h.metric(name, labels).await, Some(0.0));
     h.fleet().set_fault(fault, true).await.unwrap();
     let on = Instant::now();
@@ -624,7 +624,7 @@ async fn fault_worker_crash() {
     ];
     assert_ticks(
         &h,
-        Fault::WorkerCrash,
+        FleetSwitch::WorkerCrash,
         "kube_pod_container_status_restarts_total",
         &labels,
     )
@@ -640,7 +640,13 @@ async fn fault_keda_error() {
         ("scaledObject", "daedalus-worker-copilot"),
         ("scaler", "nats-jetstream"),
     ];
-    assert_ticks(&h, Fault::KedaError, "keda_scaler_errors_total", &labels).await;
+    assert_ticks(
+        &h,
+        FleetSwitch::KedaError,
+        "keda_scaler_errors_total",
+        &labels,
+    )
+    .await;
     h.finish().await;
 }
 
@@ -655,7 +661,7 @@ async fn fault_consumer_stop() {
 
     for round in 0..2 {
         h.fleet()
-            .set_fault(Fault::ConsumerStop, true)
+            .set_fault(FleetSwitch::ConsumerStop, true)
             .await
             .unwrap();
         h.publish(150, "firedrill.results.stop", "sentinel").await;
@@ -667,7 +673,7 @@ async fn fault_consumer_stop() {
         assert!(backlog >= 150.0, "round {round}: backlog {backlog}");
 
         h.fleet()
-            .set_fault(Fault::ConsumerStop, false)
+            .set_fault(FleetSwitch::ConsumerStop, false)
             .await
             .unwrap();
         collect(&mut sub, 150, Duration::from_secs(20)).await;
@@ -693,12 +699,12 @@ async fn fault_collector_down() {
     assert!(!prom_text::parse(&ok.text().await.unwrap()).is_empty());
 
     h.fleet()
-        .set_fault(Fault::CollectorDown, true)
+        .set_fault(FleetSwitch::CollectorDown, true)
         .await
         .unwrap();
     assert_eq!(status(url.clone()).await, 503);
     h.fleet()
-        .set_fault(Fault::CollectorDown, false)
+        .set_fault(FleetSwitch::CollectorDown, false)
         .await
         .unwrap();
     assert_eq!(status(url.clone()).await, 200);
@@ -715,7 +721,7 @@ async fn fault_orchestrator_down() {
     ];
     assert_eq!(h.metric(name, &labels).await, Some(1.0));
     h.fleet()
-        .set_fault(Fault::OrchestratorDown, true)
+        .set_fault(FleetSwitch::OrchestratorDown, true)
         .await
         .unwrap();
     assert!(
@@ -723,7 +729,7 @@ async fn fault_orchestrator_down() {
         "series absent, like kube-state-metrics"
     );
     h.fleet()
-        .set_fault(Fault::OrchestratorDown, false)
+        .set_fault(FleetSwitch::OrchestratorDown, false)
         .await
         .unwrap();
     assert_eq!(h.metric(name, &labels).await, Some(1.0));
@@ -747,11 +753,11 @@ async fn fault_stream_unhealthy() {
 
     for round in 0..2 {
         h.fleet()
-            .set_fault(Fault::StreamUnhealthy, true)
+            .set_fault(FleetSwitch::StreamUnhealthy, true)
             .await
             .unwrap();
         h.fleet()
-            .set_fault(Fault::StreamUnhealthy, true)
+            .set_fault(FleetSwitch::StreamUnhealthy, true)
             .await
             .unwrap(); // idempotent
                        // The consumer is really gone from the server.
@@ -775,7 +781,7 @@ async fn fault_stream_unhealthy() {
         assert_quiet(&mut sub, Duration::from_millis(500)).await;
 
         h.fleet()
-            .set_fault(Fault::StreamUnhealthy, false)
+            .set_fault(FleetSwitch::StreamUnhealthy, false)
             .await
             .unwrap();
         assert_eq!(
@@ -798,7 +804,7 @@ async fn drop_results_every_5th() {
     let h = harness(|c| c.concurrency = 8).await;
     let mut sub = h.client.subscribe("firedrill.results.drop").await.unwrap();
     h.fleet()
-        .set_fault(Fault::DropResults { every: 5 }, true)
+        .set_fault(FleetSwitch::DropResults { every: 5 }, true)
         .await
         .unwrap();
 
@@ -840,12 +846,12 @@ async fn corrupt_trace_ids_every_4th() {
         .await
         .unwrap();
     h.fleet()
-        .set_fault(Fault::CorruptTraceIds { every: 4 }, true)
+        .set_fault(FleetSwitch::CorruptTraceIds { every: 4 }, true)
         .await
         .unwrap();
     assert_eq!(
         h.fleet().active_faults(),
-        vec![Fault::CorruptTraceIds { every: 4 }]
+        vec![FleetSwitch::CorruptTraceIds { every: 4 }]
     );
 
     let sent = h.publish(20, "firedrill.results.corrupt", "sentinel").await;
@@ -925,11 +931,14 @@ async fn http_fault_switch_round_trip() {
     assert_eq!(get().await, expected);
     assert_eq!(
         h.fleet().active_faults(),
-        vec![Fault::WorkerCrash, Fault::DropResults { every: 3 }]
+        vec![
+            FleetSwitch::WorkerCrash,
+            FleetSwitch::DropResults { every: 3 }
+        ]
     );
 
     // Every structural fault switches over HTTP, including the NATS ones.
-    for fault in Fault::structural() {
+    for fault in FleetSwitch::structural() {
         let url = format!("{}/faults/{fault}", h.base);
         assert_eq!(
             h.http.put(&url).send().await.unwrap().status(),
@@ -1015,13 +1024,13 @@ async fn ten_thousand_tasks_in_flight() {
         .await
         .unwrap();
     h.fleet()
-        .set_fault(Fault::ConsumerStop, true)
+        .set_fault(FleetSwitch::ConsumerStop, true)
         .await
         .unwrap();
     h.publish(10_000, "firedrill.results.inflight", "load")
         .await;
     h.fleet()
-        .set_fault(Fault::ConsumerStop, false)
+        .set_fault(FleetSwitch::ConsumerStop, false)
         .await
         .unwrap();
 
@@ -1052,14 +1061,14 @@ async fn throughput_10k_tasks() {
     let n = 10_000;
     let mut sub = h.client.subscribe("firedrill.results.tput").await.unwrap();
     h.fleet()
-        .set_fault(Fault::ConsumerStop, true)
+        .set_fault(FleetSwitch::ConsumerStop, true)
         .await
         .unwrap();
     h.publish(n, "firedrill.results.tput", "load").await;
 
     let start = Instant::now();
     h.fleet()
-        .set_fault(Fault::ConsumerStop, false)
+        .set_fault(FleetSwitch::ConsumerStop, false)
         .await
         .unwrap();
     collect(&mut sub, n, Duration::from_secs(60)).await;

@@ -1,7 +1,7 @@
 //! The sentinel probe against the real local stack and reference fleet.
 
 use firedrill::commands::probe_config;
-use firedrill::fleet::faults::{Fault, TamperKind};
+use firedrill::fleet::faults::{FleetSwitch, TamperKind};
 use firedrill::local::LocalEnv;
 use firedrill::probe::run_probe;
 use firedrill::spec::{builtin_local_target, builtin_probes, Vars};
@@ -42,22 +42,22 @@ async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_re
     // Tampered run: the fleet drops every 7th result and corrupts every 5th
     // trace id; the probe must name exactly those tasks, nothing more.
     env.fleet
-        .set_fault(Fault::DropResults { every: 7 }, true)
+        .set_fault(FleetSwitch::DropResults { every: 7 }, true)
         .await
         .unwrap();
     env.fleet
-        .set_fault(Fault::CorruptTraceIds { every: 5 }, true)
+        .set_fault(FleetSwitch::CorruptTraceIds { every: 5 }, true)
         .await
         .unwrap();
     let mut cfg = probe_config(&spec, Some(100), Some(16));
     cfg.timeout = Duration::from_secs(3);
     let out = run_probe(&client, &cfg, None).await.unwrap();
     env.fleet
-        .set_fault(Fault::DropResults { every: 7 }, false)
+        .set_fault(FleetSwitch::DropResults { every: 7 }, false)
         .await
         .unwrap();
     env.fleet
-        .set_fault(Fault::CorruptTraceIds { every: 5 }, false)
+        .set_fault(FleetSwitch::CorruptTraceIds { every: 5 }, false)
         .await
         .unwrap();
 

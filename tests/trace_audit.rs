@@ -2,7 +2,7 @@
 //! exports its hop spans to firedrill's OTLP receiver.
 
 use firedrill::commands::probe_config;
-use firedrill::fleet::faults::Fault;
+use firedrill::fleet::faults::FleetSwitch;
 use firedrill::local::LocalEnv;
 use firedrill::probe::run_probe;
 use firedrill::spec::{builtin_local_target, builtin_probes, Vars};
@@ -49,14 +49,14 @@ async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
     // Context dropped at session/prompt: every task names that hop (and its
     // child) missing, and the trace its spans escaped to.
     env.fleet
-        .set_fault(Fault::DropTraceContext, true)
+        .set_fault(FleetSwitch::DropTraceContext, true)
         .await
         .unwrap();
     let out = run_probe(&client, &probe_config(&spec, Some(30), Some(30)), None)
         .await
         .unwrap();
     env.fleet
-        .set_fault(Fault::DropTraceContext, false)
+        .set_fault(FleetSwitch::DropTraceContext, false)
         .await
         .unwrap();
     let (audits, _) = audit_tasks(&tree, &out.tasks, &source, Duration::from_secs(10)).await;

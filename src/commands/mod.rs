@@ -185,7 +185,7 @@ pub fn progress_bar(
     total: usize,
     what: &str,
 ) -> (
-    Option<crate::probe::run::Progress>,
+    Option<crate::probe::run::SettledFn>,
     Option<indicatif::ProgressBar>,
 ) {
     use std::io::IsTerminal;

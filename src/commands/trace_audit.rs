@@ -5,7 +5,7 @@ use crate::cli::TraceAuditArgs;
 use crate::clients::nats;
 use crate::clients::tempo::TempoClient;
 use crate::exit::ExitCode;
-use crate::fleet::Fault;
+use crate::fleet::FleetSwitch;
 use crate::local::LocalEnv;
 use crate::signals::shutdown_signal;
 use crate::trace::collect::{audit_tasks, SpanSource};
@@ -33,7 +33,7 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
     let faults = args
         .fleet_fault
         .iter()
-        .map(|f| f.parse::<Fault>())
+        .map(|f| f.parse::<FleetSwitch>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Usage(e.to_string()))?;
     if !faults.is_empty() && !plan.target.is_local() {

@@ -26,13 +26,12 @@ pub mod progress;
 pub mod recover;
 mod revert;
 pub mod runner;
-pub mod signal;
 pub mod timeline;
 pub mod trial;
 pub mod watch;
 
+pub use crate::signals::{install_signal_handlers, SignalSource, SignalTrigger};
 pub use env::{DrillEnv, DrillError, DrillOptions, DrillRun, RunOutcome, TriggerSender};
 pub use machine::{Notification, NotifiedAlert};
 pub use recover::{recover, RecoverReport};
 pub use runner::{check_can_drill, run_drills};
-pub use signal::{install_signal_handlers, SignalSource, SignalTrigger};

@@ -2,8 +2,8 @@
 
 use super::fault::{self, FaultContext, FaultRecord};
 use super::journal::{journal_paths, EntryStatus, Journal, JournalError};
-use super::signal::SignalSource;
 use crate::exit::ExitCode;
+use crate::signals::SignalSource;
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

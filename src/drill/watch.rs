@@ -6,9 +6,9 @@ use super::machine::{
     PollSource,
 };
 use super::progress::Progress;
-use super::signal::SignalSource;
 use crate::clients::alertmanager::Alertmanager;
 use crate::clients::prometheus::Prometheus;
+use crate::signals::SignalSource;
 use crate::stack::{AlertStatus, WebhookNotification};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;

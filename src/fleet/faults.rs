@@ -1,6 +1,6 @@
-//! Fault switches: which failure the fleet is pretending to have.
+//! Fleet switches: which failure the fleet is pretending to have.
 //!
-//! [`Fault`] and its parsing are pure; [`FaultSwitches`] is the lock-free
+//! [`FleetSwitch`] and its parsing are pure; [`FaultSwitches`] is the lock-free
 //! state the workers read on every task; [`TamperLog`] remembers which
 //! task results were dropped or corrupted, so a probe's findings can be
 //! checked against the truth.
@@ -21,7 +21,7 @@ pub const MAX_TAMPERED: usize = 100_000;
 
 /// A failure the fleet can simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fault {
+pub enum FleetSwitch {
     /// Worker pods report `ImagePullBackOff`.
     WorkerImageTag,
     /// Worker pods restart once a second.
@@ -45,7 +45,7 @@ pub enum Fault {
     DropTraceContext,
 }
 
-/// Names of all faults, in the order [`Fault::all_kinds`] lists them.
+/// Names of all faults, in the order [`FleetSwitch::all_kinds`] lists them.
 pub const FAULT_NAMES: [&str; 10] = [
     "worker-image-tag",
     "worker-crash",
@@ -59,23 +59,23 @@ pub const FAULT_NAMES: [&str; 10] = [
     "drop-trace-context",
 ];
 
-impl Fault {
+impl FleetSwitch {
     /// The seven faults behind the platform's structural alerts.
-    pub fn structural() -> [Fault; 7] {
+    pub fn structural() -> [FleetSwitch; 7] {
         [
-            Fault::WorkerImageTag,
-            Fault::WorkerCrash,
-            Fault::ConsumerStop,
-            Fault::KedaError,
-            Fault::CollectorDown,
-            Fault::OrchestratorDown,
-            Fault::StreamUnhealthy,
+            FleetSwitch::WorkerImageTag,
+            FleetSwitch::WorkerCrash,
+            FleetSwitch::ConsumerStop,
+            FleetSwitch::KedaError,
+            FleetSwitch::CollectorDown,
+            FleetSwitch::OrchestratorDown,
+            FleetSwitch::StreamUnhealthy,
         ]
     }
 
     /// One of each kind (parameterised ones with [`DEFAULT_EVERY`]).
-    pub fn all_kinds() -> [Fault; 10] {
-        let s = Fault::structural();
+    pub fn all_kinds() -> [FleetSwitch; 10] {
+        let s = FleetSwitch::structural();
         [
             s[0],
             s[1],
@@ -84,13 +84,13 @@ impl Fault {
             s[4],
             s[5],
             s[6],
-            Fault::DropResults {
+            FleetSwitch::DropResults {
                 every: DEFAULT_EVERY,
             },
-            Fault::CorruptTraceIds {
+            FleetSwitch::CorruptTraceIds {
                 every: DEFAULT_EVERY,
             },
-            Fault::DropTraceContext,
+            FleetSwitch::DropTraceContext,
         ]
     }
 
@@ -102,27 +102,33 @@ impl Fault {
     /// `every` of the parameterised faults.
     pub fn every(&self) -> Option<u32> {
         match self {
-            Fault::DropResults { every } | Fault::CorruptTraceIds { every } => Some(*every),
+            FleetSwitch::DropResults { every } | FleetSwitch::CorruptTraceIds { every } => {
+                Some(*every)
+            }
             _ => None,
         }
     }
 
     /// Builds a fault from its name and, for `drop-results` and
     /// `corrupt-trace-ids`, an optional `every` (default [`DEFAULT_EVERY`]).
-    pub fn from_name(name: &str, every: Option<u32>) -> Result<Fault, ParseFaultError> {
+    pub fn from_name(name: &str, every: Option<u32>) -> Result<FleetSwitch, ParseFaultError> {
         let slot = FAULT_NAMES.iter().position(|n| *n == name).ok_or_else(|| {
             ParseFaultError::Unknown {
                 name: name.to_string(),
             }
         })?;
-        let kind = Fault::all_kinds()[slot];
+        let kind = FleetSwitch::all_kinds()[slot];
         match (kind, every) {
             (_, Some(0)) => Err(ParseFaultError::BadEvery {
                 name: name.to_string(),
                 value: "0".to_string(),
             }),
-            (Fault::DropResults { .. }, Some(every)) => Ok(Fault::DropResults { every }),
-            (Fault::CorruptTraceIds { .. }, Some(every)) => Ok(Fault::CorruptTraceIds { every }),
+            (FleetSwitch::DropResults { .. }, Some(every)) => {
+                Ok(FleetSwitch::DropResults { every })
+            }
+            (FleetSwitch::CorruptTraceIds { .. }, Some(every)) => {
+                Ok(FleetSwitch::CorruptTraceIds { every })
+            }
             (_, Some(_)) => Err(ParseFaultError::NoEvery {
                 name: name.to_string(),
             }),
@@ -133,21 +139,21 @@ impl Fault {
     /// Index of this fault's kind in [`FAULT_NAMES`].
     pub(crate) fn slot(&self) -> usize {
         match self {
-            Fault::WorkerImageTag => 0,
-            Fault::WorkerCrash => 1,
-            Fault::ConsumerStop => 2,
-            Fault::KedaError => 3,
-            Fault::CollectorDown => 4,
-            Fault::OrchestratorDown => 5,
-            Fault::StreamUnhealthy => 6,
-            Fault::DropResults { .. } => 7,
-            Fault::CorruptTraceIds { .. } => 8,
-            Fault::DropTraceContext => 9,
+            FleetSwitch::WorkerImageTag => 0,
+            FleetSwitch::WorkerCrash => 1,
+            FleetSwitch::ConsumerStop => 2,
+            FleetSwitch::KedaError => 3,
+            FleetSwitch::CollectorDown => 4,
+            FleetSwitch::OrchestratorDown => 5,
+            FleetSwitch::StreamUnhealthy => 6,
+            FleetSwitch::DropResults { .. } => 7,
+            FleetSwitch::CorruptTraceIds { .. } => 8,
+            FleetSwitch::DropTraceContext => 9,
         }
     }
 }
 
-impl fmt::Display for Fault {
+impl fmt::Display for FleetSwitch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -155,13 +161,13 @@ impl fmt::Display for Fault {
 
 /// Parses `name` or, for the parameterised faults, `name:N`
 /// (e.g. `drop-results:5`).
-impl FromStr for Fault {
+impl FromStr for FleetSwitch {
     type Err = ParseFaultError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         match s.split_once(':') {
-            None => Fault::from_name(s, None),
+            None => FleetSwitch::from_name(s, None),
             Some((name, every)) => {
                 let every = every
                     .parse::<u32>()
@@ -169,14 +175,14 @@ impl FromStr for Fault {
                         name: name.to_string(),
                         value: every.to_string(),
                     })?;
-                Fault::from_name(name, Some(every))
+                FleetSwitch::from_name(name, Some(every))
             }
         }
     }
 }
 
 /// JSON form: `{"name": "drop-results", "every": 5}` (`every` only where it applies).
-impl Serialize for Fault {
+impl Serialize for FleetSwitch {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Json {
@@ -244,7 +250,7 @@ pub(crate) struct FaultSwitches {
 impl FaultSwitches {
     /// Turns a fault on or off; returns whether anything changed.
     /// Counting for every-Nth restarts when the fault is (re)configured.
-    pub(crate) fn set(&self, fault: Fault, on: bool) -> bool {
+    pub(crate) fn set(&self, fault: FleetSwitch, on: bool) -> bool {
         let value = if on { fault.every().unwrap_or(1) } else { 0 };
         let slot = fault.slot();
         let before = self.slots[slot].swap(value, Ordering::SeqCst);
@@ -258,20 +264,22 @@ impl FaultSwitches {
         before != value
     }
 
-    pub(crate) fn is_on(&self, fault: Fault) -> bool {
+    pub(crate) fn is_on(&self, fault: FleetSwitch) -> bool {
         self.slots[fault.slot()].load(Ordering::Relaxed) != 0
     }
 
     /// Active faults in [`FAULT_NAMES`] order.
-    pub(crate) fn active(&self) -> Vec<Fault> {
-        Fault::all_kinds()
+    pub(crate) fn active(&self) -> Vec<FleetSwitch> {
+        FleetSwitch::all_kinds()
             .into_iter()
             .filter_map(
                 |kind| match self.slots[kind.slot()].load(Ordering::SeqCst) {
                     0 => None,
                     every => Some(match kind {
-                        Fault::DropResults { .. } => Fault::DropResults { every },
-                        Fault::CorruptTraceIds { .. } => Fault::CorruptTraceIds { every },
+                        FleetSwitch::DropResults { .. } => FleetSwitch::DropResults { every },
+                        FleetSwitch::CorruptTraceIds { .. } => {
+                            FleetSwitch::CorruptTraceIds { every }
+                        }
                         plain => plain,
                     }),
                 },
@@ -336,54 +344,60 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for fault in Fault::all_kinds() {
-            assert_eq!(fault.to_string().parse::<Fault>(), Ok(fault));
-            assert_eq!(Fault::from_name(fault.name(), None), Ok(fault));
+        for fault in FleetSwitch::all_kinds() {
+            assert_eq!(fault.to_string().parse::<FleetSwitch>(), Ok(fault));
+            assert_eq!(FleetSwitch::from_name(fault.name(), None), Ok(fault));
         }
         assert_eq!(
-            "drop-results:5".parse::<Fault>(),
-            Ok(Fault::DropResults { every: 5 })
+            "drop-results:5".parse::<FleetSwitch>(),
+            Ok(FleetSwitch::DropResults { every: 5 })
         );
         assert_eq!(
-            "corrupt-trace-ids:3".parse::<Fault>(),
-            Ok(Fault::CorruptTraceIds { every: 3 })
+            "corrupt-trace-ids:3".parse::<FleetSwitch>(),
+            Ok(FleetSwitch::CorruptTraceIds { every: 3 })
         );
-        assert_eq!(Fault::DropResults { every: 5 }.to_string(), "drop-results");
+        assert_eq!(
+            FleetSwitch::DropResults { every: 5 }.to_string(),
+            "drop-results"
+        );
     }
 
     #[test]
     fn parse_errors_say_what_is_valid() {
-        let err = "worker-imagetag".parse::<Fault>().unwrap_err();
+        let err = "worker-imagetag".parse::<FleetSwitch>().unwrap_err();
         assert!(matches!(err, ParseFaultError::Unknown { .. }));
         let msg = err.to_string();
         for name in FAULT_NAMES {
             assert!(msg.contains(name), "{msg}");
         }
         assert!(matches!(
-            "drop-results:0".parse::<Fault>(),
+            "drop-results:0".parse::<FleetSwitch>(),
             Err(ParseFaultError::BadEvery { .. })
         ));
         assert!(matches!(
-            "drop-results:x".parse::<Fault>(),
+            "drop-results:x".parse::<FleetSwitch>(),
             Err(ParseFaultError::BadEvery { .. })
         ));
         assert!(matches!(
-            "worker-crash:2".parse::<Fault>(),
+            "worker-crash:2".parse::<FleetSwitch>(),
             Err(ParseFaultError::NoEvery { .. })
         ));
     }
 
     #[test]
     fn structural_are_the_seven_plain_faults() {
-        let s = Fault::structural();
+        let s = FleetSwitch::structural();
         assert_eq!(s.len(), 7);
         assert!(s.iter().all(|f| f.every().is_none()));
     }
 
     #[test]
     fn serializes_with_every_only_where_it_applies() {
-        let json =
-            serde_json::to_string(&[Fault::WorkerCrash, Fault::DropResults { every: 5 }]).unwrap();
+        let json = serde_json::to_string(&[
+            FleetSwitch::WorkerCrash,
+            FleetSwitch::DropResults { every: 5 },
+        ])
+        .unwrap();
         assert_eq!(
             json,
             r#"[{"name":"worker-crash"},{"name":"drop-results","every":5}]"#
@@ -402,11 +416,11 @@ mod tests {
     #[test]
     fn switches_are_idempotent_and_reset_counting() {
         let sw = FaultSwitches::default();
-        assert!(sw.set(Fault::WorkerCrash, true));
-        assert!(!sw.set(Fault::WorkerCrash, true));
-        assert!(sw.is_on(Fault::WorkerCrash));
+        assert!(sw.set(FleetSwitch::WorkerCrash, true));
+        assert!(!sw.set(FleetSwitch::WorkerCrash, true));
+        assert!(sw.is_on(FleetSwitch::WorkerCrash));
 
-        assert!(sw.set(Fault::DropResults { every: 3 }, true));
+        assert!(sw.set(FleetSwitch::DropResults { every: 3 }, true));
         let first: Vec<_> = (0..6).map(|_| sw.next_tamper()).collect();
         assert_eq!(
             first,
@@ -421,17 +435,20 @@ mod tests {
         );
         // Re-configuring restarts the count.
         sw.next_tamper();
-        assert!(sw.set(Fault::DropResults { every: 2 }, true));
+        assert!(sw.set(FleetSwitch::DropResults { every: 2 }, true));
         assert_eq!(sw.next_tamper(), None);
         assert_eq!(sw.next_tamper(), Some(TamperKind::Dropped));
 
         assert_eq!(
             sw.active(),
-            vec![Fault::WorkerCrash, Fault::DropResults { every: 2 }]
+            vec![
+                FleetSwitch::WorkerCrash,
+                FleetSwitch::DropResults { every: 2 }
+            ]
         );
         // Turning off ignores `every`.
-        assert!(sw.set(Fault::DropResults { every: 99 }, false));
-        assert!(sw.set(Fault::WorkerCrash, false));
+        assert!(sw.set(FleetSwitch::DropResults { every: 99 }, false));
+        assert!(sw.set(FleetSwitch::WorkerCrash, false));
         assert!(sw.active().is_empty());
         assert_eq!(sw.next_tamper(), None);
     }
@@ -439,8 +456,8 @@ mod tests {
     #[test]
     fn drop_wins_over_corrupt() {
         let sw = FaultSwitches::default();
-        sw.set(Fault::DropResults { every: 2 }, true);
-        sw.set(Fault::CorruptTraceIds { every: 1 }, true);
+        sw.set(FleetSwitch::DropResults { every: 2 }, true);
+        sw.set(FleetSwitch::CorruptTraceIds { every: 1 }, true);
         let seen: Vec<_> = (0..4).map(|_| sw.next_tamper()).collect();
         assert_eq!(
             seen,

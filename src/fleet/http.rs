@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::faults::{Fault, ParseFaultError, FAULT_NAMES};
+use super::faults::{FleetSwitch, ParseFaultError, FAULT_NAMES};
 use super::metrics::{self, KubeView};
 use super::Shared;
 
@@ -46,8 +46,8 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
     let kube = KubeView {
-        image_pull_backoff: shared.faults.is_on(Fault::WorkerImageTag),
-        orchestrator_down: shared.faults.is_on(Fault::OrchestratorDown),
+        image_pull_backoff: shared.faults.is_on(FleetSwitch::WorkerImageTag),
+        orchestrator_down: shared.faults.is_on(FleetSwitch::OrchestratorDown),
     };
     let nats = shared.nats_view().await;
     let body = metrics::render(&shared.metrics, kube, nats);
@@ -55,7 +55,7 @@ async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn collector_metrics(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.faults.is_on(Fault::CollectorDown) {
+    if shared.faults.is_on(FleetSwitch::CollectorDown) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "collector down (fleet fault collector-down)\n",
@@ -78,7 +78,7 @@ async fn collector_metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn list_faults(State(shared): State<Arc<Shared>>) -> Json<Vec<Fault>> {
+async fn list_faults(State(shared): State<Arc<Shared>>) -> Json<Vec<FleetSwitch>> {
     Json(shared.faults.active())
 }
 
@@ -114,7 +114,7 @@ async fn delete_fault(State(shared): State<Arc<Shared>>, Path(name): Path<String
 }
 
 async fn switch(shared: &Shared, name: &str, every: Option<u32>, on: bool) -> Response {
-    let fault = match Fault::from_name(name, every) {
+    let fault = match FleetSwitch::from_name(name, every) {
         Ok(f) => f,
         Err(e @ ParseFaultError::Unknown { .. }) => {
             return (

@@ -3,7 +3,7 @@
 //! Real JetStream consumers run tasks and publish [`ResultEnvelope`]s with
 //! the task's `trace_id`; `/metrics` exposes the families the platform's
 //! rules use (daedalus_*, kube-state-metrics, nats-surveyor and KEDA
-//! shaped); a switch per [`Fault`] makes every structural alert drillable
+//! shaped); a switch per [`FleetSwitch`] makes every structural alert drillable
 //! against a real Prometheus and Alertmanager.
 //!
 //! [`ResultEnvelope`]: crate::probe::envelope::ResultEnvelope
@@ -28,7 +28,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use config::FleetConfig;
-pub use faults::{Fault, ParseFaultError, TamperKind, Tampered};
+pub use faults::{FleetSwitch, ParseFaultError, TamperKind, Tampered};
 
 use faults::{FaultSwitches, TamperLog, MAX_TAMPERED};
 use metrics::{FleetMetrics, NatsView};
@@ -134,8 +134,8 @@ impl Shared {
     /// has no pull request open.
     async fn apply_pull(&self, exit: bool) {
         let run = !exit
-            && !self.faults.is_on(Fault::ConsumerStop)
-            && !self.faults.is_on(Fault::StreamUnhealthy);
+            && !self.faults.is_on(FleetSwitch::ConsumerStop)
+            && !self.faults.is_on(FleetSwitch::StreamUnhealthy);
         let mut epoch = 0;
         self.pull_ctl.send_modify(|c| {
             c.epoch += 1;
@@ -161,14 +161,14 @@ impl Shared {
         }
     }
 
-    async fn set_fault(&self, fault: Fault, on: bool) -> Result<(), FleetError> {
+    async fn set_fault(&self, fault: FleetSwitch, on: bool) -> Result<(), FleetError> {
         let _serial = self.fault_lock.lock().await;
         match fault {
-            Fault::ConsumerStop => {
+            FleetSwitch::ConsumerStop => {
                 self.faults.set(fault, on);
                 self.apply_pull(false).await;
             }
-            Fault::StreamUnhealthy if on => {
+            FleetSwitch::StreamUnhealthy if on => {
                 if !self.faults.set(fault, true) {
                     return Ok(());
                 }
@@ -179,7 +179,7 @@ impl Shared {
                     return Err(e);
                 }
             }
-            Fault::StreamUnhealthy => {
+            FleetSwitch::StreamUnhealthy => {
                 if !self.faults.is_on(fault) {
                     return Ok(());
                 }
@@ -324,10 +324,10 @@ async fn run_ticker(shared: Arc<Shared>) {
     tick.tick().await; // the first tick is immediate
     loop {
         tick.tick().await;
-        if shared.faults.is_on(Fault::WorkerCrash) {
+        if shared.faults.is_on(FleetSwitch::WorkerCrash) {
             shared.metrics.restart_workers();
         }
-        if shared.faults.is_on(Fault::KedaError) {
+        if shared.faults.is_on(FleetSwitch::KedaError) {
             shared.metrics.keda_error();
         }
     }
@@ -437,12 +437,12 @@ impl Fleet {
 
     /// Turns a fault on or off. Idempotent. Returns once the fault is in
     /// effect (e.g. the workers have stopped pulling, the consumer is gone).
-    pub async fn set_fault(&self, fault: Fault, on: bool) -> Result<(), FleetError> {
+    pub async fn set_fault(&self, fault: FleetSwitch, on: bool) -> Result<(), FleetError> {
         self.shared.set_fault(fault, on).await
     }
 
     /// Faults currently on, in [`faults::FAULT_NAMES`] order.
-    pub fn active_faults(&self) -> Vec<Fault> {
+    pub fn active_faults(&self) -> Vec<FleetSwitch> {
         self.shared.faults.active()
     }
 

@@ -19,7 +19,7 @@ const HOPS: [(&str, &str); 6] = [
     ("collector", "result publish"),
 ];
 
-/// Where [`crate::fleet::Fault::DropTraceContext`] loses the context.
+/// Where [`crate::fleet::FleetSwitch::DropTraceContext`] loses the context.
 pub(crate) const DROP_AT: &str = "session/prompt";
 
 /// The export request body for one task. With `drop_context`, the

@@ -250,7 +250,7 @@ async fn handle(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSema
             &parent,
             &task.task_id,
             task_started,
-            shared.faults.is_on(super::Fault::DropTraceContext),
+            shared.faults.is_on(super::FleetSwitch::DropTraceContext),
         );
         let (endpoint, http) = (endpoint.clone(), http.clone());
         // Off the task's path, as an SDK's batch exporter would be.

@@ -170,8 +170,8 @@ fn list_ids(ids: &[&str]) -> String {
     s
 }
 
-/// Progress callback: called with the number of tasks settled so far.
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+/// Progress callback (for a bar): called with the number of tasks settled so far.
+pub type SettledFn = Arc<dyn Fn(u64) + Send + Sync>;
 
 enum Settled {
     Completed { latency: Duration, trace_id: String },
@@ -188,7 +188,7 @@ struct Pending {
 pub async fn run_probe(
     client: &async_nats::Client,
     cfg: &ProbeConfig,
-    progress: Option<Progress>,
+    progress: Option<SettledFn>,
 ) -> Result<ProbeOutcome, ProbeError> {
     let js = async_nats::jetstream::new(client.clone());
     js.get_stream(&cfg.stream)
