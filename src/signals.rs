@@ -104,6 +104,27 @@ pub fn install_signal_handlers() -> std::io::Result<SignalSource> {
     Ok(source)
 }
 
+static SOURCE: OnceLock<SignalSource> = OnceLock::new();
+
+/// The process' signal source (installed on first use, inside the runtime).
+pub fn source() -> SignalSource {
+    SOURCE
+        .get_or_init(|| install_signal_handlers().expect("SIGINT/SIGTERM handlers install"))
+        .clone()
+}
+
+/// Resolves with the signal's name on the first SIGINT or SIGTERM (at once
+/// if one already arrived).
+pub async fn shutdown_signal() -> &'static str {
+    let mut s = source();
+    s.cancelled().await;
+    match s.last_name().as_str() {
+        "SIGINT" => "SIGINT",
+        "SIGTERM" => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,26 +168,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.last_name(), "SIGTERM");
-    }
-}
-
-static SOURCE: OnceLock<SignalSource> = OnceLock::new();
-
-/// The process' signal source (installed on first use, inside the runtime).
-pub fn source() -> SignalSource {
-    SOURCE
-        .get_or_init(|| install_signal_handlers().expect("SIGINT/SIGTERM handlers install"))
-        .clone()
-}
-
-/// Resolves with the signal's name on the first SIGINT or SIGTERM (at once
-/// if one already arrived).
-pub async fn shutdown_signal() -> &'static str {
-    let mut s = source();
-    s.cancelled().await;
-    match s.last_name().as_str() {
-        "SIGINT" => "SIGINT",
-        "SIGTERM" => "SIGTERM",
-        _ => "a signal",
     }
 }
