@@ -7,4 +7,4 @@ pub mod run;
 pub mod verdict;
 
 pub use run::{run_criteria, runtime_vars, window_seconds};
-pub use verdict::{evaluate, format_labels, NO_DATA, SNAPSHOT_PENDING};
+pub use verdict::{evaluate, NO_DATA, SNAPSHOT_PENDING};

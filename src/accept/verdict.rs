@@ -10,6 +10,7 @@
 //! [`SERIES_LISTED`] of them, worst first (see [`rank_worst_first`]).
 
 use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
+use crate::model::format_labels;
 use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict, SERIES_LISTED};
 use crate::spec::criteria::{CmpOp, Condition, Criterion, CriterionKind, Evidence, OnEmpty};
 use crate::spec::template::{self, QueryRenderError, Vars};
@@ -180,27 +181,6 @@ pub fn evidence_links(
         });
     }
     links
-}
-
-/// `{agent_type="copilot"}`, or `name{...}` when `__name__` is present;
-/// `{}` for an unlabelled series (a scalar, an aggregate over everything).
-pub fn format_labels(labels: &Labels) -> String {
-    let name = labels.get("__name__").map(String::as_str).unwrap_or("");
-    let inner: Vec<String> = labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "__name__")
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect();
-    if !name.is_empty() && inner.is_empty() {
-        return name.to_string();
-    }
-    format!("{name}{{{}}}", inner.join(", "))
 }
 
 fn base(

@@ -12,7 +12,7 @@ pub use snapshot_body::SnapshotSettings;
 
 use super::http::{client, max_response_bytes, read_body, send_with_retry, BodyError, TooLarge};
 use super::prometheus::Prometheus;
-use crate::report::model::RunWindow;
+use crate::model::RunWindow;
 use crate::report::snapshot::{SnapshotInfo, SnapshotOutcome};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

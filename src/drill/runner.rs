@@ -9,7 +9,7 @@
 
 use super::fault::{self, FaultContext, FaultRecord, Reverted};
 use super::journal::{scan, EntryStatus, Journal, JournalEntry, JournalError, Unrecovered};
-use super::machine::{fmt_labels, Decision, Machine, MachineConfig};
+use super::machine::{Decision, Machine, MachineConfig};
 use super::plan::{DrillPlan, TriggerPlan};
 use super::preflight::{preflight, MissingMetrics, PreflightInfo};
 use super::progress::{Progress, ProgressSink};
@@ -22,6 +22,7 @@ use super::watch::{
 use crate::clients::alertmanager::{Alertmanager, Matcher, NewSilence};
 use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
+use crate::model::{format_labels, secs};
 use crate::report::model::{DrillResult, DrillTrial, Link, ManualRecovery, RecoveryStep, Verdict};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -453,10 +454,6 @@ fn summary(r: &DrillResult) -> String {
     }
 }
 
-fn secs(ms: i64) -> String {
-    format!("{:.3}s", ms as f64 / 1000.0)
-}
-
 fn alert_links(plan: &DrillPlan, env: &DrillEnv, started: DateTime<Utc>) -> Vec<Link> {
     let end = env.clock.now();
     let range = (end - started).to_std().unwrap_or_default() + Duration::from_secs(60);
@@ -729,7 +726,7 @@ fn build_trial(
             && !m.other_labels().is_empty()
             && !reason.contains("other labels")
         {
-            let seen: Vec<String> = m.other_labels().iter().map(fmt_labels).collect();
+            let seen: Vec<String> = m.other_labels().iter().map(format_labels).collect();
             notes.push(format!(
                 "alerts with the right name but other labels: {}",
                 seen.join(", ")
@@ -978,7 +975,7 @@ async fn create_silence(
     let desc = format!(
         "Alertmanager silence for {}{} until {}",
         plan.alert,
-        fmt_labels(&plan.expect_labels),
+        format_labels(&plan.expect_labels),
         super::machine::fmt_time(ends_at)
     );
     let e = entry(plan, n, now, record, desc, Value::Null, json!(matchers));

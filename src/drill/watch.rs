@@ -2,8 +2,7 @@
 //! notifications, ticks, watches the cancel signal, and feeds the machine.
 
 use super::machine::{
-    alert_matches, fmt_labels, Decision, Labels, Machine, Notification, NotifiedAlert, Observation,
-    PollSource,
+    alert_matches, Decision, Labels, Machine, Notification, NotifiedAlert, Observation, PollSource,
 };
 use super::progress::Progress;
 use super::signal::SignalSource;
@@ -148,7 +147,7 @@ pub async fn wait_until_quiet(
                 "alert {alert}{} was already active before the inject and had not cleared {} later ({last}); \
                  a drill cannot time an alert that is already active, so nothing was injected. \
                  Find what keeps it active or wait until it resolves, then run the drill again",
-                fmt_labels(expect),
+                crate::model::format_labels(expect),
                 humantime::format_duration(Duration::from_secs(limit.as_secs()))
             ));
         }
