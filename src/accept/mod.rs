@@ -4,7 +4,11 @@
 //! renders the queries, asks Prometheus and attaches links.
 
 pub mod run;
+pub mod snapshot;
 pub mod verdict;
 
 pub use run::{run_criteria, runtime_vars, window_seconds};
-pub use verdict::{evaluate, NO_DATA, SNAPSHOT_PENDING};
+pub use snapshot::{
+    decide_snapshot_criteria, snapshot_name, snapshot_verdict, SnapshotOutcome, SNAPSHOT_PENDING,
+};
+pub use verdict::{evaluate, NO_DATA};

@@ -9,6 +9,7 @@
 //! Every series is judged and counted; the result lists only the worst
 //! [`SERIES_LISTED`] of them, worst first (see [`rank_worst_first`]).
 
+use super::snapshot::snapshot_verdict;
 use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
 use crate::model::format_labels;
 use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict, SERIES_LISTED};
@@ -18,9 +19,6 @@ use crate::spec::vars;
 
 /// Why an empty result is not a pass.
 pub const NO_DATA: &str = "no data: the query returned no series — the metric may not exist (rules and criteria on non-existent metrics silently never fire)";
-
-/// A snapshot criterion until the Grafana snapshot step decides it.
-pub const SNAPSHOT_PENDING: &str = "the Grafana snapshot step has not run yet";
 
 /// How many offending series a reason names before "and N more" (the
 /// report's series table lists up to [`SERIES_LISTED`]).
@@ -76,14 +74,11 @@ pub fn evaluate(
     decided(out, verdict, reason)
 }
 
-/// A snapshot criterion: `pending` until the snapshot step sets it; never a
-/// pass here.
+/// A snapshot criterion before the snapshot step: `pending`, by
+/// [`snapshot_verdict`] (which later decides it from the snapshot).
 pub fn snapshot_pending(criterion: &Criterion) -> CriterionResult {
-    decided(
-        base(criterion, None, None),
-        Verdict::Pending,
-        SNAPSHOT_PENDING.to_string(),
-    )
+    let (verdict, reason) = snapshot_verdict(None, false);
+    decided(base(criterion, None, None), verdict, reason)
 }
 
 /// A PromQL criterion whose query could not be rendered because the run has
