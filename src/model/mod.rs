@@ -5,6 +5,8 @@
 
 pub mod duration;
 pub mod labels;
+pub mod span;
+pub mod trace;
 pub mod value;
 pub mod verdict;
 pub mod window;

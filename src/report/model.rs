@@ -1,5 +1,6 @@
 //! The one `Report` value that runners fill and renderers read.
 
+use crate::model::trace::TraceAuditSummary;
 pub use crate::model::{RunWindow, Verdict};
 use crate::probe::ProbeOutcome;
 use chrono::{DateTime, Utc};
@@ -339,7 +340,7 @@ pub struct Report {
     pub validation: Vec<Finding>,
     /// Set by `trace-audit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_audit: Option<crate::trace::TraceAuditSummary>,
+    pub trace_audit: Option<TraceAuditSummary>,
 }
 
 impl Report {
