@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod labels;
+pub mod probe;
 pub mod span;
 pub mod trace;
 pub mod value;

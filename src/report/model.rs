@@ -1,8 +1,8 @@
 //! The one `Report` value that runners fill and renderers read.
 
+use crate::model::probe::ProbeOutcome;
 use crate::model::trace::TraceAuditSummary;
 pub use crate::model::{RunWindow, Verdict};
-use crate::probe::ProbeOutcome;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
