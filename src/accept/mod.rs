@@ -1,7 +1,10 @@
-//! Acceptance criteria: PromQL over the run window -> verdicts.
+//! Acceptance criteria: PromQL over the run window, and the run's Grafana
+//! snapshot -> verdicts.
 //!
-//! [`verdict`] decides from a query result (pure, table-tested); [`run`]
-//! renders the queries, asks Prometheus and attaches links.
+//! [`verdict`] decides a PromQL criterion from a query result and
+//! [`snapshot`] a snapshot criterion from the snapshot's outcome (both
+//! pure, table-tested); [`run`] renders the queries, asks Prometheus and
+//! attaches links.
 
 pub mod run;
 pub mod snapshot;
