@@ -147,8 +147,8 @@ pub enum Command {
     /// Audit trace context end to end: publish sentinels concurrently, collect
     /// their spans (local: firedrill's own OTLP receiver the fleet exports to;
     /// remote: the target's tempo_url) and check each task has one root, every
-    /// expected hop (`<probes-dir>/trace-tree.toml`, or the built-in Daedalus
-    /// tree), no orphan spans and its own trace id in the result envelope.
+    /// expected hop (`<probes-dir>/trace-tree.toml`, or the built-in tree),
+    /// no orphan spans and its own trace id in the result envelope.
     ///
     /// Example: firedrill trace-audit --target local --tasks 100
     TraceAudit(TraceAuditArgs),

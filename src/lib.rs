@@ -12,6 +12,7 @@ pub mod error;
 pub mod exit;
 pub mod fleet;
 pub mod local;
+pub mod model;
 pub mod probe;
 pub mod promql;
 pub mod report;

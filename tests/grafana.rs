@@ -8,10 +8,10 @@
 //! row holding a second panel (`up{job="$job"}`).
 
 use chrono::{DateTime, Utc};
-use firedrill::clients::grafana::{GrafanaClient, GrafanaError, SnapshotSettings};
+use firedrill::accept::{snapshot_name, snapshot_verdict, SnapshotOutcome};
+use firedrill::clients::grafana::{GrafanaClient, GrafanaError, SnapshotInfo, SnapshotSettings};
 use firedrill::clients::prometheus::Prometheus;
 use firedrill::report::model::RunWindow;
-use firedrill::report::snapshot::{ac5_verdict, snapshot_name, SnapshotInfo, SnapshotOutcome};
 use firedrill::report::Verdict;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -342,7 +342,7 @@ async fn snapshot_embeds_real_prometheus_data_and_reads_back() {
     assert_eq!(info.name, name);
     let expires_in = info.expires_at.unwrap() - Utc::now();
     assert!(expires_in > chrono::Duration::days(6), "{expires_in}");
-    let (verdict, reason) = ac5_verdict(&SnapshotOutcome::Created(info.clone()), true);
+    let (verdict, reason) = snapshot_verdict(Some(&SnapshotOutcome::Created(info.clone())), true);
     assert_eq!(verdict, Verdict::Pass, "{reason}");
     assert!(!reason.contains("snapshots-delete"), "{reason}");
     assert!(!format!("{info:?}").contains("snapshots-delete"));
@@ -452,7 +452,7 @@ async fn a_rejected_token_names_the_env_var_never_the_token() {
     assert!(msg.contains("Invalid API key [api-key.invalid]"), "{msg}");
     assert!(msg.contains("Editor"), "{msg}");
     assert!(!msg.contains(wrong) && !format!("{err:?}").contains(wrong));
-    let (v, _) = ac5_verdict(&SnapshotOutcome::from(Err(err)), false);
+    let (v, _) = snapshot_verdict(Some(&SnapshotOutcome::from(Err(err))), false);
     assert_eq!(v, Verdict::Error);
 }
 
@@ -520,7 +520,7 @@ async fn a_failed_read_back_fails_ac5_and_failed_panels_do_not_abort() {
     assert_eq!(t["queryType"], "snapshot");
     assert_eq!(t["snapshot"][0]["schema"]["fields"], json!([]));
 
-    let (v, reason) = ac5_verdict(&SnapshotOutcome::Created(info), false);
+    let (v, reason) = snapshot_verdict(Some(&SnapshotOutcome::Created(info)), false);
     assert_eq!(v, Verdict::Fail, "{reason}");
     assert!(reason.contains("reading it back failed"), "{reason}");
 }
@@ -536,15 +536,15 @@ async fn an_unreachable_grafana_is_a_dependency_error() {
     assert!(matches!(err, GrafanaError::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains(&base));
     assert!(err.to_string().contains("grafana_url"));
-    let (v, _) = ac5_verdict(&SnapshotOutcome::Failed(err.to_string()), true);
+    let (v, _) = snapshot_verdict(Some(&SnapshotOutcome::Failed(err.to_string())), true);
     assert_eq!(v, Verdict::Error);
 }
 
 #[test]
 fn no_grafana_on_the_target_skips_unless_required() {
     let outcome = SnapshotOutcome::NotConfigured("target `local` has no grafana_url".into());
-    assert_eq!(ac5_verdict(&outcome, false).0, Verdict::Skipped);
-    let (v, reason) = ac5_verdict(&outcome, true);
+    assert_eq!(snapshot_verdict(Some(&outcome), false).0, Verdict::Skipped);
+    let (v, reason) = snapshot_verdict(Some(&outcome), true);
     assert_eq!(v, Verdict::Fail);
     assert!(reason.contains("--require-snapshot") && reason.contains("grafana_url"));
 }

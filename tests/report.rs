@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use firedrill::accept::verdict::{evaluate, evidence_links};
 use firedrill::clients::prometheus::{decode, graph_url, QueryResult};
-use firedrill::probe::latency::{LatencyBucket, LatencySummary};
+use firedrill::model::probe::{LatencyBucket, LatencySummary};
 use firedrill::probe::{ProbeOutcome, SentinelRef};
 use firedrill::report::github::{self, GithubFiles};
 use firedrill::report::model::{

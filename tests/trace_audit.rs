@@ -4,11 +4,13 @@
 use firedrill::commands::probe_config;
 use firedrill::fleet::faults::FleetSwitch;
 use firedrill::local::LocalEnv;
+use firedrill::model::trace::Finding;
 use firedrill::probe::run_probe;
+use firedrill::spec::builtin_trace_tree;
 use firedrill::spec::{builtin_local_target, builtin_probes, Vars};
 use firedrill::trace::collect::{audit_tasks, SpanSource};
 use firedrill::trace::receiver::OtlpReceiver;
-use firedrill::trace::{summarize, Finding, TraceTree};
+use firedrill::trace::summarize;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -27,7 +29,7 @@ async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
     let client = firedrill::clients::nats::connect(&env.stack.nats_url, None)
         .await
         .unwrap();
-    let tree = TraceTree::daedalus();
+    let tree = builtin_trace_tree();
     let source = SpanSource::Local(receiver.store());
 
     // 100 tasks at once: every one a single, complete trace.

@@ -2,7 +2,7 @@
 //! client maps 404 to "trace not found".
 
 use firedrill::clients::tempo::TempoClient;
-use firedrill::trace::{decode_trace, IdEncoding, Span};
+use firedrill::model::span::{decode_trace, IdEncoding, Span};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

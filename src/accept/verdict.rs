@@ -9,7 +9,9 @@
 //! Every series is judged and counted; the result lists only the worst
 //! [`SERIES_LISTED`] of them, worst first (see [`rank_worst_first`]).
 
+use super::snapshot::snapshot_verdict;
 use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
+use crate::model::format_labels;
 use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict, SERIES_LISTED};
 use crate::spec::criteria::{CmpOp, Condition, Criterion, CriterionKind, Evidence, OnEmpty};
 use crate::spec::template::{self, QueryRenderError, Vars};
@@ -17,9 +19,6 @@ use crate::spec::vars;
 
 /// Why an empty result is not a pass.
 pub const NO_DATA: &str = "no data: the query returned no series — the metric may not exist (rules and criteria on non-existent metrics silently never fire)";
-
-/// A snapshot criterion until the Grafana snapshot step decides it.
-pub const SNAPSHOT_PENDING: &str = "the Grafana snapshot step has not run yet";
 
 /// How many offending series a reason names before "and N more" (the
 /// report's series table lists up to [`SERIES_LISTED`]).
@@ -75,14 +74,11 @@ pub fn evaluate(
     decided(out, verdict, reason)
 }
 
-/// A snapshot criterion: `pending` until the snapshot step sets it; never a
-/// pass here.
+/// A snapshot criterion before the snapshot step: `pending`, by
+/// [`snapshot_verdict`] (which later decides it from the snapshot).
 pub fn snapshot_pending(criterion: &Criterion) -> CriterionResult {
-    decided(
-        base(criterion, None, None),
-        Verdict::Pending,
-        SNAPSHOT_PENDING.to_string(),
-    )
+    let (verdict, reason) = snapshot_verdict(None, false);
+    decided(base(criterion, None, None), verdict, reason)
 }
 
 /// A PromQL criterion whose query could not be rendered because the run has
@@ -180,27 +176,6 @@ pub fn evidence_links(
         });
     }
     links
-}
-
-/// `{agent_type="copilot"}`, or `name{...}` when `__name__` is present;
-/// `{}` for an unlabelled series (a scalar, an aggregate over everything).
-pub fn format_labels(labels: &Labels) -> String {
-    let name = labels.get("__name__").map(String::as_str).unwrap_or("");
-    let inner: Vec<String> = labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "__name__")
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect();
-    if !name.is_empty() && inner.is_empty() {
-        return name.to_string();
-    }
-    format!("{name}{{{}}}", inner.join(", "))
 }
 
 fn base(

@@ -1,4 +1,5 @@
 use super::*;
+use crate::accept::SNAPSHOT_PENDING;
 use crate::clients::prometheus::{decode, MatrixSeries, VectorSample};
 use crate::spec::criteria::CmpOp;
 use crate::spec::SourceLoc;

@@ -3,7 +3,7 @@
 //! commented on by later runs). Talks to `GITHUB_API_URL` through octocrab,
 //! so GitHub Enterprise Server and test doubles work the same way.
 
-use crate::report::model::Verdict;
+use crate::model::Verdict;
 use octocrab::models::issues::Issue;
 use octocrab::params::checks::{CheckRunConclusion, CheckRunOutput, CheckRunStatus};
 use octocrab::Octocrab;

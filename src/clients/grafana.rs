@@ -12,11 +12,10 @@ pub use snapshot_body::SnapshotSettings;
 
 use super::http::{client, max_response_bytes, read_body, send_with_retry, BodyError, TooLarge};
 use super::prometheus::Prometheus;
-use crate::report::model::RunWindow;
-use crate::report::snapshot::{SnapshotInfo, SnapshotOutcome};
+use crate::model::RunWindow;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use snapshot_body::{QueryOutcome, SnapshotPlan};
 use std::collections::BTreeMap;
@@ -120,14 +119,48 @@ pub enum GrafanaError {
     },
 }
 
-impl From<Result<SnapshotInfo, GrafanaError>> for SnapshotOutcome {
-    /// `snapshot_run`'s result as the report records it: an error before
-    /// anything was created becomes `Failed` with the error's text.
-    fn from(r: Result<SnapshotInfo, GrafanaError>) -> Self {
-        match r {
-            Ok(info) => SnapshotOutcome::Created(info),
-            Err(e) => SnapshotOutcome::Failed(e.to_string()),
-        }
+/// A snapshot firedrill created of a dashboard, scoped to the run window.
+///
+/// `delete_url` lets whoever holds it delete the snapshot without logging in,
+/// so it belongs only in the JSON report (the artifact a run's owner keeps
+/// to clean up). Never log it and never render it into the markdown report,
+/// the console or the GitHub step summary. For that reason `Debug` prints it
+/// redacted: a stray `{:?}` in a log line cannot leak it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Where a reviewer opens the snapshot.
+    pub url: String,
+    pub key: String,
+    /// Deletes the snapshot, no login needed: JSON report only.
+    pub delete_url: String,
+    pub dashboard_uid: String,
+    pub name: String,
+    /// `None` when the snapshot never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Panels whose data is embedded.
+    pub panels: usize,
+    /// Series embedded across all panels.
+    pub series: usize,
+    /// True once Grafana served the snapshot back with the embedded panels.
+    pub verified: bool,
+    /// Panels that show no data and why; read-back problems.
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Debug for SnapshotInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotInfo")
+            .field("url", &self.url)
+            .field("key", &self.key)
+            .field("delete_url", &"<redacted>")
+            .field("dashboard_uid", &self.dashboard_uid)
+            .field("name", &self.name)
+            .field("expires_at", &self.expires_at)
+            .field("panels", &self.panels)
+            .field("series", &self.series)
+            .field("verified", &self.verified)
+            .field("notes", &self.notes)
+            .finish()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Prometheus HTTP API: queries, rules, alerts, series.
 
 use super::http::{client, max_response_bytes, read_body, send_with_retry, BodyError, TooLarge};
+use crate::model::parse_value;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -42,16 +43,6 @@ pub struct Sample(pub f64, pub String);
 impl Sample {
     pub fn value(&self) -> f64 {
         parse_value(&self.1)
-    }
-}
-
-/// Prometheus' float format: `NaN`, `+Inf`, `-Inf` or a number.
-pub fn parse_value(s: &str) -> f64 {
-    match s {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        other => other.parse().unwrap_or(f64::NAN),
     }
 }
 
@@ -478,14 +469,6 @@ mod tests {
             matches!(err, PromError::Http { status: 200, .. }),
             "{err:?}"
         );
-    }
-
-    #[test]
-    fn special_values() {
-        assert!(parse_value("NaN").is_nan());
-        assert_eq!(parse_value("+Inf"), f64::INFINITY);
-        assert_eq!(parse_value("-Inf"), f64::NEG_INFINITY);
-        assert_eq!(parse_value("1e+00"), 1.0);
     }
 
     #[test]

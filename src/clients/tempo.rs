@@ -1,6 +1,6 @@
 //! Tempo's trace-by-id API (v1 `/api/traces/<id>`), decoded into [`Span`]s.
 
-use crate::trace::spans::{decode_trace, IdEncoding, Span};
+use crate::model::span::{decode_trace, IdEncoding, Span};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]

@@ -86,7 +86,7 @@ pub fn print_drills(report: &Report) {
         for t in &d.trials {
             let fire = t
                 .time_to_fire_ms
-                .map(|ms| format!("{:.3} s", ms as f64 / 1000.0))
+                .map(crate::model::human_ms)
                 .unwrap_or_else(|| "never".into());
             println!("  trial {}: {} time to fire {fire}", t.trial, t.verdict);
         }

@@ -2,13 +2,13 @@
 //! and publishing the report to GitHub.
 
 use super::*;
-use crate::accept::{run_criteria, runtime_vars};
+use crate::accept::{
+    decide_snapshot_criteria, run_criteria, runtime_vars, snapshot_name, SnapshotOutcome,
+};
 use crate::clients::grafana::GrafanaClient;
 use crate::clients::prometheus::Prometheus;
 use crate::probe::SentinelRef;
 use crate::report::model::{CriterionResult, SnapshotSummary};
-use crate::report::snapshot::{ac5_verdict, snapshot_name, SnapshotOutcome};
-use crate::spec::CriterionKind;
 use std::time::Duration;
 
 /// Runs every probe of the plan in turn, with a progress bar on a TTY.
@@ -89,19 +89,10 @@ pub async fn snapshot(
     )
 }
 
-/// Sets every snapshot-kind criterion (AC5) from the snapshot's outcome and
-/// records the snapshot in the report.
+/// Passes the snapshot's outcome to the criteria it decides (see
+/// [`crate::accept::snapshot`]) and records the snapshot in the report.
 pub fn apply_snapshot(report: &mut Report, plan: &Plan, outcome: &SnapshotOutcome, require: bool) {
-    let (verdict, reason) = ac5_verdict(outcome, require);
-    for c in &mut report.criteria {
-        let is_snapshot = plan
-            .criterion(&c.id)
-            .is_some_and(|spec| matches!(spec.kind, CriterionKind::Snapshot));
-        if is_snapshot {
-            c.verdict = verdict;
-            c.reason = reason.clone();
-        }
-    }
+    decide_snapshot_criteria(&mut report.criteria, &plan.criteria, outcome, require);
     if let SnapshotOutcome::Created(info) = outcome {
         report.snapshot = Some(SnapshotSummary {
             url: info.url.clone(),

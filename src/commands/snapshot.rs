@@ -1,10 +1,10 @@
 //! `firedrill snapshot`: a Grafana snapshot of a dashboard over a range.
 
 use super::*;
+use crate::accept::SnapshotOutcome;
 use crate::cli::SnapshotArgs;
 use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
-use crate::report::snapshot::SnapshotOutcome;
 
 pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error> {
     let plan = load(global, &args.target)?;

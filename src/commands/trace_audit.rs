@@ -7,11 +7,12 @@ use crate::clients::tempo::TempoClient;
 use crate::exit::ExitCode;
 use crate::fleet::FleetSwitch;
 use crate::local::LocalEnv;
+use crate::model::trace::{TraceAuditSummary, TraceTree};
 use crate::signals::shutdown_signal;
+use crate::spec::{builtin_trace_tree, load_trace_tree, TREE_FILE};
 use crate::trace::collect::{audit_tasks, SpanSource};
 use crate::trace::receiver::OtlpReceiver;
-use crate::trace::tree::{TraceTree, TREE_FILE};
-use crate::trace::{summarize, TraceAuditSummary};
+use crate::trace::summarize;
 use chrono::Utc;
 use std::time::Instant;
 
@@ -144,12 +145,12 @@ pub fn tree_for(global: &Global, explicit: Option<&std::path::Path>) -> Result<T
         None => {
             let p = global.probes_dir.join(TREE_FILE);
             if !p.is_file() {
-                return Ok(TraceTree::daedalus());
+                return Ok(builtin_trace_tree());
             }
             p
         }
     };
-    TraceTree::load(&path).map_err(|e| Error::Usage(e.to_string()))
+    Ok(load_trace_tree(&path)?)
 }
 
 /// Console summary: counts, then missing hops.

@@ -6,8 +6,9 @@
 use super::timeline::{EventKind, Timeline};
 use crate::clients::alertmanager::AmAlert;
 use crate::clients::prometheus::PromAlert;
+use crate::model::{format_labels, secs};
 use crate::timemath::{after, before, delta};
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -622,7 +623,7 @@ impl Machine {
                 Decision::Fail(format!(
                     "alert {} fired {} after the fault was injected, later than the {} deadline",
                     self.cfg.alert,
-                    fmt_delta(ttf),
+                    secs(ttf.num_milliseconds()),
                     humantime::format_duration(self.cfg.deadline)
                 ))
             };
@@ -668,12 +669,12 @@ impl Machine {
             humantime::format_duration(self.cfg.deadline)
         );
         if !self.other_labels.is_empty() {
-            let seen: Vec<String> = self.other_labels.iter().map(fmt_labels).collect();
+            let seen: Vec<String> = self.other_labels.iter().map(format_labels).collect();
             r.push_str(&format!(
                 "; an alert named {} was active with other labels, which is not a match: {} (expected {})",
                 self.cfg.alert,
                 seen.join(", "),
-                fmt_labels(&self.cfg.expect_labels)
+                format_labels(&self.cfg.expect_labels)
             ));
         }
         if !self.cfg.missing_metrics.is_empty() {
@@ -723,16 +724,6 @@ pub fn alert_matches(labels: &Labels, alert: &str, expect: &Labels) -> bool {
 
 pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn fmt_delta(d: TimeDelta) -> String {
-    format!("{:.3}s", d.num_milliseconds() as f64 / 1000.0)
-}
-
-/// `{a="1", b="2"}`, as PromQL writes label sets.
-pub fn fmt_labels(l: &Labels) -> String {
-    let inner: Vec<String> = l.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("{{{}}}", inner.join(", "))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::clients::alertmanager::{AmAlertStatus, AmReceiver};
+use chrono::TimeDelta;
 
 /// Inject starts at T0 and is done 100 ms later; offsets are seconds from T0.
 fn t(secs: f64) -> DateTime<Utc> {
@@ -498,14 +499,6 @@ fn status_for_progress() {
     m.reverted(t(7.0));
     assert_eq!(m.status(t(8.0)).phase, Phase::Resolving);
     assert_eq!(m.status(t(8.0)).limit, Duration::from_secs(120));
-}
-
-#[test]
-fn formats_labels_like_promql() {
-    assert_eq!(
-        fmt_labels(&labels(&[("a", "1"), ("b", "x")])),
-        "{a=\"1\", b=\"x\"}"
-    );
 }
 
 #[test]

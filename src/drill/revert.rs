@@ -5,10 +5,10 @@
 use super::env::DrillEnv;
 use super::fault::{self, FaultRecord, Reverted};
 use super::journal::{EntryStatus, Journal, JournalEntry};
-use super::machine::fmt_labels;
 use super::progress::Progress;
 use super::watch::lock;
 use crate::clients::alertmanager::{Matcher, NewSilence};
+use crate::model::format_labels;
 use crate::spec::drill::DrillSpec;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -59,7 +59,7 @@ pub(crate) async fn create_silence(
     let desc = format!(
         "Alertmanager silence for {}{} until {}",
         plan.alert,
-        fmt_labels(&plan.expect_labels),
+        format_labels(&plan.expect_labels),
         super::machine::fmt_time(ends_at)
     );
     let e = JournalEntry::injecting(plan, n, now, record, desc, Value::Null, json!(matchers));

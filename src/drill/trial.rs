@@ -4,9 +4,11 @@
 //! clock: table-tested without a network (see `trial_tests.rs`).
 
 use super::journal::JournalEntry;
-use super::machine::{fmt_labels, Decision, Machine};
+use super::machine::{Decision, Machine};
 use super::preflight::{PreflightError, PreflightInfo};
 use super::timeline::{stats, EventKind, Timeline};
+use crate::model::duration::secs;
+use crate::model::format_labels;
 use crate::report::model::{DrillResult, DrillTrial, ManualRecovery, RecoveryStep, Verdict};
 use crate::spec::drill::DrillSpec;
 use chrono::{DateTime, Utc};
@@ -116,7 +118,7 @@ pub fn judge(f: TrialFacts) -> DrillTrial {
             && !m.other_labels().is_empty()
             && !reason.contains("other labels")
         {
-            let seen: Vec<String> = m.other_labels().iter().map(fmt_labels).collect();
+            let seen: Vec<String> = m.other_labels().iter().map(format_labels).collect();
             notes.push(format!(
                 "alerts with the right name but other labels: {}",
                 seen.join(", ")
@@ -223,10 +225,6 @@ fn summary(r: &DrillResult) -> String {
         ),
         None => "no trial ran".into(),
     }
-}
-
-fn secs(ms: i64) -> String {
-    format!("{:.3}s", ms as f64 / 1000.0)
 }
 
 /// What to do by hand when a revert failed: retry with `recover`, then each

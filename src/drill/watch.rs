@@ -2,17 +2,13 @@
 //! notifications, ticks, watches the cancel signal, and feeds the machine.
 
 use super::machine::{
-    alert_matches, fmt_labels, Decision, Labels, Machine, Notification, NotifiedAlert, Observation,
-    PollSource,
+    alert_matches, Decision, Labels, Machine, Notification, Observation, PollSource,
 };
 use super::progress::Progress;
 use crate::clients::alertmanager::Alertmanager;
 use crate::clients::prometheus::Prometheus;
 use crate::signals::SignalSource;
-use crate::stack::{AlertStatus, WebhookNotification};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -134,7 +130,7 @@ pub async fn wait_until_quiet(
                 "alert {alert}{} was already active before the inject and had not cleared {} later ({last}); \
                  a drill cannot time an alert that is already active, so nothing was injected. \
                  Find what keeps it active or wait until it resolves, then run the drill again",
-                fmt_labels(expect),
+                crate::model::format_labels(expect),
                 humantime::format_duration(Duration::from_secs(limit.as_secs()))
             ));
         }
@@ -241,7 +237,8 @@ async fn poll(s: &Sources, alert: &str) -> Vec<Observation> {
 pub type NotificationFeed = broadcast::Sender<Notification>;
 
 /// Forwards another receiver's notifications (e.g. the local stack's webhook
-/// receiver) into a feed the drill runner can subscribe to.
+/// receiver, whose conversion lives in `stack::webhook`) into a feed the
+/// drill runner can subscribe to.
 pub fn forward<T>(mut rx: broadcast::Receiver<T>) -> NotificationFeed
 where
     T: Clone + Send + 'static,
@@ -263,115 +260,9 @@ where
     tx
 }
 
-/// The local stack's receiver: `forward(stack.webhook.subscribe())`.
-impl From<WebhookNotification> for Notification {
-    fn from(n: WebhookNotification) -> Self {
-        let status = |s: AlertStatus| match s {
-            AlertStatus::Firing => "firing".to_string(),
-            AlertStatus::Resolved => "resolved".to_string(),
-        };
-        Notification {
-            received_at: n.received_at,
-            status: status(n.payload.status),
-            alerts: n
-                .payload
-                .alerts
-                .iter()
-                .map(|a| NotifiedAlert {
-                    status: status(a.status),
-                    labels: a.labels.clone(),
-                    starts_at: a.starts_at,
-                    ends_at: a.ended_at(),
-                })
-                .collect(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct WebhookBody {
-    status: String,
-    alerts: Vec<WebhookAlert>,
-}
-
-#[derive(Deserialize)]
-struct WebhookAlert {
-    status: String,
-    labels: BTreeMap<String, String>,
-    #[serde(rename = "startsAt")]
-    starts_at: DateTime<Utc>,
-    #[serde(rename = "endsAt")]
-    ends_at: Option<DateTime<Utc>>,
-}
-
-/// Decodes an Alertmanager webhook (version 4) body received at `received_at`.
-pub fn parse_webhook(
-    received_at: DateTime<Utc>,
-    body: &[u8],
-) -> Result<Notification, serde_json::Error> {
-    let b: WebhookBody = serde_json::from_slice(body)?;
-    Ok(Notification {
-        received_at,
-        status: b.status,
-        alerts: b
-            .alerts
-            .into_iter()
-            .map(|a| NotifiedAlert {
-                status: a.status,
-                labels: a.labels,
-                starts_at: a.starts_at,
-                // Alertmanager writes 0001-01-01T00:00:00Z for "no end yet".
-                ends_at: a.ends_at.filter(|t| t.timestamp() > 0),
-            })
-            .collect(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        crate::test_fixtures::bytes(&format!("alertmanager/{name}"))
-    }
-
-    #[test]
-    fn decodes_firing_and_resolved_webhooks() {
-        let at = Utc::now();
-        let f = parse_webhook(at, &fixture("webhook-firing.json")).unwrap();
-        assert_eq!(f.status, "firing");
-        assert_eq!(f.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
-        assert_eq!(
-            f.alerts[0].starts_at.to_rfc3339(),
-            "2026-11-23T09:54:54.851+00:00"
-        );
-        assert_eq!(f.alerts[0].ends_at, None);
-        let r = parse_webhook(at, &fixture("webhook-resolved.json")).unwrap();
-        assert_eq!(r.status, "resolved");
-        assert_eq!(
-            r.alerts[0].ends_at.unwrap().to_rfc3339(),
-            "2026-11-23T09:54:58.851+00:00"
-        );
-    }
-
-    #[test]
-    fn maps_the_stack_receivers_notifications() {
-        let payload: crate::stack::WebhookPayload =
-            serde_json::from_slice(&fixture("webhook-resolved.json")).unwrap();
-        let at = Utc::now();
-        let n = Notification::from(WebhookNotification {
-            received_at: at,
-            payload,
-        });
-        assert_eq!(n.received_at, at);
-        assert_eq!(n.status, "resolved");
-        assert_eq!(n.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
-        assert!(n.alerts[0].ends_at.is_some());
-        assert_eq!(
-            n,
-            parse_webhook(at, &fixture("webhook-resolved.json")).unwrap()
-        );
-    }
 
     #[derive(Clone, Debug)]
     struct Other(DateTime<Utc>);

@@ -5,11 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::model::span::TASK_ID_ATTR;
 use crate::probe::traceparent::TraceParent;
-use crate::trace::spans::TASK_ID_ATTR;
 
 /// The hops after the probe's `publish`, each with its parent hop.
-/// Must match [`crate::trace::TraceTree::daedalus`].
+/// Must match the built-in trace tree (`src/spec/builtin/trace-tree.toml`).
 const HOPS: [(&str, &str); 6] = [
     ("consume", "publish"),
     ("session/new", "consume"),
@@ -81,7 +81,8 @@ pub(crate) fn task_spans(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{audit_task, decode_trace, IdEncoding, Span, TaskTrace, TraceTree};
+    use crate::model::span::{decode_trace, IdEncoding, Span};
+    use crate::trace::{audit_task, TaskTrace};
 
     fn audit(drop_context: bool) -> Vec<String> {
         let tp = TraceParent::random();
@@ -106,7 +107,7 @@ mod tests {
             root_span_id: tp.span_id_hex(),
             envelope_trace_id: Some(tp.trace_id_hex()),
         };
-        audit_task(&TraceTree::daedalus(), &task, &spans, &escaped)
+        audit_task(&crate::spec::builtin_trace_tree(), &task, &spans, &escaped)
             .findings
             .iter()
             .map(|f| f.to_string())

@@ -1,7 +1,7 @@
 //! HDR latency recording for round trips.
 
+use crate::model::probe::{LatencyBucket, LatencySummary};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Round-trip latencies in microseconds, 1 µs .. 1 h, 3 significant digits.
@@ -62,26 +62,6 @@ impl Latencies {
         }
         out
     }
-}
-
-/// Percentiles of one probe's round trips, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub min_ms: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    pub mean_ms: f64,
-    /// Non-cumulative counts per bucket `(previous le, le_ms]`.
-    pub buckets: Vec<LatencyBucket>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyBucket {
-    pub le_ms: f64,
-    pub count: u64,
 }
 
 #[cfg(test)]

@@ -5,6 +5,5 @@ pub mod latency;
 pub mod run;
 pub mod traceparent;
 
-pub use run::{
-    publish_only, run_probe, ProbeConfig, ProbeError, ProbeOutcome, SentTask, SentinelRef,
-};
+pub use crate::model::probe::{ProbeOutcome, SentTask, SentinelRef};
+pub use run::{publish_only, run_probe, ProbeConfig, ProbeError};

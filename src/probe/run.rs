@@ -1,11 +1,13 @@
 //! The sentinel probe: publish tasks with fresh trace context, await results.
 
 use super::envelope::{ResultEnvelope, TaskMessage, MSG_ID_HEADER, TRACEPARENT_HEADER};
-use super::latency::{Latencies, LatencySummary};
+use super::latency::Latencies;
 use super::traceparent::TraceParent;
-use chrono::{DateTime, Utc};
+use crate::model::probe::{
+    LatencySummary, ProbeOutcome, PublishFailure, SentTask, SentinelRef, TraceMismatch,
+};
+use chrono::Utc;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,134 +42,6 @@ pub enum ProbeError {
         stream: String,
         reason: String,
     },
-}
-
-/// A task the worker answered with a different trace id than it was sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceMismatch {
-    pub task_id: String,
-    pub sent: String,
-    pub received: String,
-}
-
-/// One sentinel as sent and answered, for audits that follow its trace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SentTask {
-    pub task_id: String,
-    pub trace_id: String,
-    /// The `traceparent`'s span id: the probe's publish span.
-    pub span_id: String,
-    /// The result envelope's `trace_id`; `None` if no result came.
-    pub envelope_trace_id: Option<String>,
-}
-
-/// A task whose publish was not acknowledged by JetStream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PublishFailure {
-    pub task_id: String,
-    pub reason: String,
-}
-
-/// The first sentinel of a run, for templates (`{{sentinel.task_id}}`) and links.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SentinelRef {
-    pub task_id: String,
-    pub trace_id: String,
-}
-
-/// Everything a probe run observed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeOutcome {
-    pub name: String,
-    pub subject: String,
-    pub agent_type: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub sent: u64,
-    pub acked: u64,
-    pub completed: u64,
-    pub timed_out: Vec<String>,
-    pub duplicated: Vec<String>,
-    pub trace_mismatches: Vec<TraceMismatch>,
-    pub publish_failures: Vec<PublishFailure>,
-    pub latency: LatencySummary,
-    /// Completed round trips per second of wall time.
-    pub throughput_per_s: f64,
-    pub sentinel: Option<SentinelRef>,
-    /// Every task sent, in publish order (not in the report: it can be
-    /// 10 000 long; the trace audit reads it).
-    #[serde(skip)]
-    pub tasks: Vec<SentTask>,
-}
-
-impl ProbeOutcome {
-    /// A probe passes when every task came back in time with its own trace id.
-    pub fn passed(&self) -> bool {
-        self.sent > 0
-            && self.timed_out.is_empty()
-            && self.trace_mismatches.is_empty()
-            && self.publish_failures.is_empty()
-            && self.completed == self.sent
-    }
-
-    /// One line per failure class, naming the task ids (capped).
-    pub fn failure_reasons(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.sent == 0 {
-            out.push("no sentinel was sent".to_string());
-        }
-        if !self.publish_failures.is_empty() {
-            let ids: Vec<&str> = self
-                .publish_failures
-                .iter()
-                .map(|f| f.task_id.as_str())
-                .collect();
-            out.push(format!(
-                "{} publish(es) not acknowledged by JetStream ({}): {}",
-                ids.len(),
-                self.publish_failures[0].reason,
-                list_ids(&ids)
-            ));
-        }
-        if !self.timed_out.is_empty() {
-            let ids: Vec<&str> = self.timed_out.iter().map(String::as_str).collect();
-            out.push(format!(
-                "{} task(s) timed out: {}",
-                ids.len(),
-                list_ids(&ids)
-            ));
-        }
-        if !self.trace_mismatches.is_empty() {
-            let ids: Vec<&str> = self
-                .trace_mismatches
-                .iter()
-                .map(|m| m.task_id.as_str())
-                .collect();
-            out.push(format!(
-                "{} result(s) carried a different trace_id: {}",
-                ids.len(),
-                list_ids(&ids)
-            ));
-        }
-        out
-    }
-}
-
-fn list_ids(ids: &[&str]) -> String {
-    const SHOWN: usize = 20;
-    let mut s = ids
-        .iter()
-        .take(SHOWN)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if ids.len() > SHOWN {
-        s.push_str(&format!(
-            " … and {} more (see report.json)",
-            ids.len() - SHOWN
-        ));
-    }
-    s
 }
 
 /// Progress callback (for a bar): called with the number of tasks settled so far.

@@ -100,7 +100,7 @@ fn criterion_values(c: &CriterionResult) -> String {
             if v.labels.is_empty() {
                 v.value.clone()
             } else {
-                format!("{} = {}", crate::accept::format_labels(&v.labels), v.value)
+                format!("{} = {}", crate::model::format_labels(&v.labels), v.value)
             }
         })
         .collect();

@@ -109,11 +109,11 @@ fn criterion(c: &CriterionResult) -> TestCase {
         let _ = writeln!(
             out,
             "{} = {} ({})",
-            crate::accept::format_labels(&v.labels),
+            crate::model::format_labels(&v.labels),
             v.value,
             if v.passed {
                 "pass"
-            } else if crate::clients::prometheus::parse_value(&v.value).is_finite() {
+            } else if crate::model::parse_value(&v.value).is_finite() {
                 "fail"
             } else {
                 "not a finite number"

@@ -9,6 +9,7 @@ use super::model::{
     CriterionResult, DrillResult, DrillTrial, Link, ProbeResult, Report, SeriesValue, Severity,
     TimingStats, Verdict,
 };
+use crate::model::human_ms;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -350,11 +351,11 @@ fn unlisted(c: &CriterionResult) -> String {
 }
 
 fn series_labels(v: &SeriesValue) -> String {
-    crate::accept::format_labels(&v.labels)
+    crate::model::format_labels(&v.labels)
 }
 
 fn series_mark(v: &SeriesValue) -> &'static str {
-    let value = crate::clients::prometheus::parse_value(&v.value);
+    let value = crate::model::parse_value(&v.value);
     if !value.is_finite() {
         "⚠️ not a finite number"
     } else if v.passed {
@@ -500,7 +501,7 @@ fn trial_labels(t: &DrillTrial) -> String {
     if t.alert_labels.is_empty() {
         return String::new();
     }
-    crate::accept::format_labels(&t.alert_labels)
+    crate::model::format_labels(&t.alert_labels)
 }
 
 /// Gantt phases: (task name, start event candidates in order, end event).
@@ -789,16 +790,6 @@ fn mermaid_text(s: &str) -> String {
 
 fn utc(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
-}
-
-/// `1234` -> `1.234 s`, `61000` -> `1m 1s`.
-pub fn human_ms(ms: i64) -> String {
-    if ms.abs() < 60_000 {
-        format!("{:.3} s", ms as f64 / 1000.0)
-    } else {
-        humantime::format_duration(std::time::Duration::from_secs((ms / 1000).unsigned_abs()))
-            .to_string()
-    }
 }
 
 /// [`human_ms`] with an explicit sign for offsets (`+0.695 s`, `-0.120 s`).

@@ -7,7 +7,6 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod model;
-pub mod snapshot;
 pub mod write;
 
 pub use model::{Report, Verdict};

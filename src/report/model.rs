@@ -1,6 +1,8 @@
 //! The one `Report` value that runners fill and renderers read.
 
-use crate::probe::ProbeOutcome;
+use crate::model::probe::ProbeOutcome;
+use crate::model::trace::TraceAuditSummary;
+pub use crate::model::{RunWindow, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,45 +16,6 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// still evaluated and counted; the rest are left out so that an answer of
 /// thousands of series does not make reports of tens of megabytes.
 pub const SERIES_LISTED: usize = 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Skipped,
-    Pending,
-    Error,
-    Fail,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Skipped => "skipped",
-            Verdict::Pending => "pending",
-            Verdict::Error => "error",
-            Verdict::Fail => "fail",
-        }
-    }
-
-    /// Symbol for tables; plain text so it renders everywhere.
-    pub fn badge(self) -> &'static str {
-        match self {
-            Verdict::Pass => "✅ pass",
-            Verdict::Skipped => "⏭️ skipped",
-            Verdict::Pending => "⏳ pending",
-            Verdict::Error => "⚠️ error",
-            Verdict::Fail => "❌ fail",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolInfo {
@@ -73,12 +36,6 @@ pub struct TargetInfo {
     pub prometheus_url: Option<String>,
     pub alertmanager_url: Option<String>,
     pub grafana_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RunWindow {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
 }
 
 /// One probe's result as the report shows it.
@@ -383,7 +340,7 @@ pub struct Report {
     pub validation: Vec<Finding>,
     /// Set by `trace-audit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_audit: Option<crate::trace::TraceAuditSummary>,
+    pub trace_audit: Option<TraceAuditSummary>,
 }
 
 impl Report {
@@ -436,17 +393,5 @@ impl Report {
             Verdict::Error => Verdict::Error,
             _ => Verdict::Pass,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdict_order_puts_fail_last() {
-        assert!(Verdict::Fail > Verdict::Error);
-        assert!(Verdict::Error > Verdict::Pending);
-        assert!(Verdict::Pending > Verdict::Pass);
     }
 }

@@ -20,6 +20,7 @@ pub mod probe;
 mod source;
 pub mod target;
 pub mod template;
+pub mod trace_tree;
 mod value;
 pub mod vars;
 
@@ -36,4 +37,5 @@ pub use target::{
     builtin_local_target, load_target, Endpoints, FleetSpec, RemoteEndpoints, Target,
 };
 pub use template::Vars;
+pub use trace_tree::{builtin_trace_tree, load_trace_tree, parse_trace_tree, TREE_FILE};
 pub use value::is_env_var_name;

@@ -66,7 +66,7 @@ pub fn load_probes(dir: &Path, target: &Target) -> Result<Vec<ProbeSpec>, SpecEr
         // The trace audit's expected span tree lives here too; not a probe.
         .filter(|p| {
             p.file_name()
-                .is_none_or(|n| n != crate::trace::tree::TREE_FILE)
+                .is_none_or(|n| n != super::trace_tree::TREE_FILE)
         })
         .map(|path| SourceFile::read(&path, "it disappeared while loading; retry"))
         .collect::<Result<Vec<_>, _>>()?;

@@ -87,7 +87,8 @@ pub struct FleetSpec {
     pub consumer: String,
     /// `agent_type` label values the fleet serves.
     pub agent_types: Vec<String>,
-    /// Prefix of the pod names it reports (`daedalus-worker-`).
+    /// Prefix of the pod names it reports (e.g. `worker-`; the built-in local
+    /// target sets it).
     pub worker_pod_prefix: String,
     /// `deployment` label of the orchestrator in kube-state-metrics series.
     pub orchestrator_deployment: String,

@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use super::StackError;
+use crate::drill::{Notification, NotifiedAlert};
 
 /// How many notifications a slow subscriber may fall behind before it
 /// sees `RecvError::Lagged` (`received()` still has them all).
@@ -80,6 +81,33 @@ impl WebhookAlert {
 pub struct WebhookNotification {
     pub received_at: DateTime<Utc>,
     pub payload: WebhookPayload,
+}
+
+/// What the drill's watcher reads of a notification (see
+/// `drill::watch::forward(receiver.subscribe())`): the stack knows the
+/// drill's plain notification type, the drill knows nothing of the stack.
+impl From<WebhookNotification> for Notification {
+    fn from(n: WebhookNotification) -> Self {
+        let status = |s: AlertStatus| match s {
+            AlertStatus::Firing => "firing".to_string(),
+            AlertStatus::Resolved => "resolved".to_string(),
+        };
+        Notification {
+            received_at: n.received_at,
+            status: status(n.payload.status),
+            alerts: n
+                .payload
+                .alerts
+                .iter()
+                .map(|a| NotifiedAlert {
+                    status: status(a.status),
+                    labels: a.labels.clone(),
+                    starts_at: a.starts_at,
+                    ends_at: a.ended_at(),
+                })
+                .collect(),
+        }
+    }
 }
 
 struct Shared {
@@ -266,6 +294,46 @@ mod tests {
             let p: WebhookPayload = serde_json::from_value(original.clone()).unwrap();
             assert_eq!(serde_json::to_value(&p).unwrap(), original);
         }
+    }
+
+    fn notification(text: &str, at: DateTime<Utc>) -> Notification {
+        Notification::from(WebhookNotification {
+            received_at: at,
+            payload: serde_json::from_str(text).unwrap(),
+        })
+    }
+
+    #[test]
+    fn decodes_firing_and_resolved_webhooks() {
+        let at = Utc::now();
+        let f = notification(FIRING, at);
+        assert_eq!(f.status, "firing");
+        assert_eq!(f.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
+        assert_eq!(
+            f.alerts[0].starts_at.to_rfc3339(),
+            "2026-11-23T09:54:54.851+00:00"
+        );
+        assert_eq!(f.alerts[0].ends_at, None);
+        let r = notification(RESOLVED, at);
+        assert_eq!(r.status, "resolved");
+        assert_eq!(
+            r.alerts[0].ends_at.unwrap().to_rfc3339(),
+            "2026-11-23T09:54:58.851+00:00"
+        );
+    }
+
+    #[test]
+    fn maps_the_stack_receivers_notifications() {
+        let payload: WebhookPayload = serde_json::from_str(RESOLVED).unwrap();
+        let at = Utc::now();
+        let n = Notification::from(WebhookNotification {
+            received_at: at,
+            payload,
+        });
+        assert_eq!(n.received_at, at);
+        assert_eq!(n.status, "resolved");
+        assert_eq!(n.alerts[0].labels["alertname"], "WorkerImagePullBackOff");
+        assert!(n.alerts[0].ends_at.is_some());
     }
 
     #[tokio::test]

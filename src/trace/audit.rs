@@ -1,10 +1,9 @@
 //! The pure verdict: one task's spans against the expected tree.
 
-use super::spans::Span;
-use super::tree::TraceTree;
+use crate::model::span::Span;
+use crate::model::trace::{Finding, TaskAudit, TraceAuditSummary, TraceTree};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 /// Failing tasks kept in the report (counts always cover all of them).
 pub const MAX_FAILURES_KEPT: usize = 50;
@@ -19,88 +18,6 @@ pub struct TaskTrace {
     pub root_span_id: String,
     /// The result envelope's `trace_id`; `None` if no result came back.
     pub envelope_trace_id: Option<String>,
-}
-
-/// One thing wrong with a task's trace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Finding {
-    /// Not one root span (a span without a parent) in the task's trace.
-    RootCount { count: usize, names: Vec<String> },
-    /// No span of this expected hop in the task's trace.
-    MissingHop { hop: String },
-    /// The hop's span hangs under a span of another name.
-    WrongParent {
-        hop: String,
-        expected: String,
-        actual: String,
-    },
-    /// A span whose parent span is not in the trace.
-    Orphan {
-        name: String,
-        span_id: String,
-        parent_span_id: String,
-    },
-    /// Spans of this task that ended up in another trace (context dropped).
-    EscapedTrace {
-        trace_id: String,
-        names: Vec<String>,
-    },
-    /// The result envelope carried another trace id than was sent.
-    EnvelopeMismatch { sent: String, received: String },
-    /// No result envelope came back, so its trace id is unknown.
-    NoEnvelope,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Finding::RootCount { count, names } => {
-                write!(f, "{count} root spans, expected 1 ({})", names.join(", "))
-            }
-            Finding::MissingHop { hop } => write!(f, "missing hop `{hop}`"),
-            Finding::WrongParent {
-                hop,
-                expected,
-                actual,
-            } => write!(f, "`{hop}` is a child of `{actual}`, expected `{expected}`"),
-            Finding::Orphan {
-                name,
-                span_id,
-                parent_span_id,
-            } => write!(
-                f,
-                "orphan span `{name}` ({span_id}): parent {parent_span_id} is not in the trace"
-            ),
-            Finding::EscapedTrace { trace_id, names } => write!(
-                f,
-                "context dropped: {} started trace {trace_id}",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Finding::EnvelopeMismatch { sent, received } => {
-                write!(f, "result envelope trace_id {received:?}, sent {sent}")
-            }
-            Finding::NoEnvelope => f.write_str("no result envelope came back"),
-        }
-    }
-}
-
-/// One task's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskAudit {
-    pub task_id: String,
-    pub trace_id: String,
-    pub findings: Vec<Finding>,
-}
-
-impl TaskAudit {
-    pub fn passed(&self) -> bool {
-        self.findings.is_empty()
-    }
 }
 
 /// Audits one task: `spans` are the spans of its trace (others are
@@ -195,38 +112,6 @@ pub fn audit_task(
     }
 }
 
-/// The audit of a whole run, as the report carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceAuditSummary {
-    /// Where spans came from, e.g. `otlp receiver 127.0.0.1:4318` or a Tempo URL.
-    pub source: String,
-    pub tree: TraceTree,
-    pub tasks: u64,
-    pub passed: u64,
-    pub failed: u64,
-    /// Tasks missing each hop, by hop name (hops no task missed are absent).
-    pub missing_by_hop: BTreeMap<String, u64>,
-    pub orphan_spans: u64,
-    /// Tasks whose trace did not have exactly one root.
-    pub root_count_failures: u64,
-    /// Tasks with spans in another trace.
-    pub escaped_traces: u64,
-    pub envelope_mismatches: u64,
-    /// Wall time from first publish to the last verdict.
-    pub wall_ms: u64,
-    /// The first [`MAX_FAILURES_KEPT`] failing tasks.
-    pub failures: Vec<TaskAudit>,
-    /// Problems fetching spans (e.g. a Tempo error), not verdicts.
-    #[serde(default)]
-    pub errors: Vec<String>,
-}
-
-impl TraceAuditSummary {
-    pub fn is_pass(&self) -> bool {
-        self.tasks > 0 && self.failed == 0 && self.errors.is_empty()
-    }
-}
-
 /// Counts the verdicts and keeps the first failures.
 pub fn summarize(
     source: &str,
@@ -296,7 +181,7 @@ mod tests {
         }
     }
 
-    /// A complete trace of the Daedalus tree.
+    /// A complete trace of the built-in tree.
     fn good() -> Vec<Span> {
         vec![
             span(T, "01", None, "publish"),
@@ -363,7 +248,7 @@ mod tests {
                     names: vec![],
                 }];
                 f.extend(
-                    super::TraceTree::daedalus()
+                    crate::spec::builtin_trace_tree()
                         .hops
                         .into_iter()
                         .map(|h| Finding::MissingHop { hop: h.name }),
@@ -412,7 +297,7 @@ mod tests {
             ),
             ("no envelope", None, |_, _| {}, vec![Finding::NoEnvelope]),
         ];
-        let tree = TraceTree::daedalus();
+        let tree = crate::spec::builtin_trace_tree();
         for (what, envelope, edit, want) in cases {
             let (mut spans, mut escaped) = (good(), Vec::new());
             edit(&mut spans, &mut escaped);
@@ -424,7 +309,7 @@ mod tests {
 
     #[test]
     fn summary_counts_and_caps() {
-        let tree = TraceTree::daedalus();
+        let tree = crate::spec::builtin_trace_tree();
         let mut audits = Vec::new();
         for i in 0..(MAX_FAILURES_KEPT + 10) {
             let mut spans = good();

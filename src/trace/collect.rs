@@ -1,11 +1,11 @@
 //! Gathers each sentinel's spans from a span source (the local receiver
 //! or Tempo), bounded in time, and audits them.
 
-use super::audit::{audit_task, TaskAudit, TaskTrace};
+use super::audit::{audit_task, TaskTrace};
 use super::receiver::SpanStore;
-use super::spans::Span;
-use super::tree::TraceTree;
 use crate::clients::tempo::TempoClient;
+use crate::model::span::Span;
+use crate::model::trace::{TaskAudit, TraceTree};
 use crate::probe::SentTask;
 use futures::StreamExt;
 use std::sync::Arc;

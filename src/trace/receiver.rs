@@ -2,7 +2,7 @@
 //! keeps spans in memory: the span source of a local stack, where no
 //! collector or Tempo runs.
 
-use super::spans::{decode_trace, IdEncoding, Span};
+use crate::model::span::{decode_trace, IdEncoding, Span};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;

@@ -3,7 +3,7 @@
 //! family, computed the way Grafana does for a Prometheus data source.
 //! Pure: no I/O, table-tested.
 
-use crate::report::model::RunWindow;
+use crate::model::RunWindow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

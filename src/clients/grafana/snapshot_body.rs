@@ -9,7 +9,7 @@
 
 use super::interpolate::{self, VarValue};
 use crate::clients::prometheus::QueryResult;
-use crate::report::model::RunWindow;
+use crate::model::RunWindow;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;

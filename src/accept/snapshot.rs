@@ -1,54 +1,17 @@
-//! The Grafana snapshot that proves a run (AC5 in the Daedalus spec: "the
-//! snapshot is the proof"), and the pure verdict over it.
+//! Snapshot criteria (a criterion without a query; AC5 of an acceptance
+//! spec: "the snapshot is the proof"). What became of the run's Grafana
+//! snapshot, and the one pure function that decides such a criterion from
+//! it: [`snapshot_verdict`]. Commands take the snapshot (I/O) and pass its
+//! outcome in; nothing else decides a snapshot criterion.
 
-use super::model::Verdict;
-use chrono::{DateTime, Utc};
+use crate::clients::grafana::{GrafanaError, SnapshotInfo};
+use crate::model::Verdict;
+use crate::report::model::CriterionResult;
+use crate::spec::criteria::{Criterion, CriterionKind};
 use serde::{Deserialize, Serialize};
 
-/// A snapshot firedrill created of a dashboard, scoped to the run window.
-///
-/// `delete_url` lets whoever holds it delete the snapshot without logging in,
-/// so it belongs only in the JSON report (the artifact a run's owner keeps
-/// to clean up). Never log it and never render it into the markdown report,
-/// the console or the GitHub step summary. For that reason `Debug` prints it
-/// redacted: a stray `{:?}` in a log line cannot leak it.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotInfo {
-    /// Where a reviewer opens the snapshot.
-    pub url: String,
-    pub key: String,
-    /// Deletes the snapshot, no login needed: JSON report only.
-    pub delete_url: String,
-    pub dashboard_uid: String,
-    pub name: String,
-    /// `None` when the snapshot never expires.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Panels whose data is embedded.
-    pub panels: usize,
-    /// Series embedded across all panels.
-    pub series: usize,
-    /// True once Grafana served the snapshot back with the embedded panels.
-    pub verified: bool,
-    /// Panels that show no data and why; read-back problems.
-    pub notes: Vec<String>,
-}
-
-impl std::fmt::Debug for SnapshotInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotInfo")
-            .field("url", &self.url)
-            .field("key", &self.key)
-            .field("delete_url", &"<redacted>")
-            .field("dashboard_uid", &self.dashboard_uid)
-            .field("name", &self.name)
-            .field("expires_at", &self.expires_at)
-            .field("panels", &self.panels)
-            .field("series", &self.series)
-            .field("verified", &self.verified)
-            .field("notes", &self.notes)
-            .finish()
-    }
-}
+/// A snapshot criterion until the Grafana snapshot step decides it.
+pub const SNAPSHOT_PENDING: &str = "the Grafana snapshot step has not run yet";
 
 /// What became of the run's snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,11 +36,27 @@ impl SnapshotOutcome {
     }
 }
 
-/// AC5's verdict and its reason. A created and read-back snapshot passes;
-/// one created but not readable fails (the proof is not there); no Grafana
-/// on the target skips, or fails when `require` (`--require-snapshot`);
-/// a Grafana error before anything was created is a dependency `error`.
-pub fn ac5_verdict(outcome: &SnapshotOutcome, require: bool) -> (Verdict, String) {
+impl From<Result<SnapshotInfo, GrafanaError>> for SnapshotOutcome {
+    /// `snapshot_run`'s result as the report records it: an error before
+    /// anything was created becomes `Failed` with the error's text.
+    fn from(r: Result<SnapshotInfo, GrafanaError>) -> Self {
+        match r {
+            Ok(info) => SnapshotOutcome::Created(info),
+            Err(e) => SnapshotOutcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// A snapshot criterion's verdict and its reason. `None`: the snapshot step
+/// has not run (yet), so `pending`. A created and read-back snapshot
+/// passes; one created but not readable fails (the proof is not there); no
+/// Grafana on the target skips, or fails when `require`
+/// (`--require-snapshot`); a Grafana error before anything was created is a
+/// dependency `error`.
+pub fn snapshot_verdict(outcome: Option<&SnapshotOutcome>, require: bool) -> (Verdict, String) {
+    let Some(outcome) = outcome else {
+        return (Verdict::Pending, SNAPSHOT_PENDING.to_string());
+    };
     match outcome {
         SnapshotOutcome::Created(info) if info.verified => {
             let mut reason = format!(
@@ -120,6 +99,27 @@ pub fn ac5_verdict(outcome: &SnapshotOutcome, require: bool) -> (Verdict, String
     }
 }
 
+/// Decides the snapshot criteria among `results` (evaluated from
+/// `criteria`, so `pending` until now) by [`snapshot_verdict`]; the other
+/// criteria are left as they are.
+pub fn decide_snapshot_criteria(
+    results: &mut [CriterionResult],
+    criteria: &[Criterion],
+    outcome: &SnapshotOutcome,
+    require: bool,
+) {
+    let (verdict, reason) = snapshot_verdict(Some(outcome), require);
+    let is_snapshot = |id: &str| {
+        criteria
+            .iter()
+            .any(|c| c.id == id && matches!(c.kind, CriterionKind::Snapshot))
+    };
+    for r in results.iter_mut().filter(|r| is_snapshot(&r.id)) {
+        r.verdict = verdict;
+        r.reason = reason.clone();
+    }
+}
+
 /// The snapshot's name: says which target and which run it proves.
 pub fn snapshot_name(dashboard_title: &str, target: &str, run_id: &str) -> String {
     format!("firedrill {target} {run_id}: {dashboard_title}")
@@ -145,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn ac5_verdict_table() {
+    fn snapshot_verdict_table() {
         let cases: Vec<(SnapshotOutcome, bool, Verdict, &str)> = vec![
             (
                 SnapshotOutcome::Created(info(true, &[])),
@@ -197,11 +197,62 @@ mod tests {
             ),
         ];
         for (outcome, require, want, reason_part) in cases {
-            let (got, reason) = ac5_verdict(&outcome, require);
+            let (got, reason) = snapshot_verdict(Some(&outcome), require);
             assert_eq!(got, want, "{outcome:?} require={require}");
             assert!(reason.contains(reason_part), "{reason}");
             assert!(!reason.contains("SECRET"), "delete URL leaked: {reason}");
         }
+    }
+
+    #[test]
+    fn pending_until_the_snapshot_step_runs() {
+        for require in [false, true] {
+            assert_eq!(
+                snapshot_verdict(None, require),
+                (Verdict::Pending, SNAPSHOT_PENDING.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn decides_only_the_snapshot_criteria() {
+        use crate::spec::criteria::{CmpOp, Condition, Evidence, OnEmpty};
+        let criterion = |id: &str, kind: CriterionKind| Criterion {
+            id: id.into(),
+            title: id.into(),
+            kind,
+            evidence: Evidence::default(),
+            source: crate::spec::SourceLoc {
+                file: "acceptance/phase5.toml".into(),
+                line: 1,
+            },
+        };
+        let promql = CriterionKind::Promql {
+            query_template: "up".into(),
+            pass_if: Condition {
+                op: CmpOp::Gt,
+                threshold: 0.0,
+            },
+            on_empty: OnEmpty::Fail,
+        };
+        let criteria = [
+            criterion("AC1", promql),
+            criterion("AC5", CriterionKind::Snapshot),
+        ];
+        let mut results: Vec<CriterionResult> = criteria
+            .iter()
+            .map(crate::accept::verdict::snapshot_pending)
+            .collect();
+        results[0].verdict = Verdict::Fail;
+        results[0].reason = "decided by its query".into();
+        let outcome = SnapshotOutcome::Created(info(true, &[]));
+        decide_snapshot_criteria(&mut results, &criteria, &outcome, true);
+        assert_eq!(results[0].verdict, Verdict::Fail);
+        assert_eq!(results[0].reason, "decided by its query");
+        assert_eq!(
+            (results[1].verdict, results[1].reason.clone()),
+            snapshot_verdict(Some(&outcome), true)
+        );
     }
 
     #[test]
