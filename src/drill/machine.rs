@@ -728,4 +728,4 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]
-mod tests;
+pub(crate) mod tests;

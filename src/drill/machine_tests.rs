@@ -5,7 +5,7 @@ use crate::clients::alertmanager::{AmAlertStatus, AmReceiver};
 use chrono::TimeDelta;
 
 /// Inject starts at T0 and is done 100 ms later; offsets are seconds from T0.
-fn t(secs: f64) -> DateTime<Utc> {
+pub(crate) fn t(secs: f64) -> DateTime<Utc> {
     let t0 = DateTime::parse_from_rfc3339("2026-11-23T09:54:49.000Z")
         .unwrap()
         .with_timezone(&Utc);
@@ -19,7 +19,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn good() -> Labels {
+pub(crate) fn good() -> Labels {
     labels(&[
         ("alertname", "WorkerImagePullBackOff"),
         ("namespace", "daedalus"),
@@ -27,18 +27,18 @@ fn good() -> Labels {
     ])
 }
 
-fn wrong() -> Labels {
+pub(crate) fn wrong() -> Labels {
     labels(&[
         ("alertname", "WorkerImagePullBackOff"),
         ("namespace", "other"),
     ])
 }
 
-fn prom(at: f64, alerts: Vec<PromAlert>) -> Observation {
+pub(crate) fn prom(at: f64, alerts: Vec<PromAlert>) -> Observation {
     Observation::Prometheus { at: t(at), alerts }
 }
 
-fn pa(l: Labels, state: &str, active: f64) -> PromAlert {
+pub(crate) fn pa(l: Labels, state: &str, active: f64) -> PromAlert {
     PromAlert {
         labels: l,
         annotations: Labels::new(),
@@ -48,11 +48,11 @@ fn pa(l: Labels, state: &str, active: f64) -> PromAlert {
     }
 }
 
-fn am(at: f64, alerts: Vec<AmAlert>) -> Observation {
+pub(crate) fn am(at: f64, alerts: Vec<AmAlert>) -> Observation {
     Observation::Alertmanager { at: t(at), alerts }
 }
 
-fn aa(l: Labels, starts: f64) -> AmAlert {
+pub(crate) fn aa(l: Labels, starts: f64) -> AmAlert {
     AmAlert {
         labels: l,
         annotations: BTreeMap::new(),
@@ -85,11 +85,11 @@ fn hook(at: f64, status: &str, l: Labels, starts: f64, ends: Option<f64>) -> Obs
     })
 }
 
-fn tick(at: f64) -> Observation {
+pub(crate) fn tick(at: f64) -> Observation {
     Observation::Tick(t(at))
 }
 
-fn machine() -> Machine {
+pub(crate) fn machine() -> Machine {
     let cfg = MachineConfig::new(
         "WorkerImagePullBackOff",
         labels(&[("namespace", "daedalus")]),
@@ -100,7 +100,7 @@ fn machine() -> Machine {
 }
 
 /// Feeds observations; returns the last decision and the machine.
-fn run(m: &mut Machine, obs: Vec<Observation>) -> Decision {
+pub(crate) fn run(m: &mut Machine, obs: Vec<Observation>) -> Decision {
     let mut last = Decision::Wait;
     for o in obs {
         last = m.observe(o);

@@ -2,86 +2,23 @@
 //! values, no network, no clock.
 
 use super::*;
-use crate::clients::alertmanager::{AmAlert, AmAlertStatus, AmReceiver};
-use crate::clients::prometheus::{PromAlert, PromError};
+use crate::clients::prometheus::PromError;
 use crate::drill::fault::FaultRecord;
 use crate::drill::journal::EntryStatus;
-use crate::drill::machine::{Labels, MachineConfig, Observation, PollSource};
+use crate::drill::machine::{Observation, PollSource};
 use crate::spec::drill::{ExecFault, Fault};
 use crate::spec::SourceLoc;
-use chrono::TimeDelta;
 use std::collections::BTreeMap;
 
-/// Inject starts at T0 and is done 100 ms later; offsets are seconds from T0.
-fn t(secs: f64) -> DateTime<Utc> {
-    let t0 = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.000Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    t0 + TimeDelta::milliseconds((secs * 1000.0).round() as i64)
-}
+// The machine's own table-test builders (T0-relative seconds, the drill's
+// expected labels `good()` and another namespace's `wrong()`).
+use crate::drill::machine::tests::{aa, good, machine, pa, prom, run, t, tick, wrong};
 
-fn labels(ns: &str) -> Labels {
-    [
-        (
-            "alertname".to_string(),
-            "WorkerImagePullBackOff".to_string(),
-        ),
-        ("namespace".to_string(), ns.to_string()),
-    ]
-    .into()
-}
-
-fn pa(ns: &str, state: &str, active: f64) -> PromAlert {
-    PromAlert {
-        labels: labels(ns),
-        annotations: Labels::new(),
-        state: state.into(),
-        active_at: Some(t(active)),
-        value: "1".into(),
-    }
-}
-
-fn aa(starts: f64) -> AmAlert {
-    AmAlert {
-        labels: labels("daedalus"),
-        annotations: BTreeMap::new(),
-        starts_at: t(starts),
-        ends_at: t(starts + 300.0),
-        updated_at: None,
-        fingerprint: "f".into(),
-        receivers: vec![AmReceiver {
-            name: "hook".into(),
-        }],
-        status: AmAlertStatus {
-            state: "active".into(),
-            silenced_by: vec![],
-            inhibited_by: vec![],
-        },
-        generator_url: String::new(),
-    }
-}
-
-/// A machine with a 60 s deadline fed `obs`; returns it and its decision.
+/// A machine (60 s deadline) fed `obs`; returns it and its decision.
 fn watched(obs: Vec<Observation>) -> (Machine, Decision) {
-    let cfg = MachineConfig::new(
-        "WorkerImagePullBackOff",
-        [("namespace".to_string(), "daedalus".to_string())].into(),
-        Duration::from_secs(60),
-        Duration::from_secs(120),
-    );
-    let mut m = Machine::new(cfg, t(0.0), t(0.1));
-    let mut d = Decision::Wait;
-    for o in obs {
-        d = m.observe(o);
-        if d.is_final() {
-            break;
-        }
-    }
+    let mut m = machine();
+    let d = run(&mut m, obs);
     (m, d)
-}
-
-fn prom(at: f64, alerts: Vec<PromAlert>) -> Observation {
-    Observation::Prometheus { at: t(at), alerts }
 }
 
 fn facts(ended: Ended, machine: Option<Machine>) -> TrialFacts {
@@ -102,28 +39,28 @@ fn every_trial_verdict_branch() {
     type Case = (&'static str, TrialFacts, Verdict, &'static [&'static str]);
     let fired = || {
         watched(vec![
-            prom(1.0, vec![pa("daedalus", "pending", 0.9)]),
-            prom(6.0, vec![pa("daedalus", "firing", 0.9)]),
+            prom(1.0, vec![pa(good(), "pending", 0.9)]),
+            prom(6.0, vec![pa(good(), "firing", 0.9)]),
             Observation::Alertmanager {
                 at: t(6.1),
-                alerts: vec![aa(5.9)],
+                alerts: vec![aa(good(), 5.9)],
             },
         ])
     };
     let (pass_m, pass_d) = fired();
     let (late_m, late_d) = watched(vec![
-        prom(1.0, vec![pa("daedalus", "pending", 0.9)]),
+        prom(1.0, vec![pa(good(), "pending", 0.9)]),
         Observation::Alertmanager {
             at: t(70.2),
-            alerts: vec![aa(70.0)],
+            alerts: vec![aa(good(), 70.0)],
         },
     ]);
-    let (never_m, never_d) = watched(vec![prom(1.0, vec![]), Observation::Tick(t(61.5))]);
+    let (never_m, never_d) = watched(vec![prom(1.0, vec![]), tick(61.5)]);
     let (wrong_m, wrong_d) = watched(vec![
-        prom(1.0, vec![pa("other", "firing", 0.9)]),
-        Observation::Tick(t(61.5)),
+        prom(1.0, vec![pa(wrong(), "firing", 0.9)]),
+        tick(61.5),
     ]);
-    let (void_m, void_d) = watched(vec![prom(0.5, vec![pa("daedalus", "firing", -30.0)])]);
+    let (void_m, void_d) = watched(vec![prom(0.5, vec![pa(good(), "firing", -30.0)])]);
     let (dep_m, dep_d) = watched(vec![
         prom(0.5, vec![]),
         Observation::PollFailed {
@@ -131,12 +68,12 @@ fn every_trial_verdict_branch() {
             source: PollSource::Prometheus,
             error: "HTTP 503".into(),
         },
-        Observation::Tick(t(61.5)),
+        tick(61.5),
     ]);
     let (revert_m, revert_d) = fired();
     let mut revert_failed = facts(Ended::Decided(revert_d), Some(revert_m));
     revert_failed.revert_errors = vec!["exec rm -f x: command failed".into()];
-    let (out_m, out_d) = watched(vec![prom(1.0, vec![]), Observation::Tick(t(61.5))]);
+    let (out_m, out_d) = watched(vec![prom(1.0, vec![]), tick(61.5)]);
     let mut outside = facts(Ended::Decided(out_d), Some(out_m));
     outside.reverted_outside = vec!["fleet fault worker-image-tag at x was already off".into()];
     let mut cancelled_unreverted = facts(Ended::Cancelled("SIGTERM".into()), None);
