@@ -497,6 +497,9 @@ impl Machine {
             self.stale_ignored = true;
             return;
         }
+        // Seen active (Alertmanager may list it before any Prometheus poll
+        // does): its resolution is then worth waiting for.
+        self.ever_active = true;
         let source = if a.status.state == "suppressed" {
             "first Alertmanager poll that listed it (suppressed)"
         } else {
@@ -521,6 +524,7 @@ impl Machine {
             .collect();
         for a in matching {
             if a.status == "firing" && !self.predates_inject(a.starts_at) {
+                self.ever_active = true;
                 self.timeline
                     .set_first(EventKind::Notified, n.received_at, "webhook receipt");
                 self.timeline.set_first(

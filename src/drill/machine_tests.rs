@@ -457,6 +457,19 @@ fn a_prometheus_outage_over_the_deadline_is_an_error_not_a_fail() {
 }
 
 #[test]
+fn an_alert_only_the_webhook_saw_is_still_waited_for_to_resolve() {
+    // The firing notification beat every poll (a fast alert): the resolve
+    // wait must not end at once without a `resolved` time.
+    let mut m = machine();
+    run(&mut m, vec![hook(1.0, "firing", good(), 0.85, None)]);
+    m.reverted(t(2.0));
+    assert_eq!(m.observe(tick(2.1)), Decision::Wait);
+    let d = m.observe(prom(2.5, vec![]));
+    assert_eq!(d, Decision::Resolved);
+    assert_eq!(m.timeline().at(EventKind::Resolved), Some(t(2.5)));
+}
+
+#[test]
 fn not_resolved_in_time() {
     let mut m = machine();
     run(&mut m, vec![prom(6.1, vec![pa(good(), "firing", 0.85)])]);
