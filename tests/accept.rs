@@ -6,7 +6,7 @@
 //! histogram data; AC2 finds the sentinel's task duration; a criterion on a
 //! metric that does not exist fails with "no data"; a syntax error is
 //! `error` carrying Prometheus' own message; a violated `pass_if` fails
-//! listing the offending series; the snapshot criterion stays pending.
+//! listing the offending series; the snapshot criterion is skipped (accept takes no snapshot).
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -49,6 +49,16 @@ pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> 
     let info = live.target_info(&plan.target);
     let mut report = new_report("accept", &crate::runinfo::new_run_id(now), info, window);
     report.criteria = accept(&plan, &prom, window, sentinel.as_ref()).await;
+    // `accept` takes no snapshot: say so, rather than leave AC5 pending in
+    // a final report.
+    crate::accept::snapshot::decide_snapshot_criteria(
+        &mut report.criteria,
+        &plan.criteria,
+        &crate::accept::snapshot::SnapshotOutcome::NotConfigured(
+            "`firedrill accept` takes no Grafana snapshot; `firedrill run` does".into(),
+        ),
+        false,
+    );
     report.redact_secrets();
     if let Some(t) = crate::report::console::criteria_table(&report) {
         println!("{t}");

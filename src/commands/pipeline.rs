@@ -60,9 +60,14 @@ pub async fn snapshot(
     let t = &plan.target;
     let remote = t.remote();
     let Some(grafana_url) = remote.and_then(|r| r.grafana_url.as_ref()) else {
+        let why = if t.is_local() {
+            " (the local stack runs no Grafana)"
+        } else {
+            ""
+        };
         return SnapshotOutcome::NotConfigured(format!(
-            "target `{}` has no grafana_url (the local stack runs no Grafana); set grafana_url, grafana_token_env and dashboard_uid in firedrill.toml to get the snapshot",
-            t.name
+            "target `{}` has no grafana_url{why}; set grafana_url, grafana_token_env and dashboard_uid in its [targets.{}] table to get the snapshot",
+            t.name, t.name
         ));
     };
     let Some(uid) = uid.or(t.dashboard_uid.as_deref()) else {
