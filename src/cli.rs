@@ -123,11 +123,14 @@ pub enum Command {
     /// state, inject, watch the alert go pending, fire, reach Alertmanager
     /// and the webhook, then always revert and wait for it to resolve.
     ///
-    /// Example: firedrill drill worker-image-tag --target local --trials 3
-    /// Example: firedrill drill --all --target local
+    /// Examples: `firedrill drill worker-image-tag --target local --trials 3`,
+    /// `firedrill drill --all --target local`. After a killed run:
+    /// `firedrill recover`.
     Drill(DrillArgs),
     /// Re-revert whatever a killed run left behind (journals not marked
-    /// reverted). Running it twice is harmless.
+    /// reverted). Running it twice is harmless. A live run's journal, and
+    /// one written on another host, are left alone and named; each revert
+    /// is bounded by --revert-deadline.
     ///
     /// Example: firedrill recover --journal reports/20261123T103700Z-3f9a/journal.json
     Recover(RecoverArgs),
