@@ -348,8 +348,13 @@ impl Owner {
         if self.host != here {
             return false;
         }
-        std::fs::read_to_string(format!("/proc/{}/comm", self.pid))
-            .is_ok_and(|c| c.trim() == "firedrill")
+        let named_firedrill = std::fs::read_to_string(format!("/proc/{}/comm", self.pid))
+            .is_ok_and(|c| c.trim() == "firedrill");
+        // A pid reused by a later firedrill started after the owner wrote
+        // its journal: that process is not the owner.
+        named_firedrill
+            && process_start(self.pid)
+                .is_none_or(|t| t <= self.started_at + chrono::TimeDelta::seconds(2))
     }
 
     /// Whether it was written on this host (`recover` leaves other hosts'
@@ -357,6 +362,28 @@ impl Owner {
     pub fn is_this_host(&self) -> bool {
         self.host == Owner::this_process().host
     }
+}
+
+/// When process `pid` started (Linux `/proc`), if it can be told.
+fn process_start(pid: u32) -> Option<DateTime<Utc>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime, clock ticks since boot), counted after "(comm)".
+    let ticks: i64 = stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let btime: i64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz } else { 100 };
+    DateTime::from_timestamp_millis(btime * 1000 + ticks * 1000 / hz)
 }
 
 fn live_error(path: &Path, owner: Option<&Owner>) -> JournalError {
@@ -567,5 +594,15 @@ mod tests {
         assert_eq!(scan(dir.path()).unrecovered.len(), 1);
         let back = Journal::open(&path).unwrap();
         assert_eq!(back.doc().owner.as_ref().unwrap().pid, std::process::id());
+    }
+
+    #[test]
+    fn this_process_started_before_now_and_after_boot() {
+        let started = process_start(std::process::id()).unwrap();
+        assert!(started <= Utc::now(), "{started}");
+        assert!(
+            Utc::now() - started < chrono::TimeDelta::hours(24 * 365),
+            "{started}"
+        );
     }
 }
