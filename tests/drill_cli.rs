@@ -199,9 +199,7 @@ fn recover_leaves_a_live_drill_alone() {
 
 #[test]
 fn recover_goes_past_an_unreadable_journal() {
-    let reports = tempfile::tempdir().unwrap();
-    let fault = reports.path().join("fault");
-    std::fs::write(&fault, b"live").unwrap();
+    let (reports, fault) = live_fault();
     // A dead run's journal with one injected exec fault, beside garbage.
     dead_journal(
         reports.path(),
@@ -354,9 +352,7 @@ fn dead_journal(
 
 #[test]
 fn recover_refuses_a_revert_whose_variables_are_unset() {
-    let reports = tempfile::tempdir().unwrap();
-    let fault = reports.path().join("fault");
-    std::fs::write(&fault, b"live").unwrap();
+    let (reports, fault) = live_fault();
     dead_journal(
         reports.path(),
         "run-env",
@@ -423,9 +419,7 @@ fn recover_bounds_a_hung_revert_and_kills_its_group() {
 
 #[test]
 fn recover_leaves_another_hosts_journal_unless_named() {
-    let reports = tempfile::tempdir().unwrap();
-    let fault = reports.path().join("fault");
-    std::fs::write(&fault, b"live").unwrap();
+    let (reports, fault) = live_fault();
     let path = dead_journal(
         reports.path(),
         "run-elsewhere",
@@ -456,4 +450,12 @@ fn recover_leaves_another_hosts_journal_unless_named() {
         "recover names what it runs: {stdout}"
     );
     assert!(!fault.exists());
+}
+
+/// A reports dir and a fault file that is live (as a killed drill left it).
+fn live_fault() -> (tempfile::TempDir, std::path::PathBuf) {
+    let reports = tempfile::tempdir().unwrap();
+    let fault = reports.path().join("fault");
+    std::fs::write(&fault, b"live").unwrap();
+    (reports, fault)
 }
