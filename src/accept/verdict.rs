@@ -90,7 +90,7 @@ pub fn missing_variable(criterion: &Criterion, missing: &str) -> CriterionResult
         CriterionKind::Snapshot => None,
     };
     let hint = if missing.starts_with("sentinel.") {
-        " because this run published no sentinel task (run a probe in the same run, e.g. `firedrill run` or `firedrill smoke`)"
+        " because this run published no sentinel task (run a probe in the same run, e.g. `firedrill run` or `firedrill smoke`, or give `firedrill accept` an earlier probe's ids with --sentinel-task-id and --sentinel-trace-id)"
     } else {
         ""
     };
