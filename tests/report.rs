@@ -822,3 +822,28 @@ fn rule_audit_errors_fail_the_run_and_render_everywhere() {
         "{table}"
     );
 }
+
+#[test]
+fn secrets_echoed_by_remotes_are_redacted_everywhere_in_the_report() {
+    const TOKEN: &str = "glsa_REPORTtestTOKEN_9876543210";
+    firedrill::secrets::register(TOKEN);
+    let mut r = report();
+    r.errors.push(format!(
+        "Grafana answered 500: denied: Authorization Bearer {TOKEN}"
+    ));
+    r.criteria[0].reason = format!("error: {TOKEN}");
+    r.drills[0].trials[0].notes.push(format!("note {TOKEN}"));
+    r.redact_secrets();
+    let all = format!(
+        "{}\n{}\n{}",
+        json::render(&r),
+        markdown::render(&r),
+        junit::render(&r)
+    );
+    assert!(!all.contains(TOKEN), "a secret survived redaction");
+    assert!(r.errors.last().unwrap().ends_with("Bearer [redacted]"));
+    // Everything else is kept as it was.
+    let mut plain = report();
+    plain.redact_secrets();
+    assert_eq!(plain, report());
+}
