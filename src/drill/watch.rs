@@ -6,7 +6,7 @@ use super::machine::{
 };
 use super::progress::Progress;
 use crate::clients::alertmanager::Alertmanager;
-use crate::clients::prometheus::Prometheus;
+use crate::clients::prometheus::{PromAlert, Prometheus};
 use crate::signals::SignalSource;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
@@ -100,8 +100,8 @@ pub async fn wait_until_quiet(
     let started = std::time::Instant::now();
     let mut said = false;
     loop {
-        let last = match tokio::time::timeout(POLL_TIMEOUT, sources.prometheus.alerts()).await {
-            Ok(Ok(alerts)) => {
+        let last = match sources.prometheus_alerts().await {
+            Ok(alerts) => {
                 let active: Vec<String> = alerts
                     .iter()
                     .filter(|a| alert_matches(&a.labels, alert, expect))
@@ -119,11 +119,7 @@ pub async fn wait_until_quiet(
                 }
                 active.join(", ")
             }
-            Ok(Err(e)) => format!("Prometheus did not answer: {e}"),
-            Err(_) => timed_out(&format!(
-                "Prometheus at {} (GET /api/v1/alerts)",
-                sources.prometheus.base_url()
-            )),
+            Err(e) => e,
         };
         if started.elapsed() >= limit {
             return Quiet::StillActive(format!(
@@ -178,24 +174,43 @@ async fn next_notification(
 /// real Prometheus, short next to any deadline worth drilling.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn timed_out(what: &str) -> String {
-    format!(
-        "{what} did not answer within {} (timed out; it may be stalled or overloaded)",
-        humantime::format_duration(POLL_TIMEOUT)
-    )
+/// `call`, bounded by [`POLL_TIMEOUT`]; a timeout is said as such, naming
+/// `what` was asked.
+async fn bounded<T, E: std::fmt::Display>(
+    what: impl FnOnce() -> String,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(POLL_TIMEOUT, call).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "{} did not answer within {} (timed out; it may be stalled or overloaded)",
+            what(),
+            humantime::format_duration(POLL_TIMEOUT)
+        )),
+    }
+}
+
+impl Sources {
+    /// Prometheus' active alerts, bounded by [`POLL_TIMEOUT`].
+    async fn prometheus_alerts(&self) -> Result<Vec<PromAlert>, String> {
+        bounded(
+            || {
+                format!(
+                    "Prometheus at {} (GET /api/v1/alerts)",
+                    self.prometheus.base_url()
+                )
+            },
+            self.prometheus.alerts(),
+        )
+        .await
+    }
 }
 
 /// One poll of both remotes, concurrently; each answer stamped on arrival,
 /// each bounded by [`POLL_TIMEOUT`].
 async fn poll(s: &Sources, alert: &str) -> Vec<Observation> {
     let prom = async {
-        let r = match tokio::time::timeout(POLL_TIMEOUT, s.prometheus.alerts()).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(timed_out(&format!(
-                "Prometheus at {} (GET /api/v1/alerts)",
-                s.prometheus.base_url()
-            ))),
-        };
+        let r = s.prometheus_alerts().await;
         let at = s.clock.now();
         match r {
             Ok(alerts) => Observation::Prometheus { at, alerts },
@@ -208,13 +223,11 @@ async fn poll(s: &Sources, alert: &str) -> Vec<Observation> {
     };
     let am = async {
         let am = s.alertmanager.as_ref()?;
-        let r = match tokio::time::timeout(POLL_TIMEOUT, am.alerts(&[("alertname", alert)])).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(timed_out(&format!(
-                "Alertmanager at {} (GET /api/v2/alerts)",
-                am.base_url()
-            ))),
-        };
+        let r = bounded(
+            || format!("Alertmanager at {} (GET /api/v2/alerts)", am.base_url()),
+            am.alerts(&[("alertname", alert)]),
+        )
+        .await;
         let at = s.clock.now();
         Some(match r {
             Ok(alerts) => Observation::Alertmanager { at, alerts },
