@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod local;
 pub mod model;
 pub mod probe;
+pub mod procfs;
 pub mod promql;
 pub mod report;
 pub mod runinfo;

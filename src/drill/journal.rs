@@ -14,7 +14,7 @@
 //! from a dead run's (unlocked: revert it). The journal also records its
 //! owner (pid, host, start) so messages can name it.
 
-use super::fault::FaultRecord;
+use super::fault::{FaultError, FaultRecord, Reverted};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,6 +104,34 @@ impl JournalEntry {
         }
     }
 
+    /// Records how a revert of this entry ended. `by` names who reverted
+    /// it (e.g. `firedrill recover`) for the note; the drill's own revert
+    /// passes `None` and keeps only what the revert had to say.
+    pub fn record_revert(
+        &mut self,
+        result: &Result<Reverted, FaultError>,
+        at: DateTime<Utc>,
+        by: Option<&str>,
+    ) {
+        match result {
+            Ok(done) => {
+                self.status = EntryStatus::Reverted;
+                self.reverted_at = Some(at);
+                self.error = None;
+                match (by, done.note()) {
+                    (None, None) => {}
+                    (None, Some(n)) => self.note = Some(n.to_string()),
+                    (Some(by), None) => self.note = Some(format!("reverted by {by}")),
+                    (Some(by), Some(n)) => self.note = Some(format!("{by}: {n}")),
+                }
+            }
+            Err(err) => {
+                self.status = EntryStatus::RevertFailed;
+                self.error = Some(err.to_string());
+            }
+        }
+    }
+
     /// The status, with the last revert error if any: `revert-failed: …`.
     pub fn status_detail(&self) -> String {
         match &self.error {
@@ -137,10 +165,7 @@ impl Owner {
     fn this_process() -> Owner {
         Owner {
             pid: std::process::id(),
-            host: nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "unknown host".into()),
+            host: this_host(),
             started_at: Utc::now(),
         }
     }
@@ -344,8 +369,7 @@ impl Owner {
     /// Same host, and its pid is a running process named `firedrill` (a
     /// reused pid almost never is).
     fn is_running_here(&self) -> bool {
-        let here = Owner::this_process().host;
-        if self.host != here {
+        if !self.is_this_host() {
             return false;
         }
         let named_firedrill = std::fs::read_to_string(format!("/proc/{}/comm", self.pid))
@@ -353,37 +377,22 @@ impl Owner {
         // A pid reused by a later firedrill started after the owner wrote
         // its journal: that process is not the owner.
         named_firedrill
-            && process_start(self.pid)
+            && crate::procfs::started_at(self.pid)
                 .is_none_or(|t| t <= self.started_at + chrono::TimeDelta::seconds(2))
     }
 
     /// Whether it was written on this host (`recover` leaves other hosts'
     /// journals alone unless given one by path).
     pub fn is_this_host(&self) -> bool {
-        self.host == Owner::this_process().host
+        self.host == this_host()
     }
 }
 
-/// When process `pid` started (Linux `/proc`), if it can be told.
-fn process_start(pid: u32) -> Option<DateTime<Utc>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime, clock ticks since boot), counted after "(comm)".
-    let ticks: i64 = stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()?;
-    let btime: i64 = fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz } else { 100 };
-    DateTime::from_timestamp_millis(btime * 1000 + ticks * 1000 / hz)
+fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown host".into())
 }
 
 fn live_error(path: &Path, owner: Option<&Owner>) -> JournalError {
@@ -594,15 +603,5 @@ mod tests {
         assert_eq!(scan(dir.path()).unrecovered.len(), 1);
         let back = Journal::open(&path).unwrap();
         assert_eq!(back.doc().owner.as_ref().unwrap().pid, std::process::id());
-    }
-
-    #[test]
-    fn this_process_started_before_now_and_after_boot() {
-        let started = process_start(std::process::id()).unwrap();
-        assert!(started <= Utc::now(), "{started}");
-        assert!(
-            Utc::now() - started < chrono::TimeDelta::hours(24 * 365),
-            "{started}"
-        );
     }
 }

@@ -1,7 +1,7 @@
 //! `firedrill recover`: re-reverts whatever a killed or failed run left.
 
 use super::fault::{self, FaultContext, FaultRecord};
-use super::journal::{journal_paths, EntryStatus, Journal, JournalError};
+use super::journal::{journal_paths, Journal, JournalError};
 use crate::exit::ExitCode;
 use crate::signals::SignalSource;
 use chrono::Utc;
@@ -37,7 +37,7 @@ pub struct RecoverOptions {
 impl Default for RecoverOptions {
     fn default() -> Self {
         RecoverOptions {
-            revert_deadline: Duration::from_secs(60),
+            revert_deadline: super::env::DrillOptions::default().revert_deadline,
             signals: SignalSource::never(),
         }
     }
@@ -209,20 +209,8 @@ async fn recover_journal(
             ))),
         };
         let now = Utc::now();
-        j.update(e.id, |x| match &r {
-            Ok(done) => {
-                x.status = EntryStatus::Reverted;
-                x.reverted_at = Some(now);
-                x.error = None;
-                x.note = Some(match done.note() {
-                    None => "reverted by firedrill recover".into(),
-                    Some(n) => format!("firedrill recover: {n}"),
-                });
-            }
-            Err(err) => {
-                x.status = EntryStatus::RevertFailed;
-                x.error = Some(err.to_string());
-            }
+        j.update(e.id, |x| {
+            x.record_revert(&r, now, Some("firedrill recover"))
         })?;
         match r {
             Ok(done) => match done.note() {

@@ -128,20 +128,7 @@ pub(crate) async fn revert_entries(
             for e in todo {
                 let r = fault::revert(&e.record, &e.original, &e.injected, &ctx).await;
                 let at = clock.now();
-                let update = lock(&journal).update(e.id, |x| match &r {
-                    Ok(done) => {
-                        x.status = EntryStatus::Reverted;
-                        x.reverted_at = Some(at);
-                        x.error = None;
-                        if let Some(note) = done.note() {
-                            x.note = Some(note.to_string());
-                        }
-                    }
-                    Err(err) => {
-                        x.status = EntryStatus::RevertFailed;
-                        x.error = Some(err.to_string());
-                    }
-                });
+                let update = lock(&journal).update(e.id, |x| x.record_revert(&r, at, None));
                 match &r {
                     Err(err) => out.errors.push(format!("{}: {err}", e.fault)),
                     // Only a fault known to be live counts: one still

@@ -253,31 +253,10 @@ impl Drop for GroupGuard {
         // SIGKILL cannot be caught, but delivery is asynchronous: wait (a few
         // ms in practice) so the revert that follows cannot race it.
         let start = std::time::Instant::now();
-        while group_alive(self.0) && start.elapsed() < GROUP_GONE_WAIT {
+        while crate::procfs::group_alive(self.0) && start.elapsed() < GROUP_GONE_WAIT {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
-
-/// Whether any process of group `pgid` is still alive (zombies, which run
-/// no code, do not count). Reads `/proc`; where there is none, trusts SIGKILL.
-fn group_alive(pgid: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // pid (comm) state ppid pgrp ...: comm may hold spaces and parens.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut f = rest.split_whitespace();
-        let state = f.next();
-        let group = f.nth(1);
-        state != Some("Z") && group == Some(pgid.to_string().as_str())
-    })
 }
 
 #[cfg(test)]
