@@ -25,15 +25,32 @@ fn firedrill_with(reports: &Path, fault_file: &Path, drill: &str) -> Command {
     c
 }
 
-fn start_drill(reports: &Path, fault_file: &Path) -> Child {
-    let child = firedrill(reports, fault_file)
-        .args(["drill", "exec-file", "--target", "local"])
+/// `firedrill drill <drill> --target local` with the drill of
+/// `tests/fixtures/drills/<drill>`, in the background.
+fn spawn_drill(reports: &Path, fault_file: &Path, drill: &str) -> Child {
+    firedrill_with(reports, fault_file, drill)
+        .args(["drill", drill, "--target", "local"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// The exec-file drill, once its fault is injected.
+fn start_drill(reports: &Path, fault_file: &Path) -> Child {
+    let child = spawn_drill(reports, fault_file, "exec-file");
     wait_for_file(fault_file);
     child
+}
+
+/// The report.json of the (one) run under `reports`.
+fn report_json(reports: &Path) -> serde_json::Value {
+    let run = std::fs::read_dir(reports)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("report.json").exists())
+        .expect("a report was written");
+    serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap()
 }
 
 fn wait_for_file(path: &Path) {
@@ -78,13 +95,7 @@ fn sigterm_mid_wait_reverts_and_exits_4() {
     .unwrap();
     assert_eq!(wait(&mut child), Some(4));
     assert!(!fault.exists(), "the fault is still live after SIGTERM");
-    let run = std::fs::read_dir(reports.path())
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().join("report.json").exists())
-        .expect("a report was written");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap();
+    let json = report_json(reports.path());
     assert_eq!(json["interrupted"], true);
     assert_eq!(json["drills"][0]["trials"][0]["reverted"], true);
 }
@@ -143,12 +154,7 @@ fn sigint_during_an_inject_kills_its_grandchildren_before_reverting() {
     let reports = tempfile::tempdir().unwrap();
     let fault = reports.path().join("fault");
     let started = reports.path().join("fault.started");
-    let mut child = firedrill_with(reports.path(), &fault, "exec-grandchild")
-        .args(["drill", "exec-grandchild", "--target", "local"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_drill(reports.path(), &fault, "exec-grandchild");
     wait_for_file(&started);
     std::thread::sleep(Duration::from_millis(1500));
     signal(&child, nix::sys::signal::Signal::SIGINT);
@@ -254,12 +260,7 @@ fn children_named(parent: u32, comm: &str) -> Vec<i32> {
 fn nats_dying_mid_drill_ends_in_an_error_verdict_and_a_report() {
     let reports = tempfile::tempdir().unwrap();
     let fault = reports.path().join("fault");
-    let mut child = firedrill_with(reports.path(), &fault, "exec-short")
-        .args(["drill", "exec-short", "--target", "local"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_drill(reports.path(), &fault, "exec-short");
     wait_for_file(&fault);
     let nats = children_named(child.id(), "nats-server");
     assert_eq!(nats.len(), 1, "the local stack's nats-server: {nats:?}");
@@ -272,13 +273,7 @@ fn nats_dying_mid_drill_ends_in_an_error_verdict_and_a_report() {
     // none of it may wait on the dead NATS.
     let code = wait(&mut child);
     assert!(!fault.exists(), "the fault is still live");
-    let run = std::fs::read_dir(reports.path())
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().join("report.json").exists())
-        .expect("a report was written");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap();
+    let json = report_json(reports.path());
     let errors = json["errors"].to_string();
     assert!(errors.contains("nats-server"), "{errors}");
     assert_eq!(json["drills"][0]["verdict"], "error", "{json}");
@@ -300,13 +295,7 @@ fn a_run_refused_by_an_unrecovered_journal_still_writes_its_report() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
-    let run = std::fs::read_dir(reports.path())
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().join("report.json").exists())
-        .expect("the refused run wrote no report");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap();
+    let json = report_json(reports.path());
     // The probe ran and is kept; the refusal is the report's error.
     assert!(!json["probes"].as_array().unwrap().is_empty(), "{json}");
     let errors = json["errors"].to_string();
