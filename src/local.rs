@@ -75,6 +75,19 @@ impl LocalEnv {
         format!("http://{}", self.fleet.http_addr())
     }
 
+    /// The fleet's rehearsal of the Kubernetes API (same address as the fleet).
+    pub fn kube_api_url(&self) -> String {
+        self.fleet_url()
+    }
+
+    /// Access to [`LocalEnv::kube_api_url`] with the token the fleet issued.
+    pub fn kube_access(&self) -> crate::drill::fault::kube::KubeAccess {
+        crate::drill::fault::kube::KubeAccess::local_stack(
+            &self.kube_api_url(),
+            self.fleet.kube_token(),
+        )
+    }
+
     /// Stops the fleet, then the stack (children and temp dir). Returns one
     /// line per stack process that had already exited: a dependency the run
     /// lost, which makes its verdict `error`.
@@ -117,6 +130,10 @@ pub fn fleet_config(spec: &FleetSpec, namespace: &str, nats_url: &str) -> FleetC
         worker_pod_prefix: spec.worker_pod_prefix.clone(),
         orchestrator_deployment: spec.orchestrator_deployment.clone(),
         scaled_object: spec.scaled_object.clone(),
+        worker_image: spec.worker_image.clone(),
+        collector_deployment: spec.collector_deployment.clone(),
+        kube_token: crate::fleet::config::random_token(),
+        kube_read_only_token: None,
         concurrency: spec.concurrency as usize,
         cold_start: spec.cold_start,
         work: spec.work,

@@ -724,9 +724,10 @@ async fn fault_orchestrator_down() {
         .set_fault(FleetSwitch::OrchestratorDown, true)
         .await
         .unwrap();
-    assert!(
-        named(&h.scrape().await, name).is_empty(),
-        "series absent, like kube-state-metrics"
+    assert_eq!(
+        h.metric(name, &labels).await,
+        Some(0.0),
+        "scaled to 0: kube-state-metrics reports 0 available"
     );
     h.fleet()
         .set_fault(FleetSwitch::OrchestratorDown, false)
@@ -788,12 +789,48 @@ async fn fault_stream_unhealthy() {
             h.metric("nats_stream_consumer_count", &stream).await,
             Some(1.0)
         );
-        // Recreated with DeliverPolicy::New: new tasks flow again.
+        // Recreated where the deleted one stopped: the two tasks held in
+        // the stream meanwhile are delivered (none lost), then new ones.
+        collect(&mut sub, 2, Duration::from_secs(10)).await;
         h.publish(3, "firedrill.results.unhealthy", "sentinel")
             .await;
         collect(&mut sub, 3, Duration::from_secs(10)).await;
+        assert_quiet(&mut sub, Duration::from_millis(300)).await;
     }
     assert!(h.fleet().active_faults().is_empty());
+    h.finish().await;
+}
+
+/// A consumer that holds messages is never deleted: stream-unhealthy is
+/// refused (the fault stays off) and every task is still answered.
+#[tokio::test]
+async fn stream_unhealthy_never_deletes_a_consumer_holding_messages() {
+    let h = harness(|_| {}).await;
+    let mut sub = h.client.subscribe("firedrill.results.held").await.unwrap();
+    h.fleet()
+        .set_fault(FleetSwitch::ConsumerStop, true)
+        .await
+        .unwrap();
+    h.publish(5, "firedrill.results.held", "sentinel").await;
+    let err = h
+        .fleet()
+        .set_fault(FleetSwitch::StreamUnhealthy, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds 5 message(s)"), "{err}");
+    assert!(err.contains("never deleted"), "{err}");
+    let mut js_stream = h.js.get_stream("DAEDALUS_TASKS").await.unwrap();
+    assert_eq!(js_stream.info().await.unwrap().state.consumer_count, 1);
+    assert!(!h
+        .fleet()
+        .active_faults()
+        .contains(&FleetSwitch::StreamUnhealthy));
+    h.fleet()
+        .set_fault(FleetSwitch::ConsumerStop, false)
+        .await
+        .unwrap();
+    collect(&mut sub, 5, Duration::from_secs(10)).await;
     h.finish().await;
 }
 

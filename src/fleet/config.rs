@@ -34,8 +34,19 @@ pub struct FleetConfig {
     pub worker_pod_prefix: String,
     /// Name of the orchestrator Deployment, e.g. `daedalus-orchestrator`.
     pub orchestrator_deployment: String,
-    /// `scaledObject` label of `keda_scaler_errors_total`.
+    /// `scaledObject` label of `keda_scaler_errors_total`, and the name of
+    /// the worker ScaledJob the local Kubernetes API serves.
     pub scaled_object: String,
+    /// The worker image the release runs; any other image in the
+    /// ScaledJob is one the fleet cannot pull (ImagePullBackOff).
+    pub worker_image: String,
+    /// The OTel collector Deployment (in `namespace`); scaled to 0, its
+    /// metrics endpoint stops answering.
+    pub collector_deployment: String,
+    /// Bearer token of the local Kubernetes API: may get and patch everything.
+    pub kube_token: String,
+    /// A second token that may only `get` (tests of RBAC refusals).
+    pub kube_read_only_token: Option<String>,
     /// Tasks run at once.
     pub concurrency: usize,
     /// Simulated per-task cold start (a ScaledJob starts one worker per message).
@@ -64,6 +75,10 @@ impl FleetConfig {
             worker_pod_prefix: "daedalus-worker-".to_string(),
             orchestrator_deployment: "daedalus-orchestrator".to_string(),
             scaled_object: "daedalus-worker-copilot".to_string(),
+            worker_image: "ghcr.io/daedalus/worker:1.0.0".to_string(),
+            collector_deployment: "otel-collector".to_string(),
+            kube_token: random_token(),
+            kube_read_only_token: None,
             concurrency: 64,
             cold_start: Duration::from_millis(10),
             work: Duration::from_millis(10),
@@ -94,6 +109,9 @@ impl FleetConfig {
             ("worker_pod_prefix", &self.worker_pod_prefix),
             ("orchestrator_deployment", &self.orchestrator_deployment),
             ("scaled_object", &self.scaled_object),
+            ("worker_image", &self.worker_image),
+            ("collector_deployment", &self.collector_deployment),
+            ("kube_token", &self.kube_token),
         ] {
             if value.trim().is_empty() {
                 return bad(field, "must not be empty");
@@ -119,6 +137,11 @@ impl FleetConfig {
         }
         Ok(())
     }
+}
+
+/// A fresh bearer token for the local Kubernetes API (128 random bits, hex).
+pub fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub enum FleetSwitch {
     KedaError,
     /// The OTel collector's metrics endpoint answers 503.
     CollectorDown,
-    /// The orchestrator Deployment disappears from kube-state-metrics.
+    /// The orchestrator Deployment has no available replicas.
     OrchestratorDown,
     /// The durable consumer is deleted while the stream keeps its messages.
     StreamUnhealthy,

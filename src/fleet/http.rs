@@ -9,6 +9,7 @@
 //! | `PUT /faults/{name}`    | turn on; optional body `{"every": N}`                 |
 //! | `DELETE /faults/{name}` | turn off                                              |
 //! | `GET /healthz`          | 200, with this process' instance id in a header       |
+//! | `/api/v1/…`, `/apis/…`  | the rehearsed cluster's Kubernetes API (see [`super::kube_api`]) |
 
 use std::sync::Arc;
 
@@ -35,7 +36,24 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             axum::routing::put(put_fault).delete(delete_fault),
         )
         .route("/healthz", get(healthz))
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(super::kube_api::router(shared.kube.clone()).layer(
+            axum::middleware::from_fn_with_state(shared, settle_after_write),
+        ))
+}
+
+/// A write to the Kubernetes API answers once the fleet has reacted to it.
+async fn settle_after_write(
+    State(shared): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let write = req.method() != axum::http::Method::GET;
+    let response = next.run(req).await;
+    if write && response.status().is_success() {
+        shared.kube_settled().await;
+    }
+    response
 }
 
 /// Tells fleets apart across restarts on the same port: a journaled fault

@@ -390,17 +390,16 @@ pub(crate) fn render(m: &FleetMetrics, kube: KubeView, nats: Option<NatsView>) -
         "The number of container restarts per container",
         m.restarts.clone(),
     );
-    if !kube.orchestrator_down {
-        let labels = vec![
-            ("namespace", m.namespace.clone()),
-            ("deployment", m.orchestrator.clone()),
-        ];
-        r.register(
-            DEPLOYMENT_REPLICAS_AVAILABLE,
-            "The number of available replicas per deployment",
-            gauge_family([(labels, 1)]),
-        );
-    }
+    // Scaled to 0, kube-state-metrics reports 0 available replicas.
+    let labels = vec![
+        ("namespace", m.namespace.clone()),
+        ("deployment", m.orchestrator.clone()),
+    ];
+    r.register(
+        DEPLOYMENT_REPLICAS_AVAILABLE,
+        "The number of available replicas per deployment",
+        gauge_family([(labels, i64::from(!kube.orchestrator_down))]),
+    );
     r.register(
         JOB_STATUS_ACTIVE,
         "The number of actively running pods",
@@ -586,7 +585,9 @@ mod tests {
             ]
         );
         assert_eq!(waiting[0].2, 1.0);
-        assert!(find(&s, DEPLOYMENT_REPLICAS_AVAILABLE).is_empty());
+        let available = find(&s, DEPLOYMENT_REPLICAS_AVAILABLE);
+        assert_eq!(available.len(), 1);
+        assert_eq!(available[0].2, 0.0, "scaled to zero reads 0, not absent");
         assert!(find(&s, STREAM_CONSUMER_COUNT).is_empty(), "no NATS view");
     }
 

@@ -8,9 +8,11 @@
 //!
 //! [`ResultEnvelope`]: crate::probe::envelope::ResultEnvelope
 
+pub mod cluster;
 pub mod config;
 pub mod faults;
 mod http;
+pub mod kube_api;
 pub mod metrics;
 mod spans;
 mod worker;
@@ -116,6 +118,30 @@ pub(crate) struct Shared {
     fault_lock: tokio::sync::Mutex<()>,
     /// Client for span export, when `cfg.otlp_endpoint` is set.
     otlp: Option<reqwest::Client>,
+    /// Stream sequence the durable consumer resumes at after stream-unhealthy.
+    resume_seq: Mutex<Option<u64>>,
+    /// The rehearsed cluster's Kubernetes API (see [`cluster`]).
+    kube: Arc<kube_api::KubeApi>,
+    /// The last [`kube_api::KubeApi::changes`] version the fleet has acted on.
+    reconciled: watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Waits (bounded) until the fleet has acted on every write to its
+    /// Kubernetes API so far, so a write's answer means the rehearsed
+    /// cluster has reacted (a drill's trigger then meets the fault).
+    pub(crate) async fn kube_settled(&self) {
+        let target = *self.kube.changes().borrow();
+        let mut done = self.reconciled.subscribe();
+        if tokio::time::timeout(PAUSE_TIMEOUT, done.wait_for(|v| *v >= target))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "fleet did not act on Kubernetes change {target} within {PAUSE_TIMEOUT:?}"
+            );
+        }
+    }
 }
 
 impl Shared {
@@ -184,7 +210,10 @@ impl Shared {
                     return Ok(());
                 }
                 // The fault stays on if the consumer cannot be recreated.
-                let consumer = ensure_consumer(&self.js, &self.cfg).await?;
+                // It starts where the deleted one stopped, so every task
+                // published while it was gone is still delivered.
+                let resume = *self.resume_seq.lock().unwrap_or_else(|e| e.into_inner());
+                let consumer = ensure_consumer_from(&self.js, &self.cfg, resume).await?;
                 self.set_consumer(Some(consumer));
                 self.faults.set(fault, false);
                 self.apply_pull(false).await;
@@ -197,7 +226,44 @@ impl Shared {
         Ok(())
     }
 
+    /// Deletes the durable consumer only when it holds nothing (every task
+    /// delivered has been acked and none waits), remembering where to
+    /// resume; refuses otherwise.
     async fn delete_consumer(&self) -> Result<(), FleetError> {
+        let consumer_err = |source: BoxError| FleetError::Consumer {
+            action: "delete",
+            stream: self.cfg.stream.clone(),
+            consumer: self.cfg.consumer.clone(),
+            source,
+        };
+        if let Some(mut consumer) = self.consumer() {
+            // In-flight tasks finish and ack within the pause timeout.
+            let deadline = Instant::now() + PAUSE_TIMEOUT;
+            loop {
+                let info = consumer
+                    .info()
+                    .await
+                    .map_err(|e| consumer_err(Box::new(e)))?;
+                let held = info.num_pending + info.num_ack_pending as u64;
+                if held == 0 {
+                    *self.resume_seq.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(info.delivered.stream_sequence + 1);
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(consumer_err(
+                        format!(
+                            "it still holds {held} message(s) ({} waiting, {} unacknowledged); \
+                             a consumer holding messages is never deleted, so stream-unhealthy was not injected. \
+                             Retry once the workers have drained it",
+                            info.num_pending, info.num_ack_pending
+                        )
+                        .into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         self.set_consumer(None);
         match self
             .js
@@ -301,6 +367,16 @@ async fn ensure_consumer(
     js: &jetstream::Context,
     cfg: &FleetConfig,
 ) -> Result<PullConsumer, FleetError> {
+    ensure_consumer_from(js, cfg, None).await
+}
+
+/// Gets or creates the durable consumer; a new one starts at stream
+/// sequence `start` when given (else only new messages).
+async fn ensure_consumer_from(
+    js: &jetstream::Context,
+    cfg: &FleetConfig,
+    start: Option<u64>,
+) -> Result<PullConsumer, FleetError> {
     let consumer_err = |source: BoxError| FleetError::Consumer {
         action: "get or create",
         stream: cfg.stream.clone(),
@@ -312,9 +388,62 @@ async fn ensure_consumer(
         .await
         .map_err(|e| consumer_err(Box::new(e)))?;
     stream
-        .get_or_create_consumer::<pull::Config>(&cfg.consumer, consumer_config(cfg))
+        .get_or_create_consumer::<pull::Config>(&cfg.consumer, {
+            let mut c = consumer_config(cfg);
+            if let Some(start_sequence) = start {
+                c.deliver_policy = DeliverPolicy::ByStartSequence { start_sequence };
+            }
+            c
+        })
         .await
         .map_err(|e| consumer_err(Box::new(e)))
+}
+
+/// Makes the fleet behave as the cluster's objects say, after every write
+/// to the local Kubernetes API (and once at start).
+async fn run_reconcile(shared: Arc<Shared>) {
+    let mut changes = shared.kube.changes();
+    loop {
+        let version = *changes.borrow_and_update();
+        let wanted = shared
+            .kube
+            .with_store(|store| cluster::observe(&shared.cfg, store.objects()));
+        for (switch, on) in wanted {
+            if shared.faults.is_on(switch) != on {
+                if let Err(e) = shared.set_fault(switch, on).await {
+                    tracing::warn!(fault = %switch, on, "fleet cannot follow the cluster objects: {e}");
+                }
+            }
+        }
+        // As the Deployment controller would: status follows spec.replicas.
+        for name in [
+            &shared.cfg.orchestrator_deployment,
+            &shared.cfg.collector_deployment,
+        ] {
+            let replicas = shared.kube.with_store(|s| {
+                s.get("apps/v1", "deployments", &shared.cfg.namespace, name)
+                    .and_then(|d| {
+                        d.pointer("/spec/replicas")
+                            .and_then(serde_json::Value::as_i64)
+                    })
+            });
+            if let Some(n) = replicas {
+                let status =
+                    serde_json::json!({"replicas": n, "readyReplicas": n, "availableReplicas": n});
+                let _ = shared.kube.set_status(
+                    "apps/v1",
+                    "deployments",
+                    &shared.cfg.namespace,
+                    name,
+                    status,
+                );
+            }
+        }
+        shared.reconciled.send_replace(version);
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The 1 s clock behind the counters that grow while a fault is on.
@@ -341,6 +470,7 @@ pub struct Fleet {
     http_stop: watch::Sender<bool>,
     puller: Option<JoinHandle<()>>,
     ticker: Option<JoinHandle<()>>,
+    reconcile: Option<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
 }
 
@@ -386,7 +516,33 @@ impl Fleet {
             chrono::Utc::now().timestamp_micros(),
             STARTS.fetch_add(1, Ordering::Relaxed)
         );
+        let mut store = kube_api::KubeStore::new();
+        for object in cluster::seed(&cfg) {
+            store.insert(object).map_err(|e| FleetError::Config {
+                field: "kube objects",
+                reason: e.to_string(),
+            })?;
+        }
+        let mut tokens = vec![(
+            cfg.kube_token.clone(),
+            vec![kube_api::Grant {
+                verbs: vec!["*".into()],
+                resources: vec!["*".into()],
+            }],
+        )];
+        if let Some(t) = &cfg.kube_read_only_token {
+            tokens.push((
+                t.clone(),
+                vec![kube_api::Grant {
+                    verbs: vec!["get".into()],
+                    resources: vec!["*".into()],
+                }],
+            ));
+        }
+        let kube = kube_api::KubeApi::new(store, tokens);
         let shared = Arc::new(Shared {
+            kube,
+            reconciled: watch::channel(0).0,
             instance,
             metrics: FleetMetrics::new(&cfg),
             permits: Arc::new(Semaphore::new(cfg.concurrency)),
@@ -402,10 +558,12 @@ impl Fleet {
             puller_state,
             fault_lock: tokio::sync::Mutex::new(()),
             otlp,
+            resume_seq: Mutex::new(None),
         });
 
         let puller = tokio::spawn(worker::run_puller(shared.clone(), ctl_rx, state_tx));
         let ticker = tokio::spawn(run_ticker(shared.clone()));
+        let reconcile = tokio::spawn(run_reconcile(shared.clone()));
         let (http_stop, mut stop_rx) = watch::channel(false);
         let app = http::router(shared.clone());
         let http = tokio::spawn(async move {
@@ -426,13 +584,38 @@ impl Fleet {
             http_stop,
             puller: Some(puller),
             ticker: Some(ticker),
+            reconcile: Some(reconcile),
             http: Some(http),
         })
     }
 
-    /// Where `/metrics`, `/collector/metrics` and `/faults` are served.
+    /// Where `/metrics`, `/collector/metrics`, `/faults` and the local
+    /// Kubernetes API are served.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The bearer token of the local Kubernetes API (all verbs).
+    pub fn kube_token(&self) -> &str {
+        &self.shared.cfg.kube_token
+    }
+
+    /// Requests the local Kubernetes API has served so far.
+    pub fn kube_calls(&self) -> u64 {
+        self.shared.kube.calls()
+    }
+
+    /// A copy of one object of the local Kubernetes API, as a GET would return it.
+    pub fn kube_object(
+        &self,
+        group_version: &str,
+        plural: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        self.shared.kube.with_store(|s| {
+            s.get(group_version, plural, &self.shared.cfg.namespace, name)
+                .cloned()
+        })
     }
 
     /// Turns a fault on or off. Idempotent. Returns once the fault is in
@@ -479,8 +662,11 @@ impl Fleet {
                 "fleet shutdown: NATS flush did not finish within {FLUSH_TIMEOUT:?} (is nats-server gone?)"
             ),
         }
-        if let Some(ticker) = self.ticker.take() {
-            ticker.abort();
+        for task in [self.ticker.take(), self.reconcile.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         let _ = self.http_stop.send(true);
         if let Some(mut http) = self.http.take() {
@@ -496,9 +682,14 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        for handle in [self.puller.take(), self.ticker.take(), self.http.take()]
-            .into_iter()
-            .flatten()
+        for handle in [
+            self.puller.take(),
+            self.ticker.take(),
+            self.reconcile.take(),
+            self.http.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             handle.abort();
         }
