@@ -330,7 +330,8 @@ pub struct RunArgs {
     /// Target name from the targets file.
     #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
     pub target: String,
-    /// Drills to run after the probe: space-separated names, or `all`. None by default.
+    /// Drills to run after the probe: space-separated names, or `all` (the
+    /// target's `drills` list, else every drill loaded). None by default.
     #[arg(long, env = "FIREDRILL_DRILLS", default_value = "")]
     pub drills: String,
     /// Repeat each drill N times (overrides the spec's `trials`).
@@ -379,7 +380,7 @@ pub struct DrillArgs {
     /// Drill names (file stems under the drills dir), e.g. worker-image-tag.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub names: Vec<String>,
-    /// Run every drill in the drills dir.
+    /// Run the target's drills: its `drills` list, else every drill in the drills dir.
     #[arg(long)]
     pub all: bool,
     /// Target name from the targets file (must say drills_allowed = true).

@@ -121,6 +121,12 @@ fn handle(state: &Arc<Mutex<State>>, req: &Request) -> ResponseTemplate {
             .get("authorization")
             .map(|v| v.to_str().unwrap().to_string()),
     );
+    // Preflight asks whether it may get and patch: this API allows all.
+    if req.method.as_str() == "POST" && path.ends_with("/selfsubjectaccessreviews") {
+        let mut review: Value = serde_json::from_slice(&req.body).unwrap();
+        review["status"] = json!({"allowed": true});
+        return ResponseTemplate::new(201).set_body_json(review);
+    }
     let Some(obj) = s.objects.get(&path).cloned() else {
         return not_found(&path);
     };
@@ -450,4 +456,111 @@ async fn missing_object_fails_before_anything_changes() {
         "{msg}"
     );
     assert!(api.patches().is_empty());
+}
+
+/// The local stack's rehearsal of the API server (the same code the fleet
+/// serves), with one token that may do everything and one that may only get.
+async fn rehearsal(
+    objects: &[Value],
+) -> (String, std::sync::Arc<firedrill::fleet::kube_api::KubeApi>) {
+    use firedrill::fleet::kube_api::{router, Grant, KubeApi, KubeStore};
+    let mut store = KubeStore::new();
+    for o in objects {
+        store.insert(o.clone()).unwrap();
+    }
+    let grant = |verbs: &[&str]| Grant {
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        resources: vec!["*".into()],
+    };
+    let api = KubeApi::new(
+        store,
+        vec![
+            (TOKEN.into(), vec![grant(&["*"])]),
+            ("read-only".into(), vec![grant(&["get"])]),
+        ],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(api.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, api)
+}
+
+fn rehearsal_image(api: &firedrill::fleet::kube_api::KubeApi) -> Value {
+    api.with_store(|s| {
+        s.get("apps/v1", "deployments", "default", "testapp")
+            .unwrap()
+            .clone()
+    })
+}
+
+#[tokio::test]
+async fn rbac_that_denies_patch_refuses_before_anything_changes() {
+    let (url, api) = rehearsal(&[fixture("deployment.json")]).await;
+    let before = rehearsal_image(&api);
+    let ctx = FaultContext::new(None, KubeAccess::with_api(&url, Some("read-only".into())));
+    let driver = fault::driver(&image_plan("postgres:does-not-exist"), &ctx).unwrap();
+    let err = driver.prepare().await.unwrap_err();
+    assert!(matches!(err, FaultError::Forbidden { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("may not patch deployments.apps Deployment default/testapp"),
+        "{msg}"
+    );
+    assert!(msg.contains("nothing was injected"), "{msg}");
+    assert_eq!(rehearsal_image(&api), before, "nothing changed");
+
+    // The same drill with a token that may patch goes through.
+    let ctx = FaultContext::new(None, KubeAccess::with_api(&url, Some(TOKEN.into())));
+    let driver = fault::driver(&image_plan("postgres:does-not-exist"), &ctx).unwrap();
+    driver.prepare().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pointer_that_does_not_resolve_or_a_value_of_another_type_is_refused() {
+    let (url, api) = rehearsal(&[fixture("deployment.json")]).await;
+    let before = rehearsal_image(&api);
+    let ctx = FaultContext::new(None, KubeAccess::with_api(&url, Some(TOKEN.into())));
+    let patch = |pointer: &str, value: Value| {
+        Fault::KubernetesPatch(KubernetesPatch {
+            api_version: "apps/v1".into(),
+            object_kind: "Deployment".into(),
+            namespace: "default".into(),
+            name: "testapp".into(),
+            pointer: pointer.into(),
+            value,
+        })
+    };
+    for (pointer, value, says) in [
+        (
+            "/spec/no/such/field",
+            json!(1),
+            "neither it nor its parent /spec/no/such exists",
+        ),
+        (
+            "/spec/replicas",
+            json!("zero"),
+            "holds a number (3) and the drill would write a string",
+        ),
+        (
+            "/spec/template/spec/containers/7/image",
+            json!("x"),
+            "neither it nor its parent",
+        ),
+        (
+            "/spec/template/spec/containers/5",
+            json!({}),
+            "index 5 is past the end of a list of 1",
+        ),
+    ] {
+        let driver = fault::driver(&patch(pointer, value), &ctx).unwrap();
+        let err = driver.prepare().await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(says) && msg.contains(pointer),
+            "{pointer}: {msg}"
+        );
+        assert!(msg.contains("nothing was injected"), "{msg}");
+    }
+    assert_eq!(rehearsal_image(&api), before, "nothing changed");
 }

@@ -124,6 +124,7 @@ impl World {
             resolve_timeout: Duration::from_secs(5),
             trials: 1,
             silence: false,
+            expect_receiver: None,
             fault: Fault::Exec(ExecFault {
                 inject: sh(&format!("{before} touch {f}")),
                 revert: sh(&format!("{revert_extra} rm -f {f}")),

@@ -126,6 +126,7 @@ impl World {
             resolve_timeout: Duration::from_secs(30),
             trials: 1,
             silence: false,
+            expect_receiver: None,
             fault: Fault::Exec(ExecFault {
                 inject: vec!["touch".into(), f.to_string()],
                 revert: vec!["rm".into(), "-f".into(), f.to_string()],
@@ -408,7 +409,7 @@ async fn silence_keeps_the_receiver_quiet_and_is_expired_afterwards() {
     w.finish().await;
 }
 
-/// The reference fleet's real switch and the repo's drill spec, with the
+/// The repo's drill spec through the local stack's Kubernetes API, with the
 /// strict default preflight: the fleet exposes the waiting-reason series at
 /// 0 while healthy, so every metric the rule references exists before the
 /// fault.
@@ -429,7 +430,7 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
         "local",
         true,
         Prometheus::new(&local.stack.prometheus_url),
-        FaultContext::new(Some(local.fleet_url()), KubeAccess::default()),
+        FaultContext::new(Some(local.fleet_url()), local.kube_access()),
     );
     env.alertmanager = Some(Alertmanager::new(&local.stack.alertmanager_url));
     env.notifications = Some(forward(local.stack.webhook.subscribe()));
@@ -458,8 +459,15 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
         t.notes
     );
     eprintln!(
-        "FIGURES fleet: time_to_fire={:?}ms pending={:?}ms notify={:?}ms resolve={:?}ms",
-        t.time_to_fire_ms, t.time_to_pending_ms, t.time_to_notify_ms, t.time_to_resolve_ms
+        "FIGURES fleet: time_to_fire={:?}ms pending={:?}ms notify={:?}ms resolve={:?}ms kube_api_calls={}",
+        t.time_to_fire_ms,
+        t.time_to_pending_ms,
+        t.time_to_notify_ms,
+        t.time_to_resolve_ms,
+        local.fleet.kube_calls()
     );
+    // Two access reviews and a GET to prepare, the PATCH, a GET and a
+    // PATCH to revert: nothing more reaches the API server.
+    assert_eq!(local.fleet.kube_calls(), 6);
     local.shutdown().await;
 }

@@ -232,6 +232,7 @@ fn trial(n: u32, inject: DateTime<Utc>, fire_after_ms: i64) -> DrillTrial {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
+        receivers: vec!["firedrill".to_string()],
         reverted: true,
         revert_error: None,
         notes: Vec::new(),

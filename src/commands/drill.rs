@@ -72,6 +72,7 @@ async fn drill_on(
         prometheus: &live.prometheus,
         alertmanager: live.alertmanager.as_deref(),
         fleet_url: env.map(LocalEnv::fleet_url),
+        kube: super::pipeline::kube_access(&plan.target, env)?,
         webhook: env.map(|e| &e.stack.webhook),
         client,
     };

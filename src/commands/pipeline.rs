@@ -175,8 +175,30 @@ pub struct DrillLive<'a> {
     pub prometheus: &'a str,
     pub alertmanager: Option<&'a str>,
     pub fleet_url: Option<String>,
+    /// How `kubernetes-*` faults reach the API server.
+    pub kube: crate::drill::fault::kube::KubeAccess,
     pub webhook: Option<&'a crate::stack::WebhookReceiver>,
     pub client: async_nats::Client,
+}
+
+/// The Kubernetes API a run's drills use: the local stack's rehearsal,
+/// a target's `kube_api_url` (+ `kube_token_env`), or kubeconfig.
+pub fn kube_access(
+    target: &crate::spec::Target,
+    env: Option<&crate::local::LocalEnv>,
+) -> Result<crate::drill::fault::kube::KubeAccess, Error> {
+    use crate::drill::fault::kube::KubeAccess;
+    if let Some(env) = env {
+        return Ok(env.kube_access());
+    }
+    match target.remote().and_then(|r| r.kube_api_url.as_ref()) {
+        Some(url) => KubeAccess::from_target(
+            url.as_str(),
+            target.remote().and_then(|r| r.kube_token_env.as_deref()),
+        )
+        .map_err(|e| Error::Usage(format!("target `{}`: {e}", target.name))),
+        None => Ok(KubeAccess::from_env()),
+    }
 }
 
 /// Runs the named drills (already checked by `plan_drills`) and returns
@@ -190,12 +212,9 @@ pub async fn run_drills(
     run_id: &str,
     trials: Option<u32>,
 ) -> Result<crate::drill::DrillRun, crate::drill::DrillError> {
-    use crate::drill::{
-        fault::kube::KubeAccess, fault::FaultContext, progress::ProgressSink, DrillEnv,
-        TriggerSender,
-    };
+    use crate::drill::{fault::FaultContext, progress::ProgressSink, DrillEnv, TriggerSender};
     use futures::FutureExt;
-    let faults = FaultContext::new(live.fleet_url.clone(), KubeAccess::from_env());
+    let faults = FaultContext::new(live.fleet_url.clone(), live.kube.clone());
     let mut env = DrillEnv::new(
         run_id,
         &global.reports_dir,

@@ -249,6 +249,7 @@ async fn body(
             prometheus: &live.prometheus,
             alertmanager: live.alertmanager.as_deref(),
             fleet_url: env.map(LocalEnv::fleet_url),
+            kube: super::pipeline::kube_access(&plan.target, env)?,
             webhook: env.map(|e| &e.stack.webhook),
             client: client.clone(),
         };

@@ -19,9 +19,27 @@ pub async fn run(global: &Global, args: &StackArgs) -> Result<ExitCode, Error> {
     println!("  Alertmanager  {}", env.stack.alertmanager_url);
     println!("  webhook       {}", env.stack.webhook.url);
     println!("  fleet         {fleet}/metrics  {fleet}/collector/metrics  {fleet}/faults");
-    println!("  configs/logs  {}", env.stack.dir().display());
+    let token_file = env.stack.dir().join("kube-token");
+    write_private(&token_file, env.fleet.kube_token()).map_err(|e| {
+        Error::Local(format!(
+            "cannot write the local Kubernetes API token to {}: {e}; check the stack directory is writable",
+            token_file.display()
+        ))
+    })?;
     println!(
-        "try: curl -X PUT {fleet}/faults/worker-image-tag   (then watch {}/alerts)",
+        "  Kubernetes    {fleet}  (bearer token in {})",
+        token_file.display()
+    );
+    println!("  configs/logs  {}", env.stack.dir().display());
+    let orchestrator = plan
+        .target
+        .fleet()
+        .map(|f| f.orchestrator_deployment.clone())
+        .unwrap_or_default();
+    println!(
+        "try: curl -X PATCH -H \"Authorization: Bearer $(cat {})\" -H 'Content-Type: application/merge-patch+json' \\\n       -d '{{\"spec\":{{\"replicas\":0}}}}' {fleet}/apis/apps/v1/namespaces/{}/deployments/{orchestrator}\n     (then watch {}/alerts for OrchestratorDown; set replicas back to 1 to end it)",
+        token_file.display(),
+        plan.target.namespace,
         env.stack.prometheus_url
     );
     println!("press Ctrl-C to stop");
@@ -29,4 +47,17 @@ pub async fn run(global: &Global, args: &StackArgs) -> Result<ExitCode, Error> {
     eprintln!("{sig}: stopping the stack…");
     env.shutdown().await;
     Ok(ExitCode::Success)
+}
+
+/// Writes `contents` readable by this user only.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
 }

@@ -122,6 +122,8 @@ pub struct MachineConfig {
     /// Metrics the rule reads that had no series before the inject
     /// (preflight in warn mode): named if the alert does not fire.
     pub missing_metrics: Vec<String>,
+    /// The Alertmanager receiver the alert must be routed to (`None`: any).
+    pub expect_receiver: Option<String>,
 }
 
 impl MachineConfig {
@@ -143,6 +145,7 @@ impl MachineConfig {
             error_budget: Duration::from_secs(15),
             await_notification: None,
             missing_metrics: Vec::new(),
+            expect_receiver: None,
         }
     }
 }
@@ -177,6 +180,9 @@ pub struct Machine {
     last_active_at: Option<DateTime<Utc>>,
     ever_active: bool,
     matched: Option<Labels>,
+    /// Receivers Alertmanager routed the matching alert to (`receivers` of
+    /// `/api/v2/alerts`), over every poll that listed it.
+    receivers: std::collections::BTreeSet<String>,
     /// When the alert was known to have fired in time (waiting for the webhook).
     passed_at: Option<DateTime<Utc>>,
     other_labels: Vec<Labels>,
@@ -219,6 +225,7 @@ impl Machine {
             last_active_at: None,
             ever_active: false,
             matched: None,
+            receivers: Default::default(),
             passed_at: None,
             other_labels: Vec::new(),
             stale_ignored: false,
@@ -282,6 +289,11 @@ impl Machine {
     /// The labels of the alert instance that matched, once one did.
     pub fn matched_labels(&self) -> Option<&Labels> {
         self.matched.as_ref()
+    }
+
+    /// Receivers Alertmanager routed the alert to, sorted.
+    pub fn receivers(&self) -> Vec<String> {
+        self.receivers.iter().cloned().collect()
     }
 
     /// Label sets seen on alerts with the right name but not the expected labels.
@@ -507,6 +519,17 @@ impl Machine {
         };
         self.timeline
             .set_first(EventKind::InAlertmanager, at, source);
+        let before = self.receivers.len();
+        self.receivers
+            .extend(a.receivers.iter().map(|r| r.name.clone()));
+        if self.receivers.len() != before {
+            let names: Vec<&str> = self.receivers.iter().map(String::as_str).collect();
+            self.timeline.set(
+                EventKind::Routed,
+                self.timeline.at(EventKind::InAlertmanager).unwrap_or(at),
+                &format!("Alertmanager receivers: {}", names.join(", ")),
+            );
+        }
         if self.matched.is_none() {
             self.matched = Some(a.labels.clone());
         }
@@ -560,6 +583,35 @@ impl Machine {
                 );
             }
         }
+    }
+
+    /// With `expect_receiver`: why the routing observed is not the one
+    /// expected (`None` when it is, or when no receiver is expected).
+    fn receiver_mismatch(&self) -> Option<String> {
+        let want = self.cfg.expect_receiver.as_ref()?;
+        if self.receivers.contains(want) {
+            return None;
+        }
+        if self.receivers.is_empty() {
+            return Some(if self.cfg.watch_alertmanager {
+                format!(
+                    "alert {} fired, but Alertmanager never listed it, so it reached no receiver (expected receiver \"{want}\"); check Prometheus' alerting config",
+                    self.cfg.alert
+                )
+            } else {
+                format!(
+                    "alert {} fired, but the target has no Alertmanager to tell which receiver it reached (expected receiver \"{want}\"); add alertmanager_url or remove expect_receiver",
+                    self.cfg.alert
+                )
+            });
+        }
+        let got: Vec<&str> = self.receivers.iter().map(String::as_str).collect();
+        Some(format!(
+            "alert {} fired but Alertmanager routed it to {}, not the expected receiver \"{want}\": \
+             no route for its labels leads there (an alert without the label a sub-route matches on falls through to the default receiver)",
+            self.cfg.alert,
+            got.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+        ))
     }
 
     fn evaluate(&mut self, now: DateTime<Utc>) -> Decision {
@@ -622,7 +674,10 @@ impl Machine {
                         humantime::format_duration(grace)
                     ));
                 }
-                Decision::Pass
+                match self.receiver_mismatch() {
+                    Some(reason) => Decision::Fail(reason),
+                    None => Decision::Pass,
+                }
             } else {
                 Decision::Fail(format!(
                     "alert {} fired {} after the fault was injected, later than the {} deadline",

@@ -570,3 +570,93 @@ fn absurd_durations_mean_never_not_a_panic() {
         assert_eq!(m.observe(tick(3700.0)), Decision::Pass, "{huge:?}");
     }
 }
+
+fn expecting(receiver: &str) -> Machine {
+    let mut cfg = machine().config().clone();
+    cfg.expect_receiver = Some(receiver.to_string());
+    Machine::new(cfg, t(0.0), t(0.1))
+}
+
+fn routed_to(l: Labels, starts: f64, receivers: &[&str]) -> AmAlert {
+    let mut a = aa(l, starts);
+    a.receivers = receivers
+        .iter()
+        .map(|r| AmReceiver {
+            name: r.to_string(),
+        })
+        .collect();
+    a
+}
+
+#[test]
+fn receivers_are_recorded_in_the_timeline() {
+    let mut m = machine();
+    let d = run(
+        &mut m,
+        vec![
+            prom(5.0, vec![pa(good(), "firing", 1.0)]),
+            am(5.2, vec![routed_to(good(), 5.0, &["team-b", "team-a"])]),
+        ],
+    );
+    assert_eq!(d, Decision::Pass);
+    assert_eq!(m.receivers(), vec!["team-a", "team-b"]);
+    assert_eq!(
+        m.timeline().source(EventKind::Routed),
+        Some("Alertmanager receivers: team-a, team-b")
+    );
+    assert_eq!(m.timeline().at(EventKind::Routed), Some(t(5.2)));
+}
+
+#[test]
+fn expect_receiver_passes_only_on_that_receiver() {
+    // Routed where expected (among others): pass.
+    let mut m = expecting("daedalus/daedalus/pagerduty");
+    let d = run(
+        &mut m,
+        vec![
+            prom(5.0, vec![pa(good(), "firing", 1.0)]),
+            am(
+                5.2,
+                vec![routed_to(
+                    good(),
+                    5.0,
+                    &["daedalus/daedalus/pagerduty", "audit"],
+                )],
+            ),
+        ],
+    );
+    assert_eq!(d, Decision::Pass);
+
+    // Fell through to the default receiver: fail, naming what it reached.
+    let mut m = expecting("daedalus/daedalus/pagerduty");
+    let d = run(
+        &mut m,
+        vec![
+            prom(5.0, vec![pa(good(), "firing", 1.0)]),
+            am(5.2, vec![routed_to(good(), 5.0, &["null"])]),
+        ],
+    );
+    let Decision::Fail(reason) = d else {
+        panic!("{d:?}")
+    };
+    assert!(reason.contains("routed it to \"null\""), "{reason}");
+    assert!(
+        reason.contains("\"daedalus/daedalus/pagerduty\""),
+        "{reason}"
+    );
+
+    // Never listed by Alertmanager: no receiver observed, fail.
+    let mut m = expecting("x");
+    let d = run(
+        &mut m,
+        vec![
+            prom(5.0, vec![pa(good(), "firing", 1.0)]),
+            am(5.5, vec![]),
+            tick(11.0),
+        ],
+    );
+    let Decision::Fail(reason) = d else {
+        panic!("{d:?}")
+    };
+    assert!(reason.contains("never listed it"), "{reason}");
+}

@@ -495,6 +495,7 @@ async fn inject_phase(
     cfg.am_grace = env.options.am_grace;
     cfg.settle = env.options.settle;
     cfg.missing_metrics = missing;
+    cfg.expect_receiver = plan.expect_receiver.clone();
     if env.notifications.is_some() && !plan.silence {
         cfg.await_notification = Some(env.options.notify_grace);
     }

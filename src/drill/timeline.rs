@@ -14,6 +14,8 @@ pub enum EventKind {
     FiringFirstPoll,
     Firing,
     InAlertmanager,
+    /// The receivers Alertmanager routed it to (named in the source).
+    Routed,
     Notified,
     RevertDone,
     Resolved,
@@ -29,6 +31,7 @@ impl EventKind {
             EventKind::FiringFirstPoll => "firing_first_poll",
             EventKind::Firing => "firing",
             EventKind::InAlertmanager => "in_alertmanager",
+            EventKind::Routed => "routed",
             EventKind::Notified => "notified",
             EventKind::RevertDone => "revert_done",
             EventKind::Resolved => "resolved",

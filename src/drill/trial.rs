@@ -139,6 +139,7 @@ pub fn judge(f: TrialFacts) -> DrillTrial {
             .and_then(Machine::matched_labels)
             .cloned()
             .unwrap_or_default(),
+        receivers: m.map(Machine::receivers).unwrap_or_default(),
         reverted: f.revert_errors.is_empty(),
         revert_error: (!f.revert_errors.is_empty()).then(|| f.revert_errors.join("; ")),
         notes,

@@ -221,6 +221,7 @@ fn spec(deadline: Duration) -> DrillSpec {
         resolve_timeout: Duration::from_secs(30),
         trials: 1,
         silence: false,
+        expect_receiver: None,
         fault: Fault::Exec(ExecFault {
             inject: vec!["true".into()],
             revert: vec!["true".into()],
@@ -264,6 +265,7 @@ fn trial_of(n: u32, verdict: Verdict, ttf: Option<i64>, reason: &str) -> DrillTr
         time_to_notify_ms: None,
         time_to_resolve_ms: None,
         alert_labels: BTreeMap::new(),
+        receivers: Vec::new(),
         reverted: true,
         revert_error: None,
         notes: Vec::new(),

@@ -477,6 +477,10 @@ fn trial_events(s: &mut String, t: &DrillTrial) {
     if !labels.is_empty() {
         let _ = writeln!(s, "Alert labels: {}\n", code(&labels));
     }
+    if !t.receivers.is_empty() {
+        let names: Vec<String> = t.receivers.iter().map(|r| code(r)).collect();
+        let _ = writeln!(s, "Routed by Alertmanager to: {}\n", names.join(", "));
+    }
     let _ = writeln!(
         s,
         "| Event | At (UTC) | Since inject | Source |\n|---|---|---:|---|"

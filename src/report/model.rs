@@ -126,6 +126,9 @@ pub struct DrillTrial {
     pub time_to_notify_ms: Option<i64>,
     pub time_to_resolve_ms: Option<i64>,
     pub alert_labels: BTreeMap<String, String>,
+    /// Receivers Alertmanager routed the alert to (`/api/v2/alerts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<String>,
     pub reverted: bool,
     pub revert_error: Option<String>,
     /// Worth saying but not the verdict (e.g. "did not resolve within 2m").

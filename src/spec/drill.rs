@@ -49,6 +49,8 @@ pub struct DrillSpec {
     pub trials: u32,
     /// Silence the alert in Alertmanager for the drill window.
     pub silence: bool,
+    /// Alertmanager receiver the alert must be routed to (rendered), if set.
+    pub expect_receiver: Option<String>,
     pub fault: Fault,
     pub trigger: Option<Trigger>,
     pub source: SourceLoc,
@@ -303,6 +305,8 @@ struct RawDrill {
     trials: Option<Ranged<1, 100>>,
     #[serde(default)]
     silence: bool,
+    #[serde(default)]
+    expect_receiver: Option<Spanned<String>>,
     fault: RawFault,
     #[serde(default)]
     trigger: Option<RawTrigger>,
@@ -441,6 +445,28 @@ fn build(
         expect_labels.insert(label.0, rendered);
     }
 
+    let expect_receiver = match &raw.expect_receiver {
+        None => None,
+        Some(r) => {
+            let rendered = render_at_load(
+                file,
+                Some(&r.span()),
+                "expect_receiver",
+                r.get_ref(),
+                target,
+            )?;
+            if rendered.trim().is_empty() {
+                return Err(file.error(
+                    SpecErrorKind::InvalidValue,
+                    &r.span(),
+                    "expect_receiver",
+                    "must name an Alertmanager receiver (as /api/v2/alerts lists it); remove the key to accept any receiver",
+                ));
+            }
+            Some(rendered)
+        }
+    };
+
     let fault = build_fault(file, raw.fault.0, target)?;
 
     let trigger = match raw.trigger {
@@ -472,13 +498,15 @@ fn build(
         name,
         alert: raw.alert.0,
         expect_labels,
-        deadline: raw.deadline.0,
-        resolve_timeout: raw
-            .resolve_timeout
-            .map(|d| d.0)
-            .unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
+        deadline: target.scale_drill_time(raw.deadline.0),
+        resolve_timeout: target.scale_drill_time(
+            raw.resolve_timeout
+                .map(|d| d.0)
+                .unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
+        ),
         trials: raw.trials.map(|t| t.0).unwrap_or(1),
         silence: raw.silence,
+        expect_receiver,
         fault,
         trigger,
         source: file.loc(&raw.name.span()),
@@ -596,15 +624,40 @@ fn build_fault(file: &SourceFile, f: FaultFields, target: &Target) -> Result<Fau
 /// Drill-plan time: picks the drills to run (`names`, or all when empty)
 /// and checks the target may run them: `drills_allowed`, an
 /// `alertmanager_url` for a deployed platform, and fault kinds the target
-/// can carry out (`fleet` only on the local stack, `kubernetes-*` only on a
-/// deployed platform).
+/// can carry out (`fleet` only on the local stack). With no `names`, the
+/// target's `drills` list (or every loaded drill).
 pub fn plan_drills<'a>(
     target: &Target,
     drills: &'a [DrillSpec],
     names: &[String],
 ) -> Result<Vec<&'a DrillSpec>, SpecError> {
+    let target_key = format!(
+        "targets.{}",
+        super::source::join_path(&[target.name.as_str()])
+    );
     let selected: Vec<&DrillSpec> = if names.is_empty() {
-        drills.iter().collect()
+        match &target.drills {
+            None => drills.iter().collect(),
+            Some(chosen) => chosen
+                .iter()
+                .map(|name| {
+                    drills.iter().find(|d| &d.name == name).ok_or_else(|| {
+                        let known: Vec<&str> = drills.iter().map(|d| d.name.as_str()).collect();
+                        SpecError::new(
+                            SpecErrorKind::UnknownReference,
+                            &target.source.file,
+                            Some(target.source.line),
+                            Some(format!("{target_key}.drills")),
+                            format!(
+                                "target \"{}\" lists drill \"{name}\", which is not loaded (loaded drills: {}); fix the list or the drills directory",
+                                target.name,
+                                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        }
     } else {
         names
             .iter()
@@ -627,10 +680,6 @@ pub fn plan_drills<'a>(
             })
             .collect::<Result<_, _>>()?
     };
-    let target_key = format!(
-        "targets.{}",
-        super::source::join_path(&[target.name.as_str()])
-    );
     let at_target = |kind, key: &str, message: String| {
         SpecError::new(
             kind,
@@ -664,9 +713,6 @@ pub fn plan_drills<'a>(
         let refused = match (&target.endpoints, kind) {
             (Endpoints::Remote(_), FaultKind::Fleet) => {
                 Some("the reference fleet only exists on the local stack (stack = \"local\")")
-            }
-            (Endpoints::Local(_), FaultKind::KubernetesPatch | FaultKind::KubernetesScale) => {
-                Some("the local stack has no Kubernetes API; use kind = \"fleet\" there")
             }
             _ => None,
         };
@@ -740,11 +786,34 @@ mod tests {
         assert_eq!(plan.drills.len(), 7);
         for d in &plan.drills {
             assert_eq!(d.expect_labels["namespace"], "daedalus", "{}", d.name);
-            assert!(matches!(d.fault, Fault::Fleet { fault } if fault.as_str() == d.name));
+            assert_eq!(
+                d.expect_receiver.as_deref(),
+                Some("firedrill"),
+                "{}",
+                d.name
+            );
+            // Every drill but stream-unhealthy is a Kubernetes operation.
+            let kube = matches!(
+                d.fault.kind(),
+                FaultKind::KubernetesPatch | FaultKind::KubernetesScale
+            );
+            assert_eq!(kube, d.name != "stream-unhealthy", "{}", d.name);
         }
         let w = plan.drill("worker-image-tag").unwrap();
         assert_eq!(w.alert, "WorkerImagePullBackOff");
-        assert_eq!(w.deadline, Duration::from_secs(60));
+        // The seed's 3 minutes, times the local target's drill_time_scale.
+        assert_eq!(w.deadline, Duration::from_secs(36));
         assert_eq!(w.trigger.as_ref().unwrap().probe, "sentinel");
+        let Fault::KubernetesPatch(p) = &w.fault else {
+            panic!("{:?}", w.fault)
+        };
+        assert_eq!(
+            (p.namespace.as_str(), p.name.as_str(), p.value.as_str()),
+            (
+                "daedalus",
+                "daedalus-worker",
+                Some("ghcr.io/daedalus/worker:firedrill-no-such-tag")
+            )
+        );
     }
 }

@@ -22,6 +22,11 @@ use super::vars::{self, Scope, TemplateProblem};
 /// The repo's `firedrill.toml` starts with this exact text.
 pub const BUILTIN_LOCAL_TARGET: &str = include_str!("builtin/local-target.toml");
 
+/// `[fleet] worker_image` when the table leaves it out.
+pub const DEFAULT_WORKER_IMAGE: &str = "registry.local/worker:stable";
+/// `[fleet] collector_deployment` when the table leaves it out.
+pub const DEFAULT_COLLECTOR_DEPLOYMENT: &str = "otel-collector";
+
 /// Name of the target firedrill can always run against: the local stack.
 pub const LOCAL_TARGET: &str = "local";
 
@@ -41,6 +46,13 @@ pub struct Target {
     pub trace_url_template: Option<String>,
     /// Free-form `{{name}}` variables (including any `--var` overrides).
     pub variables: Vars,
+    /// Drill deadlines and resolve timeouts are multiplied by this (the
+    /// local stack scales its rules' `for:` and windows down, so its
+    /// drills' waits shrink with them). 1 = as written.
+    pub drill_time_scale: f64,
+    /// The drills this target runs when none are named (`None` = every
+    /// drill loaded).
+    pub drills: Option<Vec<String>>,
     pub endpoints: Endpoints,
     /// The target's table in its file.
     pub source: SourceLoc,
@@ -73,6 +85,11 @@ pub struct RemoteEndpoints {
     /// Env var holding a Grafana service-account token.
     pub grafana_token_env: Option<String>,
     pub tempo_url: Option<Url>,
+    /// Kubernetes API server for `kubernetes-*` drills; without it,
+    /// kubeconfig / in-cluster config is used.
+    pub kube_api_url: Option<Url>,
+    /// Env var holding the bearer token for `kube_api_url`.
+    pub kube_token_env: Option<String>,
 }
 
 /// How the local reference fleet names things (mirrors the platform's
@@ -92,8 +109,12 @@ pub struct FleetSpec {
     pub worker_pod_prefix: String,
     /// `deployment` label of the orchestrator in kube-state-metrics series.
     pub orchestrator_deployment: String,
-    /// `scaledObject` name KEDA metrics carry.
+    /// `scaledObject` name KEDA metrics carry, and the worker ScaledJob's name.
     pub scaled_object: String,
+    /// The worker image the rehearsed release runs (any other is unpullable).
+    pub worker_image: String,
+    /// The OTel collector Deployment the rehearsed cluster runs.
+    pub collector_deployment: String,
     /// Tasks run at once.
     pub concurrency: u32,
     /// Simulated worker cold start per task.
@@ -103,6 +124,14 @@ pub struct FleetSpec {
 }
 
 impl Target {
+    /// `d` times [`Target::drill_time_scale`], never under 1 s.
+    pub fn scale_drill_time(&self, d: Duration) -> Duration {
+        if self.drill_time_scale == 1.0 {
+            return d;
+        }
+        d.mul_f64(self.drill_time_scale).max(Duration::from_secs(1))
+    }
+
     pub fn is_local(&self) -> bool {
         matches!(self.endpoints, Endpoints::Local(_))
     }
@@ -121,10 +150,18 @@ impl Target {
         }
     }
 
-    /// Variables known before a run starts: `variables` plus `namespace`.
+    /// Variables known before a run starts: `variables` plus `namespace`;
+    /// on a local-stack target also the rehearsed cluster's names from its
+    /// `[fleet]` table (see [`FleetSpec::cluster_vars`]) unless `variables`
+    /// sets them.
     pub fn vars(&self) -> Vars {
         let mut vars = self.variables.clone();
         vars.insert(vars::NAMESPACE.to_string(), self.namespace.clone());
+        if let Endpoints::Local(fleet) = &self.endpoints {
+            for (k, v) in fleet.cluster_vars(&self.namespace) {
+                vars.entry(k.to_string()).or_insert(v);
+            }
+        }
         vars
     }
 
@@ -187,6 +224,30 @@ struct TargetFields {
     tempo_url: Option<HttpUrl>,
     #[serde(default)]
     trace_url_template: Option<Spanned<String>>,
+    #[serde(default)]
+    kube_api_url: Option<HttpUrl>,
+    #[serde(default)]
+    kube_token_env: Option<EnvVarName>,
+    #[serde(default)]
+    drill_time_scale: Option<TimeScale>,
+    #[serde(default)]
+    drills: Option<Vec<Name>>,
+}
+
+/// `drill_time_scale`: a factor in (0, 10].
+#[derive(Debug, Clone, Copy)]
+struct TimeScale(f64);
+
+impl<'de> Deserialize<'de> for TimeScale {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(v > 0.0 && v <= 10.0) {
+            return Err(serde::de::Error::custom(format!(
+                "must be a number above 0 and at most 10 (e.g. 0.2 for a stack whose rules run 5 times faster), got {v}"
+            )));
+        }
+        Ok(TimeScale(v))
+    }
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -205,6 +266,10 @@ struct RawFleet {
     worker_pod_prefix: NonEmpty,
     orchestrator_deployment: ObjectName,
     scaled_object: ObjectName,
+    #[serde(default)]
+    worker_image: Option<NonEmpty>,
+    #[serde(default)]
+    collector_deployment: Option<ObjectName>,
     concurrency: Ranged<1, 10_000>,
     cold_start: HumanDuration,
     work: HumanDuration,
@@ -244,6 +309,8 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
                 ("grafana_url", f.grafana_url.is_some()),
                 ("grafana_token_env", f.grafana_token_env.is_some()),
                 ("tempo_url", f.tempo_url.is_some()),
+                ("kube_api_url", f.kube_api_url.is_some()),
+                ("kube_token_env", f.kube_token_env.is_some()),
             ];
             if let Some((key, _)) = remote_keys.iter().find(|(_, present)| *present) {
                 return Err(TableError::invalid(
@@ -275,6 +342,12 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
                 .prometheus_url
                 .take()
                 .ok_or_else(|| TableError::missing("prometheus_url", remote_reason))?;
+            if f.kube_token_env.is_some() && f.kube_api_url.is_none() {
+                return Err(TableError::missing(
+                    "kube_api_url",
+                    "kube_token_env is set, so firedrill will talk to a Kubernetes API server by URL; add kube_api_url to {table} or remove kube_token_env (kubeconfig is used without both)",
+                ));
+            }
             if f.grafana_token_env.is_some() && f.grafana_url.is_none() {
                 return Err(TableError::missing(
                     "grafana_url",
@@ -289,6 +362,8 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
                 grafana_url: f.grafana_url.take().map(|u| u.0),
                 grafana_token_env: f.grafana_token_env.take().map(|e| e.0),
                 tempo_url: f.tempo_url.take().map(|u| u.0),
+                kube_api_url: f.kube_api_url.take().map(|u| u.0),
+                kube_token_env: f.kube_token_env.take().map(|e| e.0),
             })
         }
     };
@@ -297,6 +372,29 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
         endpoints,
     })
 }
+
+impl FleetSpec {
+    /// The names the shipped drills address the cluster's objects by, as
+    /// the local stack's rehearsed cluster has them. A deployed target sets
+    /// the same names in its `variables`.
+    pub fn cluster_vars(&self, namespace: &str) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "orchestrator_deployment",
+                self.orchestrator_deployment.clone(),
+            ),
+            ("worker_scaledjob", self.scaled_object.clone()),
+            ("collector_deployment", self.collector_deployment.clone()),
+            ("collector_namespace", namespace.to_string()),
+            ("stream", self.stream.clone()),
+            ("consumer", self.consumer.clone()),
+            ("alert_receiver", LOCAL_RECEIVER.to_string()),
+        ]
+    }
+}
+
+/// The receiver the local stack's Alertmanager routes every alert to.
+pub const LOCAL_RECEIVER: &str = "firedrill";
 
 impl From<RawFleet> for FleetSpec {
     fn from(f: RawFleet) -> Self {
@@ -308,6 +406,14 @@ impl From<RawFleet> for FleetSpec {
             worker_pod_prefix: f.worker_pod_prefix.0,
             orchestrator_deployment: f.orchestrator_deployment.0,
             scaled_object: f.scaled_object.0,
+            worker_image: f
+                .worker_image
+                .map(|i| i.0)
+                .unwrap_or_else(|| DEFAULT_WORKER_IMAGE.to_string()),
+            collector_deployment: f
+                .collector_deployment
+                .map(|c| c.0)
+                .unwrap_or_else(|| DEFAULT_COLLECTOR_DEPLOYMENT.to_string()),
             concurrency: f.concurrency.0,
             cold_start: f.cold_start.0,
             work: f.work.0,
@@ -437,6 +543,8 @@ fn build(
         dashboard_uid: f.dashboard_uid.map(|d| d.0),
         trace_url_template,
         variables,
+        drill_time_scale: f.drill_time_scale.map(|s| s.0).unwrap_or(1.0),
+        drills: f.drills.map(|d| d.into_iter().map(|n| n.0).collect()),
         endpoints,
         source: SourceLoc {
             file: file.path.clone(),

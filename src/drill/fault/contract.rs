@@ -73,6 +73,16 @@ pub enum FaultRecord {
         /// The pointer had no value before: revert removes it.
         #[serde(default)]
         original_absent: bool,
+        /// The API server it was injected through (`None`: kubeconfig).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+        /// Env var holding that server's token (never the token itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_env: Option<String>,
+        /// Injected into the local stack's rehearsal API, which is gone
+        /// with its stack: an unreachable API then means nothing to undo.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        local_stack: bool,
     },
     /// An Alertmanager silence created for the drill: expire it.
     Silence {
@@ -173,6 +183,18 @@ pub enum FaultError {
         code: u16,
         reason: String,
         message: String,
+    },
+    /// RBAC refuses a verb the drill needs (checked before injecting).
+    #[error(
+        "Kubernetes RBAC: the credentials may not {verb} {resource} {object} \
+         ({reason}); the drill needs get and patch to inject and to revert, so nothing was injected. \
+         Grant them with a Role bound to this service account, or run the drill with other credentials"
+    )]
+    Forbidden {
+        verb: String,
+        resource: String,
+        object: String,
+        reason: String,
     },
     #[error(
         "CONFLICT: {object} {pointer} is now {live}, not the value the drill injected ({injected}); \

@@ -24,6 +24,10 @@ use serde_json::{json, Value};
 #[derive(Clone, Debug, Default)]
 pub struct KubeAccess {
     api: Option<(String, Option<String>)>,
+    /// Env var the token came from (journaled, so `recover` can read it again).
+    token_env: Option<String>,
+    /// The API is the local stack's rehearsal, which dies with its stack.
+    local_stack: bool,
 }
 
 impl KubeAccess {
@@ -39,7 +43,7 @@ impl KubeAccess {
             Ok(url) if !url.is_empty() => {
                 KubeAccess::with_api(&url, std::env::var(Self::TOKEN_ENV).ok())
             }
-            _ => KubeAccess { api: None },
+            _ => KubeAccess::default(),
         }
     }
 
@@ -49,6 +53,61 @@ impl KubeAccess {
         }
         KubeAccess {
             api: Some((url.trim_end_matches('/').to_string(), token)),
+            token_env: None,
+            local_stack: false,
+        }
+    }
+
+    /// A target's `kube_api_url` with the token read from `token_env`
+    /// (checked here: an unset or empty variable is a configuration error).
+    pub fn from_target(url: &str, token_env: Option<&str>) -> Result<Self, FaultError> {
+        let token = match token_env {
+            None => None,
+            Some(var) => match std::env::var(var) {
+                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                _ => {
+                    return Err(FaultError::Config(format!(
+                        "the target's kube_token_env names ${var}, which is unset or empty; export it with a token that may get and patch the drilled objects"
+                    )))
+                }
+            },
+        };
+        let mut access = KubeAccess::with_api(url, token);
+        access.token_env = token_env.map(str::to_string);
+        Ok(access)
+    }
+
+    /// The local stack's rehearsal API (its URL and the token it issued).
+    pub fn local_stack(url: &str, token: &str) -> Self {
+        let mut access = KubeAccess::with_api(url, Some(token.to_string()));
+        access.local_stack = true;
+        access
+    }
+
+    /// The API URL, when one was given (not kubeconfig).
+    pub fn url(&self) -> Option<&str> {
+        self.api.as_ref().map(|(u, _)| u.as_str())
+    }
+
+    /// The access a journaled record was injected with: the same API URL,
+    /// its token from the journaled env var, or this access' token when it
+    /// points at the same URL.
+    fn for_record(
+        &self,
+        api_url: Option<&str>,
+        token_env: Option<&str>,
+        local_stack: bool,
+    ) -> Self {
+        match api_url {
+            None => self.clone(),
+            Some(url) if self.url() == Some(url) => self.clone(),
+            Some(url) => {
+                let token = token_env.and_then(|v| std::env::var(v).ok());
+                let mut access = KubeAccess::with_api(url, token);
+                access.token_env = token_env.map(str::to_string);
+                access.local_stack = local_stack;
+                access
+            }
         }
     }
 
@@ -138,6 +197,7 @@ impl ObjectRef {
                 name,
                 pointer,
                 original_absent,
+                ..
             } => Some((
                 ObjectRef {
                     api_version: api_version.clone(),
@@ -151,6 +211,14 @@ impl ObjectRef {
             )),
             _ => None,
         }
+    }
+
+    /// The API group (`""` for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .split_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
     }
 }
 
@@ -211,8 +279,19 @@ impl FaultDriver for KubeDriver {
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, FaultError>> {
         async move {
             let client = self.access.client().await?;
+            // Never inject what cannot be reverted: both need get + patch.
+            for verb in ["get", "patch"] {
+                may(&client, &self.obj, verb).await?;
+            }
             let live = get(&client, &self.obj).await?;
             let original = live.pointer(&self.pointer).cloned();
+            check_target_field(
+                &self.obj,
+                &live,
+                &self.pointer,
+                original.as_ref(),
+                &self.value,
+            )?;
             Ok(Prepared {
                 record: FaultRecord::Kubernetes {
                     api_version: self.obj.api_version.clone(),
@@ -222,6 +301,9 @@ impl FaultDriver for KubeDriver {
                     name: self.obj.name.clone(),
                     pointer: self.pointer.clone(),
                     original_absent: original.is_none(),
+                    api_url: self.access.url().map(str::to_string),
+                    token_env: self.access.token_env.clone(),
+                    local_stack: self.access.local_stack,
                 },
                 description: format!(
                     "{} {} = {} (was {})",
@@ -278,8 +360,29 @@ pub async fn revert(
 ) -> Result<Reverted, FaultError> {
     let (obj, pointer, original_absent) = ObjectRef::from_record(record)
         .ok_or_else(|| FaultError::Config("not a Kubernetes record".into()))?;
+    let FaultRecord::Kubernetes {
+        api_url,
+        token_env,
+        local_stack,
+        ..
+    } = record
+    else {
+        unreachable!("from_record accepted it");
+    };
+    let access = access.for_record(api_url.as_deref(), token_env.as_deref(), *local_stack);
     let client = access.client().await?;
-    let live = get(&client, &obj).await?;
+    let live = match get(&client, &obj).await {
+        // The local stack's rehearsal API lives and dies with its stack: a
+        // later stack (or none) holds none of this drill's changes.
+        Err(FaultError::Unreachable { .. } | FaultError::Kube { code: 401, .. }) if *local_stack => {
+            return Ok(Reverted::NothingToDo(format!(
+                "the local stack that held {} is gone (its API at {} no longer answers for it); nothing to revert",
+                obj.display(),
+                api_url.as_deref().unwrap_or("?")
+            )))
+        }
+        other => other?,
+    };
     let live = live.pointer(&pointer);
     // Already back (an earlier revert or `recover` got there): idempotent.
     let at_original = if original_absent {
@@ -347,6 +450,106 @@ async fn conflict(
         live,
         injected: expected.to_string(),
     }
+}
+
+/// Refuses a drill that would change a field firedrill cannot put back the
+/// way it found it: a pointer whose parent does not exist, or a value of
+/// another JSON type than the one there.
+fn check_target_field(
+    obj: &ObjectRef,
+    live: &Value,
+    pointer: &str,
+    original: Option<&Value>,
+    injected: &Value,
+) -> Result<(), FaultError> {
+    let refuse = |why: String| {
+        FaultError::Config(format!(
+            "{} field {pointer}: {why}; nothing was injected. Fix the drill's pointer or value (or the target's variables) to match the object",
+            obj.display()
+        ))
+    };
+    match original {
+        None => {
+            let parent = &pointer[..pointer.rfind('/').unwrap_or(0)];
+            match live.pointer(parent) {
+                Some(Value::Object(_)) => Ok(()),
+                Some(Value::Array(a)) => {
+                    let last = &pointer[parent.len() + 1..];
+                    if last == "-" || last.parse::<usize>().is_ok_and(|i| i == a.len()) {
+                        Ok(())
+                    } else {
+                        Err(refuse(format!(
+                            "index {last} is past the end of a list of {}",
+                            a.len()
+                        )))
+                    }
+                }
+                Some(other) => Err(refuse(format!(
+                    "its parent {parent} is a {}, not an object",
+                    json_type(other)
+                ))),
+                None => Err(refuse(format!(
+                    "neither it nor its parent {} exists in the object",
+                    if parent.is_empty() { "/" } else { parent }
+                ))),
+            }
+        }
+        Some(o) if !o.is_null() && json_type(o) != json_type(injected) => Err(refuse(format!(
+            "the object holds a {} ({o}) and the drill would write a {} ({injected})",
+            json_type(o),
+            json_type(injected)
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `SelfSubjectAccessReview`: may these credentials `verb` the object?
+async fn may(client: &kube::Client, obj: &ObjectRef, verb: &str) -> Result<(), FaultError> {
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {
+            "namespace": obj.namespace,
+            "verb": verb,
+            "group": obj.group(),
+            "resource": obj.plural,
+            "name": obj.name,
+        }},
+    });
+    let req = http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&review).expect("JSON values serialise"))
+        .map_err(|e| FaultError::Config(format!("bad request for {}: {e}", obj.display())))?;
+    let answer: Value = client
+        .request(req)
+        .await
+        .map_err(|e| kube_error("SelfSubjectAccessReview for", obj, e))?;
+    if answer.pointer("/status/allowed") == Some(&Value::Bool(true)) {
+        return Ok(());
+    }
+    let reason = answer
+        .pointer("/status/reason")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("no RBAC rule allows it")
+        .to_string();
+    Err(FaultError::Forbidden {
+        verb: verb.to_string(),
+        resource: obj.kubectl_resource(),
+        object: obj.display(),
+        reason,
+    })
 }
 
 async fn get(client: &kube::Client, obj: &ObjectRef) -> Result<Value, FaultError> {
@@ -438,6 +641,9 @@ mod tests {
             name: "testapp".into(),
             pointer: "/spec/template/spec/containers/0/image".into(),
             original_absent: false,
+            api_url: None,
+            token_env: None,
+            local_stack: false,
         };
         assert_eq!(
             kubectl_restore(&r, &json!("postgres")),
