@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use firedrill::spec::criteria::{CmpOp, CriterionKind, OnEmpty};
-use firedrill::spec::drill::{Fault, FleetFault, ScaleKind};
+use firedrill::spec::drill::{Fault, ScaleKind};
 use firedrill::spec::probe::BUILTIN_SENTINEL_PROBE;
 use firedrill::spec::target::BUILTIN_LOCAL_TARGET;
 use firedrill::spec::{
