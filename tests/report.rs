@@ -281,6 +281,7 @@ fn report() -> Report {
             version: "0.0.0-test".into(),
             git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             git_ref: Some("main".into()),
+            commit_unknown_because: None,
         },
         target: TargetInfo {
             name: "local".into(),
@@ -427,8 +428,8 @@ fn markdown_shows_the_evidence_a_reviewer_needs() {
         "Evidence: Grafana dashboard fleet-overview, panel \"Cold-start latency\"",
         "unclosed left parenthesis",
         "the Grafana snapshot step has not run yet",
-        "| Time to fire, min / median / max | 5.695 s / 5.857 s / 6.020 s (2 of 2 trials fired) |",
-        "| 1 | ✅ pass | 0.695 s | 5.695 s | 6.935 s | 0.851 s | yes |",
+        "| Time to fire, min / median / max | 5.695\u{a0}s / 5.857\u{a0}s / 6.020\u{a0}s (2 of 2 trials fired) |",
+        "| 1 | ✅ pass | 0.695\u{a0}s | 5.695\u{a0}s | 6.935\u{a0}s | 0.851\u{a0}s | yes |",
         "[Prometheus alerts](http://127.0.0.1:39090/alerts)",
         "First sentinel: task `sentinel-20261123-0001`",
         "xychart-beta",
@@ -455,7 +456,7 @@ fn manual_recovery_is_loud_in_markdown_summary_and_junit() {
     });
     r.verdict = r.compute_verdict();
     let md = markdown::render(&r);
-    let block = "> [!CAUTION]\n> **MANUAL RECOVERY NEEDED: drill `worker-image-tag` could not revert its fault (`fleet: image-pull-backoff on copilot`). The fault may still be live.**\n>\n> The worker image is still \\`broken:tag\\`.\n>\n> Retry the revert:\n>\n> ```sh\n> firedrill recover --run 20261123T095400Z-3f9a\n> ```\n";
+    let block = "> [!CAUTION]\n> **MANUAL RECOVERY NEEDED: drill `worker-image-tag` could not revert its fault (`fleet: image-pull-backoff on copilot`). The fault may still be live.**\n>\n> The worker image is still `broken:tag`.\n>\n> Retry the revert:\n>\n> ```sh\n> firedrill recover --run 20261123T095400Z-3f9a\n> ```\n";
     // At the top (before the verdicts) and in the drill's own section.
     assert_eq!(md.matches(block).count(), 2, "{md}");
     assert!(md.find(block).unwrap() < md.find("## Verdicts").unwrap());
@@ -693,8 +694,8 @@ fn github_outputs_without_snapshot_and_with_odd_paths() {
 #[test]
 fn step_summary_is_capped_with_a_note() {
     let mut r = report();
-    // A huge report: thousands of criteria rows.
-    let one = r.criteria[0].clone();
+    // Thousands of criteria: the verdict table lists 200 and counts the rest.
+    let one = r.criteria[1].clone();
     r.criteria = (0..20_000)
         .map(|i| {
             let mut c = one.clone();
@@ -702,18 +703,49 @@ fn step_summary_is_capped_with_a_note() {
             c
         })
         .collect();
+    let table = markdown::render_summary(&r);
+    assert_eq!(table.matches("| criterion | ❌ fail |").count(), 199);
+    assert!(table.contains(
+        "| … | | | 19802 more check(s) not listed here (19801 not passing, 1 passing); report.json has all |"
+    ), "{}", &table[table.len() - 400..]);
+
+    // A head too big for the budget: a failed revert with thousands of
+    // recovery commands. The cut falls between whole lines, outside any
+    // code block.
+    r.drills[0].manual_recovery = Some(ManualRecovery {
+        summary: "A revert failed, so a fault may still be live.".into(),
+        steps: (0..3_000)
+            .map(|i| RecoveryStep {
+                label: format!("step {i}"),
+                command: format!(
+                    "kubectl -n daedalus annotate pod p{i} x={}",
+                    "y".repeat(200)
+                ),
+            })
+            .collect(),
+    });
     let full = markdown::render_summary(&r);
     assert!(full.len() > github::SUMMARY_BUDGET);
     let s = github::step_summary(&r, "reports/x/report.md", github::SUMMARY_BUDGET);
     assert!(s.len() <= github::SUMMARY_BUDGET, "{}", s.len());
     assert!(s.ends_with("> Truncated to stay under GitHub's step-summary limit: the full report is `reports/x/report.md` in this run's workflow artifact.\n"));
-    // Cut at a line boundary: the last table row is whole.
     let before_note = s.split("\n> [!NOTE]").next().unwrap();
-    assert!(
-        before_note.ends_with("|\n"),
-        "{}",
-        &before_note[before_note.len() - 80..]
-    );
+    assert!(before_note.ends_with('\n'));
+    let fences = before_note
+        .lines()
+        .filter(|l| l.trim_start_matches(['>', ' ']).starts_with("```"))
+        .count();
+    assert_eq!(fences % 2, 0, "cut inside a code block");
+    for block in code_blocks(before_note) {
+        assert!(
+            block.starts_with("kubectl -n daedalus annotate pod p"),
+            "{block}"
+        );
+        assert!(
+            block.trim_end().ends_with(&"y".repeat(200)),
+            "a command was cut: {block}"
+        );
+    }
 
     // publish() shrinks the budget when earlier steps used most of the 1 MiB.
     let dir = tempfile::tempdir().unwrap();
