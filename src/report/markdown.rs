@@ -75,7 +75,7 @@ fn head(s: &mut String, r: &Report) {
     );
     let _ = writeln!(
         s,
-        "| Commit | {} {} |",
+        "| Commit | {}{} |",
         r.tool
             .git_commit
             .as_deref()
@@ -87,7 +87,7 @@ fn head(s: &mut String, r: &Report) {
         r.tool
             .git_ref
             .as_deref()
-            .map(|c| format!("({})", cell_code(c)))
+            .map(|c| format!(" ({})", cell_code(c)))
             .unwrap_or_default()
     );
     let _ = writeln!(
@@ -776,7 +776,7 @@ fn trace_audit(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## Trace audit\n");
     let _ = writeln!(
         s,
-        "Spans from {}. {} task(s): {} passed, {} failed ({} ms).\n",
+        "Spans from {}. {} task(s): {} passed, {} failed ({}\u{a0}ms).\n",
         text(&t.source),
         t.tasks,
         t.passed,

@@ -16,6 +16,10 @@ pub const CELL_MAX: usize = 300;
 /// at most: longer ones squeeze every other column.
 pub const CELL_CODE_MAX: usize = 200;
 
+/// Words longer than this in a table cell are cut (they would widen the
+/// table past the page); code spans and URLs have their own bounds.
+const WORD_MAX: usize = 80;
+
 /// URLs longer than this in free text become a short link.
 const SHORT_URL: usize = 40;
 
@@ -198,18 +202,72 @@ fn unit_follows(chars: &[char], i: usize) -> bool {
     !word.is_empty() && UNITS.contains(&word.as_str())
 }
 
-/// [`text`] for a table cell, cut at [`CELL_MAX`] characters with a note.
+/// [`text`] for a table cell, cut at [`CELL_MAX`] characters with a note;
+/// a word longer than [`WORD_MAX`] (not a URL or code) is cut with `…`.
 pub fn cell(s: &str) -> String {
+    let shortened;
+    let s = if s.split_whitespace().any(|w| w.chars().count() > WORD_MAX) {
+        shortened = shorten_words(s);
+        shortened.as_str()
+    } else {
+        s
+    };
     let n = s.chars().count();
     if n <= CELL_MAX {
         return text(s);
     }
-    let head: String = s.chars().take(CELL_MAX).collect();
+    // Never cut inside a backtick pair: the half left would show a stray
+    // backtick instead of a code span.
+    let chars: Vec<char> = s.chars().collect();
+    let mut cut = CELL_MAX;
+    let mut i = 0;
+    while i < cut {
+        if chars[i] == '`' {
+            match code_pair(&chars, i) {
+                Some((_, next)) if next > cut => {
+                    cut = i;
+                    break;
+                }
+                Some((_, next)) => i = next,
+                None => i += 1,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let head: String = chars[..cut].iter().collect();
     format!(
         "{} … ({} more characters in report.json)",
         text(head.trim_end()),
-        n - CELL_MAX
+        n - cut
     )
+}
+
+fn shorten_words(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(4096));
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let n = word.chars().count();
+        let keep =
+            n <= WORD_MAX || word.contains('`') || word.to_ascii_lowercase().starts_with("http");
+        if keep {
+            out.push_str(word);
+        } else {
+            out.extend(word.chars().take(WORD_MAX));
+            out.push('…');
+        }
+        word.clear();
+    };
+    for c in s.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// An inline code span that survives backticks in `s`.
@@ -435,7 +493,7 @@ pub fn bound(md: String, limit: usize) -> String {
     };
     let _ = write!(
         out,
-        "\n> [!NOTE]\n> This report was cut at {} KiB to stay under {} KiB: {from} is left out here. `report.json` holds the whole run.\n",
+        "\n> [!NOTE]\n> This report was cut at {}\u{a0}KiB to stay under {}\u{a0}KiB: {from} is left out here. `report.json` holds the whole run.\n",
         cut / 1024,
         limit / 1024,
     );
@@ -496,13 +554,25 @@ mod tests {
 
     #[test]
     fn cells_are_bounded() {
-        let long = "x".repeat(1000);
+        let long = "x ".repeat(500);
         let c = cell(&long);
         assert!(c.len() < 400, "{}", c.len());
-        assert!(c.ends_with("(700 more characters in report.json)"));
+        assert!(c.ends_with("(700 more characters in report.json)"), "{c}");
+        assert_eq!(cell(&"y".repeat(100)), format!("{}…", "y".repeat(80)));
         let sel = format!("{{a=\"{}\"}}", "v|".repeat(100));
         let cc = cell_code(&sel);
         assert!(cc.contains("\\|") && cc.contains("more characters"), "{cc}");
+    }
+
+    #[test]
+    fn cells_are_not_cut_inside_a_code_span() {
+        let s = format!(
+            "{} `a_long_code_span_here`",
+            "x ".repeat((CELL_MAX - 5) / 2)
+        );
+        let c = cell(&s);
+        assert!(!c.contains('`'), "{c}");
+        assert!(c.ends_with(" … (23 more characters in report.json)"), "{c}");
     }
 
     #[test]
