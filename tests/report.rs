@@ -879,3 +879,61 @@ fn secrets_echoed_by_remotes_are_redacted_everywhere_in_the_report() {
     plain.redact_secrets();
     assert_eq!(plain, report());
 }
+
+#[test]
+fn summary_carries_every_failing_reason_with_links_only_in_the_report() {
+    let mut r = audited();
+    r.errors
+        .push("Alertmanager at http://127.0.0.1:39093 unreachable".into());
+    r.verdict = r.compute_verdict();
+    let summary = markdown::render_summary(&r);
+    for row in [
+        "| rule audit: selector-series | rule audit | ❌ fail | GhostMetric: references a metric that does not exist, so it silently never fires |",
+        "| AC2 E2E task asserted: the sentinel task's duration was recorded and is under 60\u{a0}s | criterion | ❌ fail | 1 of 1 series violate < 5: {} = 9 |",
+        "| run | error | ⚠️ error | Alertmanager at http://127.0.0.1:39093 unreachable |",
+    ] {
+        assert!(summary.contains(row), "missing {row:?} in\n{summary}");
+    }
+    // The check run gets the same table, under its 65,535-character limit.
+    let check_run = github::step_summary(&r, "reports/x/report.md", 65_535);
+    assert!(check_run.contains("| rule audit: selector-series | rule audit | ❌ fail |"));
+    // In report.md each check links to its section's anchor.
+    let md = markdown::render(&r);
+    assert!(md.contains("| [rule audit: selector-series](#rule-audit) | rule audit | ❌ fail |"));
+    assert!(md.contains("| [AC2 E2E task asserted"));
+    assert!(md.contains("](#criterion-2) | criterion | ❌ fail |"));
+    for anchor in ["rule-audit", "criterion-2", "drill-1", "probe-1", "errors"] {
+        assert!(
+            md.contains(&format!("<a name=\"{anchor}\"></a>\n\n")),
+            "{anchor}"
+        );
+    }
+    // Warnings alone pass the rule audit, and the row says what there is.
+    r.validation
+        .retain(|f| f.severity != firedrill::report::model::Severity::Error);
+    assert!(markdown::render_summary(&r).contains(
+        "| rule audit | rule audit | ✅ pass | no errors; 1 warning(s), 1 info finding(s) |"
+    ));
+}
+
+#[test]
+fn written_reports_never_stay_pending_and_the_head_says_what_is_unknown() {
+    let mut r = report();
+    r.close_pending();
+    let ac5 = &r.criteria[4];
+    assert_eq!(ac5.verdict, Verdict::Skipped);
+    assert_eq!(
+        ac5.reason,
+        "not decided by `firedrill smoke`, so skipped: the Grafana snapshot step has not run yet"
+    );
+    r.tool.git_commit = None;
+    r.tool.git_ref = None;
+    r.tool.commit_unknown_because =
+        Some("GITHUB_SHA is not set and /srv/x is not a git checkout with a commit".into());
+    r.target.description = String::new();
+    let md = markdown::render(&r);
+    assert!(!md.contains("⏳ pending"));
+    assert!(md.contains("| Commit | unknown: GITHUB_SHA is not set and /srv/x is not a git checkout with a commit |"), "{md}");
+    assert!(md.contains("| Target | **local** (local) |"), "{md}");
+    assert!(md.contains("⏭️ skipped | not decided by `firedrill smoke`, so skipped"));
+}

@@ -314,12 +314,20 @@ pub fn link(label: &str, url: &str) -> String {
             _ => safe.push(c),
         }
     }
-    format!("[{}]({safe})", text(label))
+    format!("[{}]({safe})", label_text(label))
+}
+
+/// A link's label: escaped, never itself holding a link or code span
+/// (a link inside a link's text does not render).
+fn label_text(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    escape_into(&mut out, label, None);
+    out
 }
 
 /// A link target inside this document (`#criterion-2`).
 pub fn anchor_link(label: &str, anchor: &str) -> String {
-    format!("[{}](#{anchor})", text(label))
+    format!("[{}](#{anchor})", label_text(label))
 }
 
 /// An anchor a link can jump to, on a line of its own before a heading.
@@ -589,6 +597,15 @@ mod tests {
         assert_eq!(
             link("a [b]", "http://x/y (z)|w"),
             "[a \\[b\\]](http://x/y%20%28z%29%7Cw)"
+        );
+    }
+
+    #[test]
+    fn link_labels_never_hold_links() {
+        let url = format!("https://example.org/{}", "a".repeat(60));
+        assert_eq!(
+            link(&format!("see {url} `x`"), "http://y"),
+            format!("[see {url} \\`x\\`](http://y)")
         );
     }
 
