@@ -26,7 +26,8 @@
 //! Inputs: reports the binary wrote (smoke with drills, validate against
 //! a real public rule set, accept against a Prometheus without the
 //! platform; `tests/fixtures/reports/`, re-rendered by today's renderer),
-//! the committed example, and constructed worst cases.
+//! the committed example, constructed worst cases, and every report.json
+//! under `$FIREDRILL_RENDER_CHECK_DIR` when it is set.
 
 use comrak::nodes::{AstNode, NodeValue};
 use comrak::{parse_document, Arena, Options};
@@ -546,6 +547,25 @@ fn real_reports() -> Vec<(String, Report)> {
     assert!(names.len() >= 3, "{names:?}");
     for n in names {
         out.push((n.clone(), load(&format!("tests/fixtures/reports/{n}"))));
+    }
+    // More of them on request: every report.json under this directory
+    // (e.g. a reports/ folder after a day of runs).
+    if let Some(extra) = std::env::var_os("FIREDRILL_RENDER_CHECK_DIR") {
+        let mut stack = vec![std::path::PathBuf::from(extra)];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == "report.json") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    let mut r: Report = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    r.close_pending();
+                    out.push((p.display().to_string(), r));
+                }
+            }
+        }
     }
     out
 }

@@ -36,7 +36,7 @@ pub const PHASES: &[(&str, &[&str], &str)] = &[
 /// Tick spacings the axis may use, in milliseconds.
 const TICKS_MS: &[i64] = &[
     100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
-    900_000, 1_800_000, 3_600_000,
+    900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000,
 ];
 
 /// Ticks wanted on the axis at most.
@@ -164,6 +164,8 @@ pub fn gantt(s: &mut String, d: &DrillResult) {
         .unwrap_or(*TICKS_MS.last().unwrap());
     let (axis, unit, interval) = if tick < 1000 {
         ("%Q", "milliseconds", format!("{tick}millisecond"))
+    } else if tick % 3_600_000 == 0 {
+        ("%s", "seconds", format!("{}hour", tick / 3_600_000))
     } else if tick % 60_000 == 0 {
         ("%s", "seconds", format!("{}minute", tick / 60_000))
     } else {
@@ -328,6 +330,10 @@ mod tests {
             s.contains("axisFormat %s\n    tickInterval 2minute\n"),
             "{s}"
         );
+        let days = trial(&[("inject_started", 0), ("inject_done", 30 * 3_600_000)]);
+        let mut s = String::new();
+        gantt(&mut s, &drill(vec![days]));
+        assert!(s.contains("tickInterval 6hour\n"), "{s}");
     }
 
     #[test]
