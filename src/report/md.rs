@@ -20,6 +20,9 @@ pub const CELL_CODE_MAX: usize = 200;
 /// table past the page); code spans and URLs have their own bounds.
 const WORD_MAX: usize = 80;
 
+/// Characters searched for the closing backticks of a code span in text.
+const CODE_PAIR_MAX: usize = 500;
+
 /// URLs longer than this in free text become a short link.
 const SHORT_URL: usize = 40;
 
@@ -115,7 +118,10 @@ fn code_pair(chars: &[char], i: usize) -> Option<(String, usize)> {
     }
     let open = chars[i..].iter().take_while(|&&c| c == '`').count();
     let mut j = i + open;
-    while j < chars.len() {
+    // A code span in prose is short; looking further would make text full
+    // of lone backticks quadratic.
+    let end = chars.len().min(i + open + CODE_PAIR_MAX);
+    while j < end {
         match chars[j] {
             '\n' | '\r' | '|' => return None,
             '`' => {
@@ -527,6 +533,13 @@ mod tests {
         assert_eq!(text("a `b|c` d"), "a \\`b\\|c\\` d");
         assert_eq!(text("one ` alone"), "one \\` alone");
         assert_eq!(text("``a`b``"), "`` a`b ``");
+    }
+
+    #[test]
+    fn code_spans_in_text_are_short() {
+        let far = format!("a `{}` b", "x".repeat(CODE_PAIR_MAX));
+        assert!(text(&far).starts_with("a \\`xxx"));
+        assert_eq!(text("a `near` b"), "a `near` b");
     }
 
     #[test]
