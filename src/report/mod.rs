@@ -6,7 +6,9 @@ pub mod github;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod md;
 pub mod model;
+pub mod timeline_chart;
 pub mod write;
 
 pub use model::{Report, Verdict};
