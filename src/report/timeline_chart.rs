@@ -242,6 +242,7 @@ mod tests {
             time_to_notify_ms: None,
             time_to_resolve_ms: None,
             alert_labels: Default::default(),
+            receivers: Vec::new(),
             reverted: true,
             revert_error: None,
             notes: Vec::new(),
