@@ -564,3 +564,35 @@ async fn a_pointer_that_does_not_resolve_or_a_value_of_another_type_is_refused()
     }
     assert_eq!(rehearsal_image(&api), before, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_value_the_api_server_rejects_is_not_called_a_conflict() {
+    let (url, api) = rehearsal(&[fixture("deployment.json")]).await;
+    let before = rehearsal_image(&api);
+    let ctx = FaultContext::new(None, KubeAccess::with_api(&url, Some(TOKEN.into())));
+    // The API server validates the image: an empty one is Invalid (422).
+    let driver = fault::driver(&image_plan(""), &ctx).unwrap();
+    let p = driver.prepare().await.unwrap();
+    let err = driver.inject(&p).await.unwrap_err();
+    assert!(
+        matches!(err, FaultError::Kube { code: 422, .. }),
+        "a rejected value, not someone else's edit: {err}"
+    );
+    assert!(!err.to_string().contains("CONFLICT"), "{err}");
+    assert_eq!(rehearsal_image(&api), before);
+}
+
+#[tokio::test]
+async fn a_value_already_in_place_is_not_injected() {
+    let (url, api) = rehearsal(&[fixture("deployment.json")]).await;
+    let before = rehearsal_image(&api);
+    let ctx = FaultContext::new(None, KubeAccess::with_api(&url, Some(TOKEN.into())));
+    // e.g. another drill's fault is live, or the variable names the healthy value.
+    let driver = fault::driver(&image_plan("postgres"), &ctx).unwrap();
+    let err = driver.prepare().await.unwrap_err().to_string();
+    assert!(
+        err.contains("already holds the value the drill would inject"),
+        "{err}"
+    );
+    assert_eq!(rehearsal_image(&api), before);
+}

@@ -48,6 +48,14 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         },
     );
     report.interrupted = matches!(run.outcome, crate::drill::RunOutcome::Interrupted { .. });
+    if let crate::drill::RunOutcome::Interrupted { signal } = &run.outcome {
+        // Never a pass: what did not run proved nothing.
+        report.errors.push(format!(
+            "interrupted by {signal}: {} of {} drill(s) ran; any fault injected was reverted",
+            run.results.len(),
+            specs.len()
+        ));
+    }
     report.drills = run.results;
     record_lost_dependencies(&mut report, lost);
     report.redact_secrets();

@@ -102,7 +102,11 @@ impl KubeAccess {
             None => self.clone(),
             Some(url) if self.url() == Some(url) => self.clone(),
             Some(url) => {
-                let token = token_env.and_then(|v| std::env::var(v).ok());
+                let token =
+                    token_env.and_then(|v| std::env::var(v).ok().filter(|t| !t.trim().is_empty()));
+                if let (Some(var), None) = (token_env, &token) {
+                    tracing::warn!("${var} (the token this fault was injected with) is unset here; the API server will likely refuse");
+                }
                 let mut access = KubeAccess::with_api(url, token);
                 access.token_env = token_env.map(str::to_string);
                 access.local_stack = local_stack;
@@ -292,6 +296,18 @@ impl FaultDriver for KubeDriver {
                 original.as_ref(),
                 &self.value,
             )?;
+            if original.as_ref() == Some(&self.value) {
+                // Nothing would change: timing an alert then proves nothing,
+                // and "reverting" would keep the broken value.
+                return Err(FaultError::Config(format!(
+                    "{} {} already holds the value the drill would inject ({}); nothing was injected. \
+                     Another drill's fault may be live on it (then wait for that run to revert it), or the \
+                     target variable behind the value names the healthy value",
+                    self.obj.display(),
+                    self.pointer,
+                    self.value
+                )));
+            }
             Ok(Prepared {
                 record: FaultRecord::Kubernetes {
                     api_version: self.obj.api_version.clone(),
@@ -341,9 +357,9 @@ impl FaultDriver for KubeDriver {
                 ])
             };
             match patch(&client, &self.obj, &ops, "inject").await {
-                Err(FaultError::Kube { code: 422, .. }) if !absent => {
-                    Err(conflict(&client, &self.obj, &self.pointer, &p.original).await)
-                }
+                Err(e @ FaultError::Kube { code: 422, .. }) if !absent => Err(
+                    rejected_or_conflict(&client, &self.obj, &self.pointer, &p.original, e).await,
+                ),
                 other => other,
             }
         }
@@ -404,8 +420,8 @@ pub async fn revert(
     let ops = json!([{"op": "test", "path": pointer, "value": injected}, restore]);
     match patch(&client, &obj, &ops, "revert").await {
         Ok(()) => Ok(Reverted::Restored),
-        Err(FaultError::Kube { code: 422, .. }) => {
-            Err(conflict(&client, &obj, &pointer, injected).await)
+        Err(e @ FaultError::Kube { code: 422, .. }) => {
+            Err(rejected_or_conflict(&client, &obj, &pointer, injected, e).await)
         }
         Err(e) => Err(e),
     }
@@ -449,6 +465,22 @@ async fn conflict(
         pointer: pointer.to_string(),
         live,
         injected: expected.to_string(),
+    }
+}
+
+/// A 422 answer to a `test`-guarded patch: a conflict only when the live
+/// value is not the one tested; otherwise the API server rejected the new
+/// value itself (validation), and its own error is the message.
+async fn rejected_or_conflict(
+    client: &kube::Client,
+    obj: &ObjectRef,
+    pointer: &str,
+    tested: &Value,
+    rejected: FaultError,
+) -> FaultError {
+    match get(client, obj).await {
+        Ok(v) if v.pointer(pointer) == Some(tested) => rejected,
+        _ => conflict(client, obj, pointer, tested).await,
     }
 }
 
@@ -587,7 +619,15 @@ fn kube_error(what: &str, obj: &ObjectRef, e: kube::Error) -> FaultError {
             object: obj.display(),
             code: s.code,
             reason: s.reason.clone(),
-            message: s.message.clone(),
+            message: if s.code == 401 {
+                format!(
+                    "{} (the API server did not accept the credentials: check the bearer token, e.g. the variable the target's kube_token_env names, or ${})",
+                    s.message,
+                    KubeAccess::TOKEN_ENV
+                )
+            } else {
+                s.message.clone()
+            },
         },
         other => FaultError::Unreachable {
             what: format!("Kubernetes API {what} {}", obj.display()),
