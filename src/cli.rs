@@ -143,6 +143,13 @@ pub enum Command {
     ///
     /// Example: firedrill validate --target aks-test
     Validate(ValidateArgs),
+    /// Alert coverage: every alerting rule loaded in the target's Prometheus
+    /// against the drills that exercise it (drill or not drilled), by
+    /// severity, page-severity alerts without a drill first. `drill` and
+    /// `run` add the same section, with what this run's drills proved.
+    ///
+    /// Example: firedrill coverage --target local --min-coverage 80%
+    Coverage(CoverageArgs),
     /// Run only the reference fleet against a given NATS server.
     ///
     /// Example: firedrill fleet --nats-url nats://127.0.0.1:4222 --listen 127.0.0.1:9400
@@ -250,6 +257,17 @@ pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 
 /// A duration flag: humantime, at most [`crate::spec::MAX_DURATION`] (30
 /// days), like every duration in the specs. clap names the flag and exits 2.
+/// `80%`, `80` or `87.5%`: a percentage from 0 to 100.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches('%').trim();
+    match n.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a percentage from 0 to 100 (e.g. 80%)"
+        )),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 90s, 30m"))?;
@@ -334,6 +352,10 @@ pub struct RunArgs {
     /// target's `drills` list, else every drill loaded). None by default.
     #[arg(long, env = "FIREDRILL_DRILLS", default_value = "")]
     pub drills: String,
+    /// Fail (exit 1) when fewer alerting rules than this were proven by a
+    /// drill in this run, e.g. `80%`. Without it coverage is only reported.
+    #[arg(long, env = "FIREDRILL_MIN_COVERAGE", value_parser = parse_percent)]
+    pub min_coverage: Option<f64>,
     /// Repeat each drill N times (overrides the spec's `trials`).
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
@@ -389,6 +411,10 @@ pub struct DrillArgs {
     /// Repeat each drill N times and report min/median/max time-to-fire.
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
+    /// Fail (exit 1) when fewer alerting rules than this were proven by a
+    /// drill in this run, e.g. `80%`. Without it coverage is only reported.
+    #[arg(long, env = "FIREDRILL_MIN_COVERAGE", value_parser = parse_percent)]
+    pub min_coverage: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +422,16 @@ pub struct ValidateArgs {
     /// Target name from the targets file.
     #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Target name from the targets file.
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
+    /// Fail (exit 1) when fewer alerting rules than this have a drill, e.g. `80%`.
+    #[arg(long, env = "FIREDRILL_MIN_COVERAGE", value_parser = parse_percent)]
+    pub min_coverage: Option<f64>,
 }
 
 #[derive(Debug, Args)]

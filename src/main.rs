@@ -31,6 +31,7 @@ fn main() {
             Command::Run(a) => commands::run::run(g, a).await,
             Command::Snapshot(a) => commands::snapshot::run(g, a).await,
             Command::Validate(a) => commands::validate::run(g, a).await,
+            Command::Coverage(a) => commands::coverage::run(g, a).await,
             Command::TraceAudit(a) => commands::trace_audit::run(g, a).await,
         }
     });

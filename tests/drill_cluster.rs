@@ -101,6 +101,14 @@ fn all_seven_drills_pass_on_the_local_stack_through_the_kubernetes_api() {
     all.push("stream-unhealthy");
     all.sort();
     assert_all_passed(&json, &all);
+    // Every structural rule the local stack loads is proven by this run.
+    let coverage = &json["coverage"];
+    let rules = coverage["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 7, "{coverage:#}");
+    assert!(
+        rules.iter().all(|r| r["status"] == "proven"),
+        "{coverage:#}"
+    );
     for d in json["drills"].as_array().unwrap() {
         let kind = d["fault"].as_str().unwrap_or_default();
         if d["name"] == "stream-unhealthy" {
@@ -415,4 +423,40 @@ fn an_alert_routed_to_another_receiver_fails_naming_it() {
     );
     // Failing on routing still reverted the fault.
     assert_eq!(json["drills"][0]["trials"][0]["reverted"], true);
+}
+
+#[test]
+fn coverage_names_the_rules_no_drill_exercises() {
+    let dir = tempfile::tempdir().unwrap();
+    let drills = dir.path().join("induced-failures");
+    std::fs::create_dir(&drills).unwrap();
+    std::fs::copy(
+        format!("{REPO}/induced-failures/orchestrator-down.toml"),
+        drills.join("orchestrator-down.toml"),
+    )
+    .unwrap();
+    let out = firedrill(&dir.path().join("reports"))
+        .arg("--drills-dir")
+        .arg(&drills)
+        .args(["coverage", "--target", "local", "--min-coverage", "50%"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1/7 alerting rules have a drill (14.3%)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("below the minimum coverage of 50%"),
+        "{stdout}"
+    );
+    let not_drilled = stdout.lines().filter(|l| l.contains("not drilled")).count();
+    assert_eq!(not_drilled, 6, "{stdout}");
+    // Uncovered page-severity alerts come first; the drilled one last.
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(
+        rows.last().unwrap().contains("OrchestratorDown"),
+        "{stdout}"
+    );
 }

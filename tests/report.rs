@@ -305,6 +305,7 @@ fn report() -> Report {
         criteria_window: None,
         validation: vec![],
         trace_audit: None,
+        coverage: None,
     };
     r.verdict = r.compute_verdict();
     r

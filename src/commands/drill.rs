@@ -32,12 +32,12 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
     let env = start_local(&plan.target).await?;
-    let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args.trials).await;
+    let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args).await;
     let lost = match env {
         Some(env) => env.shutdown().await,
         None => Vec::new(),
     };
-    let (info, run) = result?;
+    let (info, run, coverage) = result?;
     let mut report = new_report(
         "drill",
         &run_id,
@@ -57,6 +57,10 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         ));
     }
     report.drills = run.results;
+    match coverage {
+        Ok(c) => report.coverage = Some(c),
+        Err(e) => report.errors.push(e),
+    }
     record_lost_dependencies(&mut report, lost);
     report.redact_secrets();
     print_drills(&report);
@@ -72,8 +76,15 @@ async fn drill_on(
     specs: &[&crate::spec::DrillSpec],
     env: Option<&LocalEnv>,
     run_id: &str,
-    trials: Option<u32>,
-) -> Result<(TargetInfo, crate::drill::DrillRun), Error> {
+    args: &DrillArgs,
+) -> Result<
+    (
+        TargetInfo,
+        crate::drill::DrillRun,
+        Result<crate::report::model::Coverage, String>,
+    ),
+    Error,
+> {
     let live = Live::of(&plan.target, env);
     let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
     let drill_live = DrillLive {
@@ -84,8 +95,15 @@ async fn drill_on(
         webhook: env.map(|e| &e.stack.webhook),
         client,
     };
-    let run = run_drills(global, plan, specs, drill_live, run_id, trials).await?;
-    Ok((live.target_info(&plan.target), run))
+    let run = run_drills(global, plan, specs, drill_live, run_id, args.trials).await?;
+    let coverage = super::pipeline::alert_coverage(
+        &live.prometheus,
+        &plan.drills,
+        &run.results,
+        args.min_coverage,
+    )
+    .await;
+    Ok((live.target_info(&plan.target), run, coverage))
 }
 
 /// One line per drill and trial on stdout.

@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod bench;
+pub mod coverage;
 pub mod drill;
 pub mod fleet;
 pub mod pipeline;
@@ -103,6 +104,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         criteria_window: None,
         validation: Vec::new(),
         trace_audit: None,
+        coverage: None,
     }
 }
 

@@ -261,3 +261,24 @@ pub async fn run_drills(
     let specs: Vec<crate::spec::DrillSpec> = specs.iter().map(|s| (*s).clone()).collect();
     crate::drill::run_drills(&specs, &env).await
 }
+
+/// Alert coverage of the rules loaded in `prometheus` by `drills`, given
+/// this run's `results`. A Prometheus that cannot list its rules gives
+/// none, and says why.
+pub async fn alert_coverage(
+    prometheus: &str,
+    drills: &[crate::spec::DrillSpec],
+    results: &[crate::report::model::DrillResult],
+    min_percent: Option<f64>,
+) -> Result<crate::report::model::Coverage, String> {
+    let groups = Prometheus::new(prometheus)
+        .rules()
+        .await
+        .map_err(|e| format!("alert coverage: cannot list the alerting rules: {e}"))?;
+    Ok(crate::drill::coverage::coverage(
+        &groups,
+        drills,
+        results,
+        min_percent,
+    ))
+}

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub require_snapshot: bool,
     pub github_check: bool,
     pub open_issue_on_failure: bool,
+    /// `--min-coverage` in percent.
+    pub min_coverage: Option<f64>,
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
@@ -44,6 +46,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
             require_snapshot: args.require_snapshot,
             github_check: args.github_check,
             open_issue_on_failure: args.open_issue_on_failure,
+            min_coverage: args.min_coverage,
         },
     )
     .await
@@ -255,6 +258,17 @@ async fn body(
         };
         let run = run_drills(global, plan, drill_specs, live_drill, run_id, opts.trials).await?;
         report.drills = run.results;
+        match super::pipeline::alert_coverage(
+            &live.prometheus,
+            &plan.drills,
+            &report.drills,
+            opts.min_coverage,
+        )
+        .await
+        {
+            Ok(c) => report.coverage = Some(c),
+            Err(e) => report.errors.push(e),
+        }
         if let crate::drill::RunOutcome::Interrupted { signal } = &run.outcome {
             report.interrupted = true;
             report.errors.push(format!(

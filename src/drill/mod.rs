@@ -17,6 +17,7 @@
 //! `preflight`, `watch` (the event loop), `progress`, `signal`, `recover`,
 //! `runner`.
 
+pub mod coverage;
 mod env;
 pub mod fault;
 pub mod journal;

@@ -12,8 +12,8 @@
 use super::md::{self, anchor, anchor_link, bounded_table, cell, fence_for};
 pub use super::md::{cell_code, code, link, md_escape, text};
 use super::model::{
-    Check, CriterionResult, DrillResult, DrillTrial, Finding, Link, ProbeResult, Report,
-    SeriesValue, Severity, TimingStats, Verdict,
+    Check, CoverageStatus, CriterionResult, DrillResult, DrillTrial, Finding, Link, ProbeResult,
+    Report, SeriesValue, Severity, TimingStats, Verdict,
 };
 use super::timeline_chart::{self, event_at};
 use crate::model::human_ms;
@@ -30,6 +30,7 @@ pub fn render(r: &Report) -> String {
     drills(&mut s, r);
     rule_audit(&mut s, r);
     trace_audit(&mut s, r);
+    coverage(&mut s, r);
     errors(&mut s, r);
     md::bound(s, md::REPORT_LIMIT)
 }
@@ -240,6 +241,20 @@ fn verdict_rows(r: &Report) -> Vec<VerdictRow> {
             verdict: if pass { Verdict::Pass } else { Verdict::Fail },
             detail: cell(&detail),
             anchor: "trace-audit".into(),
+        });
+    }
+    if let Some(c) = &r.coverage {
+        rows.push(VerdictRow {
+            check: "alert coverage".into(),
+            kind: "coverage",
+            // Informational unless --min-coverage was given.
+            verdict: match (c.min_percent, c.below_minimum()) {
+                (None, _) => Verdict::Skipped,
+                (Some(_), true) => Verdict::Fail,
+                (Some(_), false) => Verdict::Pass,
+            },
+            detail: cell(&c.line()),
+            anchor: "alert-coverage".into(),
         });
     }
     for (subjects, detail) in md::group_by_detail(r.errors.iter().map(|e| ("", e.as_str()))) {
@@ -773,6 +788,67 @@ fn severity_badge(s: Severity) -> &'static str {
 
 /// Failing tasks shown in the markdown (report.json keeps more).
 const TRACE_FAILURES_SHOWN: usize = 20;
+
+/// Alerting rules against the drills that prove them: uncovered
+/// page-severity alerts first, then the table.
+fn coverage(s: &mut String, r: &Report) {
+    let Some(c) = &r.coverage else { return };
+    s.push_str(&anchor("alert-coverage"));
+    let _ = writeln!(
+        s,
+        "## Alert coverage
+"
+    );
+    let _ = writeln!(
+        s,
+        "{}.
+",
+        text(&c.line())
+    );
+    let uncovered_pages: Vec<String> = c
+        .rules
+        .iter()
+        .filter(|row| row.severity == "page" && row.status != CoverageStatus::Proven)
+        .map(|row| format!("{} ({})", code(&row.alert), row.status.as_str()))
+        .collect();
+    if !uncovered_pages.is_empty() {
+        let _ = writeln!(
+            s,
+            "Page-severity alerts no drill proved in this run: {}.\n",
+            uncovered_pages.join(", ")
+        );
+    }
+    let rows: Vec<String> = c
+        .rules
+        .iter()
+        .map(|row| {
+            format!(
+                "| {} | {} | {} | {} | {} |",
+                code(&row.alert),
+                cell(&row.severity),
+                row.status.as_str(),
+                if row.drills.is_empty() {
+                    "—".to_string()
+                } else {
+                    row.drills
+                        .iter()
+                        .map(|d| code(d))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                cell(&format!("{} / {}", row.file, row.group))
+            )
+        })
+        .collect();
+    md::bounded_table(
+        s,
+        "| Alert | Severity | Status | Drills | Rule file / group |\n|---|---|---|---|---|",
+        &rows,
+        50,
+        1000,
+        "rules",
+    );
+}
 
 fn trace_audit(s: &mut String, r: &Report) {
     let Some(t) = &r.trace_audit else { return };

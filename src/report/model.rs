@@ -347,6 +347,138 @@ pub struct Report {
     /// Set by `trace-audit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_audit: Option<TraceAuditSummary>,
+    /// Alerting rules against the drills that prove them (`drill`, `run`,
+    /// `coverage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// Every alerting rule loaded in Prometheus against the drills that
+/// exercise it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub rules: Vec<CoverageRow>,
+    /// `--min-coverage`, in percent: below it the run fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverageRow {
+    pub alert: String,
+    /// The rule's `severity` label (empty when it has none).
+    pub severity: String,
+    pub file: String,
+    pub group: String,
+    pub status: CoverageStatus,
+    /// Drills whose `alert` is this rule's.
+    pub drills: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoverageStatus {
+    /// No drill names this alert.
+    NotDrilled,
+    /// A drill for it failed or errored in this run.
+    Failing,
+    /// It has a drill, which did not run (this run, or `firedrill coverage`).
+    NotRun,
+    /// A drill for it passed in this run.
+    Proven,
+}
+
+impl CoverageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoverageStatus::NotDrilled => "not drilled",
+            CoverageStatus::Failing => "failing",
+            CoverageStatus::NotRun => "drill not run",
+            CoverageStatus::Proven => "proven",
+        }
+    }
+}
+
+impl Coverage {
+    pub fn proven(&self) -> usize {
+        self.count(|r| r.status == CoverageStatus::Proven)
+    }
+
+    /// Rules with at least one drill (run or not).
+    pub fn drilled(&self) -> usize {
+        self.count(|r| r.status != CoverageStatus::NotDrilled)
+    }
+
+    fn count(&self, f: impl Fn(&CoverageRow) -> bool) -> usize {
+        self.rules.iter().filter(|r| f(r)).count()
+    }
+
+    /// Proven rules in percent of all (100 with no rules at all).
+    pub fn percent(&self) -> f64 {
+        percent(self.proven(), self.rules.len())
+    }
+
+    /// (proven, total) per severity label, `""` for rules without one.
+    pub fn by_severity(&self) -> BTreeMap<String, (usize, usize)> {
+        let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for r in &self.rules {
+            let e = out.entry(r.severity.clone()).or_default();
+            e.1 += 1;
+            if r.status == CoverageStatus::Proven {
+                e.0 += 1;
+            }
+        }
+        out
+    }
+
+    /// Below `--min-coverage`: the run fails.
+    pub fn below_minimum(&self) -> bool {
+        self.min_percent.is_some_and(|min| self.percent() < min)
+    }
+
+    /// "7/8 alerting rules proven (87.5%); page 7/7, warn 0/1".
+    pub fn line(&self) -> String {
+        let sev: Vec<String> = self
+            .by_severity()
+            .iter()
+            .map(|(s, (p, t))| {
+                let s = if s.is_empty() {
+                    "no severity"
+                } else {
+                    s.as_str()
+                };
+                format!("{s} {p}/{t}")
+            })
+            .collect();
+        let mut line = format!(
+            "{}/{} alerting rules proven by a drill in this run ({:.1}%)",
+            self.proven(),
+            self.rules.len(),
+            self.percent()
+        );
+        if !sev.is_empty() {
+            line.push_str(&format!("; by severity: {}", sev.join(", ")));
+        }
+        if let Some(min) = self.min_percent {
+            line.push_str(&format!(
+                "; minimum {min}%: {}",
+                if self.below_minimum() {
+                    "not met"
+                } else {
+                    "met"
+                }
+            ));
+        }
+        line
+    }
+}
+
+fn percent(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        100.0
+    } else {
+        n as f64 * 100.0 / of as f64
+    }
 }
 
 impl Report {
@@ -421,7 +553,17 @@ impl Report {
             .iter()
             .any(|f| f.severity == Severity::Error)
             .then_some(Verdict::Fail);
-        let worst = items.chain(audit).max().unwrap_or(Verdict::Pass);
+        // Coverage changes the verdict only below an explicit --min-coverage.
+        let coverage = self
+            .coverage
+            .as_ref()
+            .is_some_and(Coverage::below_minimum)
+            .then_some(Verdict::Fail);
+        let worst = items
+            .chain(audit)
+            .chain(coverage)
+            .max()
+            .unwrap_or(Verdict::Pass);
         let worst = if !self.errors.is_empty() {
             worst.max(Verdict::Error)
         } else {
