@@ -149,6 +149,28 @@ pub fn plan(
     if let Some(panels) = dashboard.get("panels").and_then(Value::as_array) {
         plan_panels(panels, &[], dashboard, vars, window, settings, &mut out);
     }
+    // Ad-hoc filters go into every selector of every Prometheus query.
+    let adhoc: Vec<(String, String, String)> = super::variables::parse(dashboard)
+        .into_iter()
+        .flat_map(|d| match d.kind {
+            super::variables::VarKind::Adhoc(f) => f,
+            _ => Vec::new(),
+        })
+        .filter(|(k, _, _)| !k.is_empty())
+        .collect();
+    if !adhoc.is_empty() {
+        for p in &mut out.panels {
+            for q in &mut p.queries {
+                match crate::promql::add_matchers(&q.expr, &adhoc) {
+                    Ok(e) => q.expr = e,
+                    Err(e) => p.notes.push(format!(
+                        "panel {} query {}: the dashboard's ad-hoc filters could not be added ({e}); it runs without them",
+                        p.title, q.ref_id
+                    )),
+                }
+            }
+        }
+    }
     out
 }
 
@@ -1499,6 +1521,122 @@ mod tests {
         assert_eq!(
             count_snapshot_panels(&fixture("dashboard-get-by-uid.json")["dashboard"]),
             0
+        );
+    }
+    #[test]
+    fn migrates_rows_like_grafana() {
+        let old = json!({"schemaVersion": 14, "rows": [
+            {"title": "Top", "showTitle": false, "height": "250px", "panels": [
+                {"id": 1, "type": "graph", "span": 6, "targets": [{"expr": "up"}]},
+                {"id": 2, "type": "graph", "span": 6, "targets": [{"expr": "up"}]},
+                {"id": 3, "type": "singlestat", "span": 12, "targets": [{"expr": "up"}]}
+            ]},
+            {"title": "Hidden", "collapse": true, "height": 200, "panels": [
+                {"type": "graph", "span": 4, "targets": [{"expr": "x"}]}
+            ]}
+        ]});
+        let d = migrate_rows(&old);
+        assert!(d.get("rows").is_none());
+        assert_eq!(d["schemaVersion"], 16);
+        let p = d["panels"].as_array().unwrap();
+        let kinds: Vec<&str> = p.iter().map(|x| x["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["row", "graph", "graph", "singlestat", "row"]);
+        assert_eq!(p[1]["gridPos"], json!({"x": 0, "y": 1, "w": 12, "h": 7}));
+        assert_eq!(p[2]["gridPos"], json!({"x": 12, "y": 1, "w": 12, "h": 7}));
+        assert_eq!(p[3]["gridPos"], json!({"x": 0, "y": 8, "w": 24, "h": 7}));
+        assert!(p[1].get("span").is_none());
+        assert_eq!(p[4]["collapsed"], true);
+        // The collapsed row holds its panel, which got a fresh id.
+        assert_eq!(p[4]["panels"][0]["id"], 6);
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T11:00:00Z"),
+        };
+        let plan = plan(&d, &BTreeMap::new(), w, SnapshotSettings::default());
+        assert_eq!(plan.panels.len(), 4);
+        assert_eq!(plan.panels[3].path, vec![4, 0]);
+        // A dashboard already migrated is left alone.
+        assert!(matches!(migrate_rows(&d), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn plans_variable_intervals_ad_hoc_filters_and_empty_queries() {
+        let d = json!({
+            "templating": {"list": [
+                {"name": "resolution", "type": "custom", "query": "1s, 30s", "current": {"value": "30s"}},
+                {"name": "filters", "type": "adhoc", "filters": [{"key": "cluster", "operator": "=", "value": "eu-1"}]}
+            ]},
+            "panels": [{"id": 1, "type": "timeseries", "title": "CPU", "targets": [
+                {"refId": "A", "expr": "rate(cpu_total[$__rate_interval])", "interval": "$resolution"},
+                {"refId": "B", "expr": ""},
+                {"refId": "C", "expr": "up", "format": "table", "instant": true}
+            ]}]
+        });
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T10:10:00Z"),
+        };
+        let vars = saved_vars(&d, &BTreeMap::new());
+        let p = plan(&d, &vars, w, SnapshotSettings::default());
+        let qs = &p.panels[0].queries;
+        assert_eq!(qs.len(), 2, "the empty query B is not run");
+        assert!(p.panels[0].notes.is_empty(), "{:?}", p.panels[0].notes);
+        assert_eq!(qs[0].step, Duration::from_secs(30));
+        assert_eq!(qs[0].expr, r#"rate(cpu_total{cluster="eu-1"}[1m])"#);
+        assert!(qs[1].table && qs[1].instant);
+        assert_eq!(qs[1].expr, r#"up{cluster="eu-1"}"#);
+    }
+
+    #[test]
+    fn table_queries_embed_one_table_frame() {
+        let q = PlannedQuery {
+            ref_id: "B".into(),
+            expr: "up".into(),
+            legend_format: None,
+            instant: true,
+            table: true,
+            step: Duration::from_secs(15),
+        };
+        let sample = |job: &str, v: &str| VectorSample {
+            metric: [
+                ("__name__".to_string(), "up".to_string()),
+                ("job".to_string(), job.to_string()),
+            ]
+            .into(),
+            value: Sample(1795428000.0, v.into()),
+        };
+        let r = QueryResult::Vector(vec![sample("a", "1"), sample("b", "NaN")]);
+        let t = TableFrame::from_result(&q, &r, true).unwrap();
+        let f = t.to_frame_json();
+        let names: Vec<&str> = f["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Time", "__name__", "job", "Value #B"]);
+        assert_eq!(
+            f["data"]["values"],
+            json!([
+                [1795428000000i64, 1795428000000i64],
+                ["up", "up"],
+                ["a", "b"],
+                [1, null]
+            ])
+        );
+        assert_eq!(
+            f["data"]["entities"],
+            json!([null, null, null, {"NaN": [1]}])
+        );
+        assert_eq!(t.series, 2);
+        let dto = t.to_frame_dto();
+        assert_eq!(dto["fields"][3]["values"], json!([1, null]));
+        // One query alone: the column is `Value`.
+        let t = TableFrame::from_result(&q, &r, false).unwrap();
+        assert_eq!(t.value_name, "Value");
+        assert!(
+            TableFrame::from_result(&q, &QueryResult::String(Sample(1.0, "x".into())), false)
+                .is_none()
         );
     }
 }

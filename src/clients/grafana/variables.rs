@@ -438,7 +438,7 @@ pub fn step(def: &VarDef, known: &BTreeMap<String, VarValue>, window: RunWindow)
                     n,
                     &text.join(", "),
                     "saved",
-                    Some("ad-hoc filters are added to every panel query's selectors".into()),
+                    Some("added to every selector of every panel query, as Grafana does".into()),
                 ),
             )
         }
