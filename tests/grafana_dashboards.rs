@@ -627,3 +627,51 @@ fn snapshot_build_for_150_panels_measured() {
     assert_eq!(built.panels, 150);
     assert_eq!(built.series, 3 * plan.query_count());
 }
+
+#[test]
+fn an_empty_token_variable_is_a_usage_error_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("firedrill.toml"),
+        format!(
+            r#"[targets.lab]
+namespace = "daedalus"
+nats_url = "nats://127.0.0.1:9"
+prometheus_url = "http://127.0.0.1:9/"
+grafana_url = "http://127.0.0.1:9/"
+grafana_token_env = "{TOKEN_VAR}"
+dashboard_uid = "prom2"
+
+[targets.lab.variables]
+stream = "DAEDALUS_TASKS"
+"#
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "snapshot",
+            "--target",
+            "lab",
+            "--from",
+            "2026-12-01T10:00:00Z",
+            "--to",
+            "2026-12-01T10:05:00Z",
+        ],
+        vec!["run", "--target", "lab"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .current_dir(dir.path())
+            .env(TOKEN_VAR, "  ")
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(TOKEN_VAR) && stderr.contains("is not set or is empty"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("target `lab`"), "{stderr}");
+    }
+}

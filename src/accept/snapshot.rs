@@ -359,6 +359,28 @@ mod tests {
             (results[1].verdict, results[1].reason.clone()),
             snapshot_verdict(Some(&outcome), true)
         );
+        // The evidence is the snapshot of the dashboard it was taken of.
+        let mut other = info(true, &[]);
+        other.dashboard_uid = "targets-own-uid".into();
+        results[1].evidence = vec![Link {
+            label: "Grafana dashboard fleet-overview".into(),
+            url: Some("https://grafana.example/d/fleet-overview".into()),
+        }];
+        decide_snapshot_criteria(
+            &mut results,
+            &criteria,
+            &SnapshotOutcome::Created(other),
+            true,
+        );
+        assert_eq!(results[1].evidence.len(), 1, "{:?}", results[1].evidence);
+        assert_eq!(
+            results[1].evidence[0].label,
+            "Grafana snapshot of dashboard targets-own-uid"
+        );
+        assert_eq!(
+            results[1].evidence[0].url.as_deref(),
+            Some("https://grafana.example/dashboard/snapshot/abc")
+        );
     }
 
     #[test]
