@@ -28,6 +28,9 @@ pub struct VarDef {
     pub sort: i64,
     /// The saved `current` value(s); empty when none or "None".
     pub current: Vec<String>,
+    /// `refresh: 0` ("never"): Grafana keeps the saved value and options
+    /// and runs no query for the variable.
+    pub never_refresh: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +172,7 @@ fn parse_one(v: &Value) -> Option<VarDef> {
         regex: str_of("regex"),
         sort: v.get("sort").and_then(Value::as_i64).unwrap_or(0),
         current: saved_current(v.get("current")),
+        never_refresh: v.get("refresh").and_then(Value::as_i64) == Some(0),
     })
 }
 
@@ -310,6 +314,31 @@ fn choice(name: &str, value: &str, source: &str, note: Option<String>) -> Variab
 pub fn step(def: &VarDef, known: &BTreeMap<String, VarValue>, window: RunWindow) -> Step {
     let n = def.name.as_str();
     match &def.kind {
+        // ("All" without an allValue needs the options: the query runs.)
+        VarKind::Query(_)
+            if def.never_refresh && !def.current.is_empty() && !needs_options(def) =>
+        {
+            let all = def.include_all && def.current.iter().any(|c| c == "$__all");
+            let v = if all {
+                VarValue::All {
+                    all_value: def.all_value.clone(),
+                    options: Vec::new(),
+                }
+            } else if def.multi || def.include_all {
+                VarValue::Multi(def.current.clone())
+            } else {
+                VarValue::Values(def.current.clone())
+            };
+            Step::Done(
+                Some(v.clone()),
+                choice(
+                    n,
+                    &v.display(),
+                    "saved",
+                    Some("refresh is \"never\": Grafana keeps the saved value".into()),
+                ),
+            )
+        }
         VarKind::Query(q) => {
             let (text, unknown) = interpolate::interpolate(q, known);
             if text.trim().is_empty() {
@@ -452,6 +481,11 @@ pub fn step(def: &VarDef, known: &BTreeMap<String, VarValue>, window: RunWindow)
             ),
         ),
     }
+}
+
+/// Saved as "All" with no `allValue`: its value is every option.
+fn needs_options(def: &VarDef) -> bool {
+    def.all_value.is_none() && def.current.iter().any(|c| c == "$__all")
 }
 
 /// Grafana's auto interval: the window over `count`, rounded as Grafana
@@ -900,6 +934,13 @@ mod tests {
         );
         assert!(
             matches!(step(&d, &known, w), Step::Done(Some(VarValue::Values(v)), _) if v == ["10m"])
+        );
+        // refresh: never keeps the saved value without a query.
+        let d = def(
+            json!({"name": "q", "type": "query", "query": "label_values(job)", "refresh": 0, "current": {"value": "p"}}),
+        );
+        assert!(
+            matches!(step(&d, &known, w), Step::Done(Some(VarValue::Values(v)), c) if v == ["p"] && c.source == "saved")
         );
         // A query using a variable nobody defines is not run.
         let d = def(
