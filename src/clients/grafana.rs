@@ -261,6 +261,7 @@ struct ErrorBody {
 #[derive(Debug, Clone)]
 enum Request<'a> {
     Dashboard(&'a str),
+    FrontendSettings,
     CreateSnapshot,
     Snapshot(&'a str),
 }
@@ -269,6 +270,7 @@ impl Request<'_> {
     fn describe(&self) -> String {
         match self {
             Request::Dashboard(uid) => format!("GET /api/dashboards/uid/{uid}"),
+            Request::FrontendSettings => "GET /api/frontend/settings".to_string(),
             Request::CreateSnapshot => "POST /api/snapshots".to_string(),
             Request::Snapshot(key) => format!("GET /api/snapshots/{key}"),
         }
@@ -349,6 +351,15 @@ impl GrafanaClient {
             .await
     }
 
+    /// `GET /api/frontend/settings`: the data sources (name, uid, type) and
+    /// the default one, which any signed-in user may read.
+    pub async fn frontend_settings(&self) -> Result<Value, GrafanaError> {
+        self.send(Request::FrontendSettings, || {
+            self.http.get(self.url("/api/frontend/settings"))
+        })
+        .await
+    }
+
     /// `POST /api/snapshots` with a body from [`snapshot_body::build_body`].
     pub async fn create_snapshot(&self, body: &Value) -> Result<SnapshotCreated, GrafanaError> {
         self.send(Request::CreateSnapshot, || {
@@ -380,9 +391,26 @@ impl GrafanaClient {
         vars: &BTreeMap<String, String>,
     ) -> Result<SnapshotInfo, GrafanaError> {
         let dash = self.get_dashboard(uid).await?;
+        let mut source_notes = Vec::new();
+        let sources = match self.frontend_settings().await {
+            Ok(s) => snapshot_body::DsCatalog::from_frontend_settings(&s),
+            Err(e) => {
+                warn!("cannot read Grafana's data sources: {e}");
+                source_notes.push(format!(
+                    "firedrill could not read Grafana's data source list ({e}); panels that name a data source by name or use the default one are taken as Prometheus when they have an `expr`"
+                ));
+                snapshot_body::DsCatalog::default()
+            }
+        };
         let dashboard = snapshot_body::migrate_rows(&dash.dashboard);
         let (resolved, variables) = resolve_variables(prom, &dashboard, vars, window).await;
-        let plan = snapshot_body::plan(&dashboard, &resolved, window, self.settings);
+        let plan = snapshot_body::plan_with_sources(
+            &dashboard,
+            &resolved,
+            window,
+            self.settings,
+            &sources,
+        );
         debug!(
             dashboard = uid,
             panels = plan.panels.len(),
@@ -394,7 +422,8 @@ impl GrafanaClient {
             &dashboard, &plan, &results, window, name, expires, &resolved,
         );
         let created = self.create_snapshot(&built.body).await?;
-        let mut notes = built.notes;
+        let mut notes = source_notes;
+        notes.extend(built.notes);
         let (url, rewritten) = public_url(
             &self.base,
             &created.url,

@@ -92,6 +92,12 @@ pub async fn start(
             .await;
     }
     Mock::given(method("GET"))
+        .and(path("/api/frontend/settings"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("frontend-settings.json")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
         .and(path_regex("^/api/dashboards/uid/"))
         .and(header("authorization", auth.as_str()))
         .respond_with(ResponseTemplate::new(404).set_body_json(fixture("error-404-dashboard.json")))

@@ -145,9 +145,28 @@ pub fn plan(
     window: RunWindow,
     settings: SnapshotSettings,
 ) -> SnapshotPlan {
+    plan_with_sources(dashboard, vars, window, settings, &DsCatalog::default())
+}
+
+/// [`plan`], with data source names and uids (and the default one) typed
+/// from `sources`, as Grafana resolves them.
+pub fn plan_with_sources(
+    dashboard: &Value,
+    vars: &BTreeMap<String, VarValue>,
+    window: RunWindow,
+    settings: SnapshotSettings,
+    sources: &DsCatalog,
+) -> SnapshotPlan {
     let mut out = SnapshotPlan::default();
     if let Some(panels) = dashboard.get("panels").and_then(Value::as_array) {
-        plan_panels(panels, &[], dashboard, vars, window, settings, &mut out);
+        let ctx = PlanCtx {
+            dashboard,
+            vars,
+            window,
+            settings,
+            sources,
+        };
+        plan_panels(panels, &[], &ctx, &mut out);
     }
     // Ad-hoc filters go into every selector of every Prometheus query.
     let adhoc: Vec<(String, String, String)> = super::variables::parse(dashboard)
@@ -298,21 +317,22 @@ fn row_height(h: Option<&Value>) -> i64 {
     ((px / 38.0).ceil() as i64).max(1)
 }
 
-fn plan_panels(
-    panels: &[Value],
-    prefix: &[usize],
-    dashboard: &Value,
-    vars: &BTreeMap<String, VarValue>,
+/// What every panel is planned against.
+struct PlanCtx<'a> {
+    dashboard: &'a Value,
+    vars: &'a BTreeMap<String, VarValue>,
     window: RunWindow,
     settings: SnapshotSettings,
-    out: &mut SnapshotPlan,
-) {
+    sources: &'a DsCatalog,
+}
+
+fn plan_panels(panels: &[Value], prefix: &[usize], ctx: &PlanCtx<'_>, out: &mut SnapshotPlan) {
     for (i, panel) in panels.iter().enumerate() {
         let mut path = prefix.to_vec();
         path.push(i);
         let title = panel_title(panel);
         if let Some(nested) = panel.get("panels").and_then(Value::as_array) {
-            plan_panels(nested, &path, dashboard, vars, window, settings, out);
+            plan_panels(nested, &path, ctx, out);
         }
         if panel.get("type").and_then(Value::as_str) == Some("row") {
             continue;
@@ -325,30 +345,32 @@ fn plan_panels(
             }
             continue;
         };
-        out.panels.push(plan_panel(
-            panel, targets, path, title, dashboard, vars, window, settings,
-        ));
+        out.panels
+            .push(plan_panel(panel, targets, path, title, ctx));
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn plan_panel(
     panel: &Value,
     targets: &[Value],
     path: Vec<usize>,
     title: String,
-    dashboard: &Value,
-    vars: &BTreeMap<String, VarValue>,
-    window: RunWindow,
-    settings: SnapshotSettings,
+    ctx: &PlanCtx<'_>,
 ) -> PanelPlan {
+    let PlanCtx {
+        dashboard,
+        vars,
+        window,
+        settings,
+        sources,
+    } = *ctx;
     let mut plan = PanelPlan {
         path,
         title,
         queries: Vec::new(),
         notes: Vec::new(),
     };
-    let panel_ds = ds_kind(panel.get("datasource"), dashboard);
+    let panel_ds = ds_kind(panel.get("datasource"), dashboard, sources);
     let max_points = panel
         .get("maxDataPoints")
         .and_then(Value::as_u64)
@@ -363,9 +385,13 @@ fn plan_panel(
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| ref_id_for(n));
-        let kind = match ds_kind(target.get("datasource"), dashboard) {
-            DsKind::Unknown | DsKind::Mixed => panel_ds.clone(),
-            k => k,
+        // A target without a data source uses its panel's.
+        let kind = match target.get("datasource") {
+            None | Some(Value::Null) => panel_ds.clone(),
+            ds => match ds_kind(ds, dashboard, sources) {
+                DsKind::Unknown | DsKind::Mixed => panel_ds.clone(),
+                k => k,
+            },
         };
         let expr = target.get("expr").and_then(Value::as_str).unwrap_or("");
         let has_expr = target.get("expr").is_some();
@@ -457,12 +483,68 @@ enum DsKind {
     Unknown,
 }
 
+/// The data sources a Grafana has, by name and by uid, and which is the
+/// default: from `GET /api/frontend/settings` (`datasources`,
+/// `defaultDatasource`), the map Grafana's own UI resolves references with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DsCatalog {
+    /// Name or uid -> plugin type.
+    types: BTreeMap<String, String>,
+    default_type: Option<String>,
+}
+
+impl DsCatalog {
+    pub fn from_frontend_settings(settings: &Value) -> Self {
+        let mut types = BTreeMap::new();
+        if let Some(map) = settings.get("datasources").and_then(Value::as_object) {
+            for (name, ds) in map {
+                let Some(ty) = ds.get("type").and_then(Value::as_str) else {
+                    continue;
+                };
+                types.insert(name.clone(), ty.to_string());
+                for k in ["name", "uid"] {
+                    if let Some(v) = ds.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+                        types.insert(v.to_string(), ty.to_string());
+                    }
+                }
+            }
+        }
+        let default_type = settings
+            .get("defaultDatasource")
+            .and_then(Value::as_str)
+            .and_then(|d| types.get(d).cloned());
+        DsCatalog {
+            types,
+            default_type,
+        }
+    }
+
+    fn kind_of(&self, name_or_uid: &str) -> Option<DsKind> {
+        self.types.get(name_or_uid).map(|t| kind_for_type(t))
+    }
+}
+
+fn kind_for_type(t: &str) -> DsKind {
+    match t {
+        "prometheus" => DsKind::Prometheus,
+        other => DsKind::Other(other.to_string()),
+    }
+}
+
 /// What a data source reference points at. References may be null (the
 /// default), a name string (old dashboards), `{type, uid}`, or a variable
 /// (`{"uid":"$ds"}`) whose `datasource`-type variable names the plugin.
-fn ds_kind(ds: Option<&Value>, dashboard: &Value) -> DsKind {
+/// Names and uids are looked up in `sources` (Grafana's own list) when it
+/// has them.
+fn ds_kind(ds: Option<&Value>, dashboard: &Value, sources: &DsCatalog) -> DsKind {
     let (ty, uid) = match ds {
-        None | Some(Value::Null) => return DsKind::Unknown,
+        None | Some(Value::Null) => {
+            return sources
+                .default_type
+                .as_deref()
+                .map(kind_for_type)
+                .unwrap_or(DsKind::Unknown)
+        }
         Some(Value::String(s)) => (None, s.as_str()),
         Some(Value::Object(o)) => (
             o.get("type").and_then(Value::as_str),
@@ -486,20 +568,27 @@ fn ds_kind(ds: Option<&Value>, dashboard: &Value) -> DsKind {
         .and_then(|s| s.strip_suffix('}'))
         .or_else(|| uid.strip_prefix('$'));
     if let Some(var) = var {
-        let plugin = templating(dashboard)
-            .iter()
-            .find(|v| {
-                v.get("name").and_then(Value::as_str) == Some(var)
-                    && v.get("type").and_then(Value::as_str) == Some("datasource")
-            })
-            .and_then(|v| v.get("query").and_then(Value::as_str));
+        let def = templating(dashboard).iter().find(|v| {
+            v.get("name").and_then(Value::as_str) == Some(var)
+                && v.get("type").and_then(Value::as_str) == Some("datasource")
+        });
+        // The variable's current data source, when Grafana knows it ...
+        let current = def
+            .and_then(|v| v.pointer("/current/value"))
+            .and_then(Value::as_str)
+            .and_then(|c| sources.kind_of(c));
+        if let Some(k) = current {
+            return k;
+        }
+        // ... else the plugin the variable lists.
+        let plugin = def.and_then(|v| v.get("query").and_then(Value::as_str));
         return match plugin {
             Some("prometheus") => DsKind::Prometheus,
             Some(p) if !p.is_empty() => DsKind::Other(p.to_string()),
             _ => DsKind::Unknown,
         };
     }
-    DsKind::Unknown
+    sources.kind_of(uid).unwrap_or(DsKind::Unknown)
 }
 
 /// One series as a Grafana data frame.
@@ -1638,5 +1727,36 @@ mod tests {
             TableFrame::from_result(&q, &QueryResult::String(Sample(1.0, "x".into())), false)
                 .is_none()
         );
+    }
+    #[test]
+    fn data_sources_are_typed_from_grafanas_list() {
+        let sources = DsCatalog::from_frontend_settings(&fixture("frontend-settings.json"));
+        let d = json!({"panels": [
+            {"id": 1, "title": "Logs by name", "datasource": "Loki", "targets": [{"refId": "A", "expr": "{app=\"x\"} |= \"err\""}]},
+            {"id": 2, "title": "Default", "targets": [{"refId": "A", "expr": "up"}]},
+            {"id": 3, "title": "By uid", "datasource": {"uid": "P1809F7CD0C75ACF3"}, "targets": [{"refId": "A", "expr": "up"}]}
+        ]});
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T10:10:00Z"),
+        };
+        let vars = BTreeMap::new();
+        let p = plan_with_sources(&d, &vars, w, SnapshotSettings::default(), &sources);
+        let counts: Vec<usize> = p.panels.iter().map(|x| x.queries.len()).collect();
+        assert_eq!(counts, [0, 1, 1]);
+        assert!(
+            p.panels[0].notes[0].contains("uses a loki data source"),
+            "{:?}",
+            p.panels[0].notes
+        );
+        // Without Grafana's list, a named data source with an expr is taken as Prometheus.
+        let p = plan(&d, &vars, w, SnapshotSettings::default());
+        assert_eq!(p.panels[0].queries.len(), 1);
+        // A Loki default: panels without a data source are not Prometheus.
+        let mut loki_default = fixture("frontend-settings.json");
+        loki_default["defaultDatasource"] = json!("Loki");
+        let sources = DsCatalog::from_frontend_settings(&loki_default);
+        let p = plan_with_sources(&d, &vars, w, SnapshotSettings::default(), &sources);
+        assert_eq!(p.panels[1].queries.len(), 0);
     }
 }
