@@ -286,6 +286,9 @@ pub struct GrafanaClient {
     token: Option<Token>,
     token_env: Option<String>,
     settings: SnapshotSettings,
+    /// Set by [`GrafanaClient::with_settings`]: they win over the data
+    /// source's `timeInterval`.
+    explicit_settings: bool,
 }
 
 impl GrafanaClient {
@@ -324,12 +327,14 @@ impl GrafanaClient {
             token,
             token_env: token_env_name.map(str::to_string),
             settings: SnapshotSettings::default(),
+            explicit_settings: false,
         })
     }
 
     /// How panel queries are sized (the data source's scrape interval, points per series).
     pub fn with_settings(mut self, settings: SnapshotSettings) -> Self {
         self.settings = settings;
+        self.explicit_settings = true;
         self
     }
 
@@ -404,13 +409,13 @@ impl GrafanaClient {
         };
         let dashboard = snapshot_body::migrate_rows(&dash.dashboard);
         let (resolved, variables) = resolve_variables(prom, &dashboard, vars, window).await;
-        let plan = snapshot_body::plan_with_sources(
-            &dashboard,
-            &resolved,
-            window,
-            self.settings,
-            &sources,
-        );
+        // Grafana floors `$__interval` at the data source's scrape interval.
+        let mut settings = self.settings;
+        if let (Some(t), false) = (sources.prometheus_time_interval, self.explicit_settings) {
+            settings.scrape_interval = t;
+        }
+        let plan =
+            snapshot_body::plan_with_sources(&dashboard, &resolved, window, settings, &sources);
         debug!(
             dashboard = uid,
             panels = plan.panels.len(),

@@ -491,6 +491,10 @@ pub struct DsCatalog {
     /// Name or uid -> plugin type.
     types: BTreeMap<String, String>,
     default_type: Option<String>,
+    /// The Prometheus data source's `jsonData.timeInterval` (its scrape
+    /// interval, the floor of `$__interval`): the default one's, else the
+    /// first Prometheus listed.
+    pub prometheus_time_interval: Option<Duration>,
 }
 
 impl DsCatalog {
@@ -509,13 +513,31 @@ impl DsCatalog {
                 }
             }
         }
-        let default_type = settings
-            .get("defaultDatasource")
-            .and_then(Value::as_str)
-            .and_then(|d| types.get(d).cloned());
+        let default_name = settings.get("defaultDatasource").and_then(Value::as_str);
+        let default_type = default_name.and_then(|d| types.get(d).cloned());
+        let interval_of = |ds: &Value| {
+            ds.pointer("/jsonData/timeInterval")
+                .and_then(Value::as_str)
+                .and_then(interpolate::parse_min_interval)
+        };
+        let proms: Vec<(&String, &Value)> = settings
+            .get("datasources")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, ds)| ds.get("type").and_then(Value::as_str) == Some("prometheus"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let prometheus_time_interval = proms
+            .iter()
+            .find(|(name, _)| Some(name.as_str()) == default_name)
+            .or(proms.first())
+            .and_then(|(_, ds)| interval_of(ds));
         DsCatalog {
             types,
             default_type,
+            prometheus_time_interval,
         }
     }
 
@@ -1731,6 +1753,10 @@ mod tests {
     #[test]
     fn data_sources_are_typed_from_grafanas_list() {
         let sources = DsCatalog::from_frontend_settings(&fixture("frontend-settings.json"));
+        assert_eq!(
+            sources.prometheus_time_interval,
+            Some(Duration::from_secs(15))
+        );
         let d = json!({"panels": [
             {"id": 1, "title": "Logs by name", "datasource": "Loki", "targets": [{"refId": "A", "expr": "{app=\"x\"} |= \"err\""}]},
             {"id": 2, "title": "Default", "targets": [{"refId": "A", "expr": "up"}]},
