@@ -70,6 +70,59 @@ fn walk(e: &Expr, in_absent: bool, out: &mut Vec<SelectorRef>) {
     }
 }
 
+/// Adds `filters` (label, `=`/`!=`/`=~`/`!~`, value) to every vector
+/// selector of `expr`, as Grafana's Prometheus data source applies ad-hoc
+/// filters. The expression comes back re-printed by the parser.
+pub fn add_matchers(expr: &str, filters: &[(String, String, String)]) -> Result<String, String> {
+    let mut extra = Vec::with_capacity(filters.len());
+    for (k, op, v) in filters {
+        if !matches!(op.as_str(), "=" | "!=" | "=~" | "!~") {
+            return Err(format!("ad-hoc operator `{op}` has no PromQL matcher"));
+        }
+        let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+        let sel = format!("{{{k}{op}\"{escaped}\"}}");
+        match parser::parse(&sel)? {
+            Expr::VectorSelector(vs) => extra.extend(vs.matchers.matchers),
+            _ => return Err(format!("`{k}{op}{v}` is not a label matcher")),
+        }
+    }
+    let mut ast = parser::parse(expr)?;
+    add_to(&mut ast, &extra);
+    Ok(ast.to_string())
+}
+
+fn add_to(e: &mut Expr, extra: &[promql_parser::label::Matcher]) {
+    let add = |vs: &mut VectorSelector| {
+        vs.matchers.matchers.extend(extra.iter().cloned());
+        for group in &mut vs.matchers.or_matchers {
+            group.extend(extra.iter().cloned());
+        }
+    };
+    match e {
+        Expr::VectorSelector(vs) => add(vs),
+        Expr::MatrixSelector(ms) => add(&mut ms.vs),
+        Expr::Aggregate(a) => {
+            add_to(&mut a.expr, extra);
+            if let Some(p) = &mut a.param {
+                add_to(p, extra);
+            }
+        }
+        Expr::Unary(u) => add_to(&mut u.expr, extra),
+        Expr::Binary(b) => {
+            add_to(&mut b.lhs, extra);
+            add_to(&mut b.rhs, extra);
+        }
+        Expr::Paren(p) => add_to(&mut p.expr, extra),
+        Expr::Subquery(s) => add_to(&mut s.expr, extra),
+        Expr::Call(c) => {
+            for a in &mut c.args.args {
+                add_to(a, extra);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +146,32 @@ mod tests {
             ]
         );
         assert!(selectors("sum(").is_err());
+    }
+
+    #[test]
+    fn ad_hoc_filters_reach_every_selector() {
+        let f = |k: &str, op: &str, v: &str| (k.to_string(), op.to_string(), v.to_string());
+        let got = add_matchers(
+            r#"sum by (job) (rate(x_total{a="b"}[5m])) / on (job) up"#,
+            &[f("cluster", "=", "eu-1"), f("pod", "=~", "web-.*")],
+        )
+        .unwrap();
+        let sels: Vec<String> = selectors(&got)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.selector)
+            .collect();
+        assert_eq!(
+            sels,
+            [
+                r#"x_total{a="b",cluster="eu-1",pod=~"web-.*"}"#,
+                r#"up{cluster="eu-1",pod=~"web-.*"}"#
+            ],
+            "{got}"
+        );
+        assert!(add_matchers("up", &[f("a", "<", "1")]).is_err());
+        assert!(add_matchers("up", &[f("a", "=", r#"q"uote"#)])
+            .unwrap()
+            .contains(r#"a="q\"uote""#));
     }
 }

@@ -15,13 +15,12 @@ use firedrill::report::model::RunWindow;
 use firedrill::report::Verdict;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use wiremock::matchers::{header, method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use std::time::Duration;
+use wiremock::MockServer;
+
+mod common;
+use common::grafana::Store;
+use common::prometheus::{free_port, start_prometheus, wait_for_scrapes};
 
 const TOKEN_VAR: &str = "FIREDRILL_TEST_GRAFANA_TOKEN";
 const TOKEN: &str = "glsa_test_0123456789abcdef";
@@ -33,113 +32,6 @@ fn fixture(name: &str) -> Value {
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-// ---------------------------------------------------------------- Prometheus
-
-/// A real Prometheus on a free loopback port, killed on drop.
-struct Prom {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prom {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn prometheus_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("FIREDRILL_PROMETHEUS_BIN") {
-        return p.into();
-    }
-    for p in ["/usr/bin/prometheus", "/usr/local/bin/prometheus"] {
-        if std::path::Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    "prometheus".into()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_prometheus() -> Prom {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(prometheus_bin())
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect(
-            "prometheus runs (scripts/install-deps installs it; or set FIREDRILL_PROMETHEUS_BIN)",
-        );
-    let prom = Prom {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = http
-            .get(format!("{}/-/ready", prom.url))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false);
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "prometheus did not become ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    prom
-}
-
-/// Waits until Prometheus has scraped itself `n` times.
-async fn wait_for_scrapes(prom: &Prom, n: usize) {
-    let p = Prometheus::new(&prom.url);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = p
-            .query(r#"count_over_time(up{job="prometheus"}[1m])"#, Utc::now())
-            .await
-            .unwrap();
-        if let firedrill::clients::prometheus::QueryResult::Vector(v) = r {
-            if v.first().map(|s| s.value.value()).unwrap_or(0.0) >= n as f64 {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "prometheus did not scrape itself"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 // ------------------------------------------------------------ Grafana double
@@ -166,105 +58,9 @@ fn test_dashboard() -> Value {
     d
 }
 
-/// Snapshots stored by the double, by key.
-#[derive(Clone, Default)]
-struct Store(Arc<Mutex<BTreeMap<String, Value>>>);
-
-/// `POST /api/snapshots`: stores the body and answers like Grafana 11 (the
-/// docs response, with absolute URLs and random keys as a real one has).
-struct CreateSnapshot {
-    store: Store,
-    root_url: String,
-}
-
-impl Respond for CreateSnapshot {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let body: Value = req.body_json().unwrap();
-        let n = self.store.0.lock().unwrap().len();
-        let key = format!("{n:0>4}XLmZ8qL6LpY2fN3tR7vW9sKcB1dE");
-        let delete_key = format!("{n:0>4}dK3yS9pQ2wE5rT8uI1oP4aS6dF7gH");
-        self.store.0.lock().unwrap().insert(key.clone(), body);
-        let mut resp = fixture("snapshot-create-response-docs.json");
-        resp["key"] = json!(key);
-        resp["deleteKey"] = json!(delete_key);
-        resp["url"] = json!(format!("{}/dashboard/snapshot/{key}", self.root_url));
-        resp["deleteUrl"] = json!(format!(
-            "{}/api/snapshots-delete/{delete_key}",
-            self.root_url
-        ));
-        ResponseTemplate::new(200).set_body_json(resp)
-    }
-}
-
-/// `GET /api/snapshots/<key>`: the stored dashboard plus snapshot meta, or
-/// Grafana's 404.
-struct GetSnapshot(Store);
-
-impl Respond for GetSnapshot {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let key = req.url.path().rsplit('/').next().unwrap().to_string();
-        match self.0 .0.lock().unwrap().get(&key) {
-            Some(body) => {
-                let mut resp = fixture("snapshot-get.json");
-                let mut dash = body["dashboard"].clone();
-                dash["snapshot"] = json!({"originalUrl": format!("/d/{UID}")});
-                resp["dashboard"] = dash;
-                let expires =
-                    Utc::now() + chrono::Duration::seconds(body["expires"].as_i64().unwrap());
-                resp["meta"]["expires"] = json!(expires.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-                ResponseTemplate::new(200).set_body_json(resp)
-            }
-            None => ResponseTemplate::new(404).set_body_json(fixture("error-404-snapshot.json")),
-        }
-    }
-}
-
-/// A Grafana 11 double: the right token gets answers, anything else 401.
+/// A Grafana 11 double serving the test dashboard.
 async fn grafana(read_back_works: bool) -> (MockServer, Store) {
-    let server = MockServer::start().await;
-    let store = Store::default();
-    let auth = format!("Bearer {TOKEN}");
-    Mock::given(method("GET"))
-        .and(path(format!("/api/dashboards/uid/{UID}")))
-        .and(header("authorization", auth.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(test_dashboard()))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/api/dashboards/uid/"))
-        .and(header("authorization", auth.as_str()))
-        .respond_with(ResponseTemplate::new(404).set_body_json(fixture("error-404-dashboard.json")))
-        .with_priority(10)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/snapshots"))
-        .and(header("authorization", auth.as_str()))
-        .respond_with(CreateSnapshot {
-            store: store.clone(),
-            root_url: server.uri(),
-        })
-        .mount(&server)
-        .await;
-    let reader = if read_back_works {
-        store.clone()
-    } else {
-        Store::default() // e.g. another replica without the snapshot
-    };
-    Mock::given(method("GET"))
-        .and(path_regex("^/api/snapshots/"))
-        .and(header("authorization", auth.as_str()))
-        .respond_with(GetSnapshot(reader))
-        .mount(&server)
-        .await;
-    Mock::given(path_regex("^/api/"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(fixture("error-401-invalid-api-key.json")),
-        )
-        .with_priority(100)
-        .mount(&server)
-        .await;
-    (server, store)
+    common::grafana::start(TOKEN, vec![test_dashboard()], read_back_works).await
 }
 
 /// A snapshot of dashboard `uid` over the last 5 minutes, with the
@@ -533,11 +329,62 @@ async fn an_unreachable_grafana_is_a_dependency_error() {
         .get_dashboard(UID)
         .await
         .unwrap_err();
-    assert!(matches!(err, GrafanaError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&base));
-    assert!(err.to_string().contains("grafana_url"));
+    assert!(matches!(err, GrafanaError::Refused { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&base), "{msg}");
+    assert!(msg.contains("refused the connection"), "{msg}");
+    assert!(msg.contains("grafana_url"), "{msg}");
     let (v, _) = snapshot_verdict(Some(&SnapshotOutcome::Failed(err.to_string())), true);
     assert_eq!(v, Verdict::Error);
+}
+
+#[tokio::test]
+async fn a_grafana_that_never_answers_times_out_and_says_after_how_long() {
+    // Accepts the connection, reads, never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let _hold = std::thread::spawn(move || {
+        let conns: Vec<_> = listener.incoming().take(4).flatten().collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(conns);
+    });
+    let err = client(&base, Some(TOKEN))
+        .with_timeout(Duration::from_millis(700))
+        .get_dashboard(UID)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GrafanaError::Timeout { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("within 700ms") && msg.contains("timed out"),
+        "{msg}"
+    );
+    assert!(msg.contains(&base), "{msg}");
+}
+
+#[tokio::test]
+async fn an_html_page_says_grafana_url_must_be_the_api_root() {
+    let server = MockServer::start().await;
+    // What a login proxy or the Grafana UI at the wrong path answers.
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><title>Sign in</title></head><body></body></html>",
+            "text/html; charset=utf-8",
+        ))
+        .mount(&server)
+        .await;
+    let err = client(&server.uri(), Some(TOKEN))
+        .get_dashboard(UID)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GrafanaError::Html { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("HTML page, not JSON"), "{msg}");
+    assert!(
+        msg.contains("API root") && msg.contains("grafana_url"),
+        "{msg}"
+    );
+    assert!(msg.contains("Sign in"), "{msg}");
 }
 
 #[test]

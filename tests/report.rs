@@ -625,6 +625,78 @@ fn write_all_writes_every_format() {
 }
 
 #[test]
+fn snapshot_section_lists_panels_by_status_and_every_variable() {
+    use firedrill::model::snapshot::{PanelData, VariableChoice};
+    let mut r = report();
+    let panel = |title: &str, queries, failed, series| PanelData {
+        title: title.into(),
+        queries,
+        failed,
+        series,
+    };
+    let var = |name: &str, value: &str, source: &str, note: Option<&str>| VariableChoice {
+        name: name.into(),
+        value: value.into(),
+        source: source.into(),
+        note: note.map(str::to_string),
+    };
+    r.snapshot = Some(SnapshotSummary {
+        url: "https://grafana.example/dashboard/snapshot/AbC123xyz".into(),
+        dashboard_uid: "prometheus2".into(),
+        verified: true,
+        panels: 3,
+        series: 4,
+        notes: vec![
+            "panel \"Broken\" query A failed, so the panel shows no data for it: bad_data".into(),
+        ],
+        panel_data: vec![
+            panel("\"Series\"", 1, 0, 4),
+            panel("\"Broken\"", 1, 1, 0),
+            panel("\"Idle | quiet\"", 2, 0, 0),
+        ],
+        variables: vec![
+            var("instance", "All", "default", Some("1 option(s)")),
+            var("quantile", "0.99", "resolved", Some("ran query_result(x)")),
+            var("namespace", "daedalus", "target", None),
+            var("job", "", "none", Some("no values in the window")),
+        ],
+        delete_url: Some("https://grafana.example/api/snapshots-delete/SECRETdeleteKEY".into()),
+    });
+    let md = markdown::render(&r);
+    let section = &md[md.find("## Grafana snapshot").expect("a snapshot section")..];
+    assert!(section.contains("3 panel(s), 1 with data, 1 without data, 1 with errors; 4 series; read back from Grafana"), "{section}");
+    assert!(
+        section.contains("| `instance` | `All` | default | 1 option(s) |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| `quantile` | `0.99` | resolved | ran query_result(x) |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| `namespace` | `daedalus` | target |  |"),
+        "{section}"
+    );
+    assert!(section.contains("| `job` | (empty) | none |"), "{section}");
+    // Errors first, then no data, then data; a `|` in a title is escaped.
+    let broken = section
+        .find("\"Broken\" | ❌ errors | 1 | 1 | 0")
+        .expect("errors row");
+    let idle = section
+        .find("\"Idle \\| quiet\" | ⚪ no data | 2 | 0 | 0")
+        .expect("no data row");
+    let series = section
+        .find("\"Series\" | ✅ data | 1 | 0 | 4")
+        .expect("data row");
+    assert!(broken < idle && idle < series, "{section}");
+    assert!(
+        section.contains("- panel \"Broken\" query A failed"),
+        "{section}"
+    );
+    assert!(!md.contains("SECRETdeleteKEY"));
+}
+
+#[test]
 fn github_step_summary_and_outputs_are_appended() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("step_summary.md");
@@ -640,6 +712,8 @@ fn github_step_summary_and_outputs_are_appended() {
         panels: 7,
         series: 12,
         notes: Vec::new(),
+        panel_data: Vec::new(),
+        variables: Vec::new(),
         delete_url: Some("https://grafana.example/api/snapshots-delete/SECRETdeleteKEY".into()),
     });
     let files = GithubFiles {

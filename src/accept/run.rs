@@ -84,8 +84,20 @@ pub async fn run_criteria(
                 r
             }
         };
+        // A snapshot criterion's proof is the target's dashboard (the one
+        // the snapshot is taken of), whatever dashboard its evidence names.
+        let snapshot_evidence;
+        let evidence = match (&criterion.kind, target.dashboard_uid.as_deref()) {
+            (crate::spec::criteria::CriterionKind::Snapshot, Some(uid)) => {
+                let mut e = criterion.evidence.clone();
+                e.dashboard = Some(uid.to_string());
+                snapshot_evidence = e;
+                &snapshot_evidence
+            }
+            _ => &criterion.evidence,
+        };
         result.evidence = evidence_links(
-            &criterion.evidence,
+            evidence,
             &run_vars,
             target.dashboard_uid.as_deref(),
             grafana,

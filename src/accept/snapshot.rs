@@ -5,8 +5,10 @@
 //! outcome in; nothing else decides a snapshot criterion.
 
 use crate::clients::grafana::{GrafanaError, SnapshotInfo};
+use crate::model::snapshot::{panel_counts, PanelStatus};
 use crate::model::Verdict;
 use crate::report::model::CriterionResult;
+use crate::report::model::Link;
 use crate::spec::criteria::{Criterion, CriterionKind};
 use serde::{Deserialize, Serialize};
 
@@ -48,21 +50,55 @@ impl From<Result<SnapshotInfo, GrafanaError>> for SnapshotOutcome {
 }
 
 /// A snapshot criterion's verdict and its reason. `None`: the snapshot step
-/// has not run (yet), so `pending`. A created and read-back snapshot
-/// passes; one created but not readable fails (the proof is not there); no
-/// Grafana on the target skips, or fails when `require`
-/// (`--require-snapshot`); a Grafana error before anything was created is a
-/// dependency `error`.
+/// has not run (yet), so `pending`. A snapshot passes only when it was
+/// created, read back **and** holds data: at least one panel with series
+/// and no panel whose queries all failed. A snapshot without data, with
+/// broken panels or not readable fails (the proof is not there, whatever
+/// the reason); no Grafana on the target skips, or fails when `require`
+/// (`--require-snapshot`); a Grafana error before anything was created is
+/// a dependency `error`.
 pub fn snapshot_verdict(outcome: Option<&SnapshotOutcome>, require: bool) -> (Verdict, String) {
     let Some(outcome) = outcome else {
         return (Verdict::Pending, SNAPSHOT_PENDING.to_string());
     };
     match outcome {
         SnapshotOutcome::Created(info) if info.verified => {
-            let mut reason = format!(
-                "snapshot {} of dashboard `{}` created and read back: {} panel(s), {} series",
-                info.url, info.dashboard_uid, info.panels, info.series
+            let (data, no_data, errors) = panel_counts(&info.panel_data);
+            let counts = format!(
+                "{} panel(s): {data} with data, {no_data} without data, {errors} with errors; {} series",
+                info.panels, info.series
             );
+            let what = format!(
+                "snapshot {} of dashboard `{}`",
+                info.url, info.dashboard_uid
+            );
+            if data == 0 || info.series == 0 {
+                return (
+                    Verdict::Fail,
+                    format!(
+                        "{what} was created and read back but holds no data, so it proves nothing: {counts}. \
+                         Check that the dashboard's queries match this target's metrics over the run \
+                         window (variables and notes in the snapshot section)"
+                    ),
+                );
+            }
+            if errors > 0 {
+                let broken: Vec<String> = info
+                    .panel_data
+                    .iter()
+                    .filter(|p| p.status() == PanelStatus::Errors)
+                    .map(|p| p.title.clone())
+                    .take(5)
+                    .collect();
+                return (
+                    Verdict::Fail,
+                    format!(
+                        "{what} was created and read back, but every query of {errors} panel(s) failed ({}): {counts}; see the snapshot section's notes",
+                        broken.join(", ")
+                    ),
+                );
+            }
+            let mut reason = format!("{what} created and read back: {counts}");
             if !info.notes.is_empty() {
                 reason.push_str(&format!(
                     "; {} note(s), see the snapshot section",
@@ -117,6 +153,19 @@ pub fn decide_snapshot_criteria(
     for r in results.iter_mut().filter(|r| is_snapshot(&r.id)) {
         r.verdict = verdict;
         r.reason = reason.clone();
+        if let SnapshotOutcome::Created(info) = outcome {
+            // The proof is the snapshot of the dashboard it was taken of,
+            // not whatever dashboard the criterion's evidence names.
+            r.evidence
+                .retain(|l| !l.label.starts_with("Grafana dashboard"));
+            r.evidence.insert(
+                0,
+                Link {
+                    label: format!("Grafana snapshot of dashboard {}", info.dashboard_uid),
+                    url: Some(info.url.clone()),
+                },
+            );
+        }
     }
 }
 
@@ -128,6 +177,7 @@ pub fn snapshot_name(dashboard_title: &str, target: &str, run_id: &str) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::snapshot::PanelData;
 
     fn info(verified: bool, notes: &[&str]) -> SnapshotInfo {
         SnapshotInfo {
@@ -141,7 +191,51 @@ mod tests {
             series: 9,
             verified,
             notes: notes.iter().map(|s| s.to_string()).collect(),
+            panel_data: vec![
+                PanelData {
+                    title: "\"Tasks\"".into(),
+                    queries: 2,
+                    failed: 0,
+                    series: 9,
+                },
+                PanelData {
+                    title: "\"Logs\"".into(),
+                    queries: 0,
+                    failed: 0,
+                    series: 0,
+                },
+            ],
+            variables: Vec::new(),
         }
+    }
+
+    /// Created and read back, but nothing in it (all real dashboards did
+    /// this before variables were resolved).
+    fn empty_info() -> SnapshotInfo {
+        let mut i = info(true, &[]);
+        i.series = 0;
+        for p in &mut i.panel_data {
+            p.series = 0;
+        }
+        i.panel_data.push(PanelData {
+            title: "\"Broken\"".into(),
+            queries: 1,
+            failed: 1,
+            series: 0,
+        });
+        i
+    }
+
+    /// Data in some panels, but one panel's queries all failed.
+    fn broken_info() -> SnapshotInfo {
+        let mut i = info(true, &[]);
+        i.panel_data.push(PanelData {
+            title: "\"Broken\"".into(),
+            queries: 2,
+            failed: 2,
+            series: 0,
+        });
+        i
     }
 
     #[test]
@@ -151,7 +245,19 @@ mod tests {
                 SnapshotOutcome::Created(info(true, &[])),
                 false,
                 Verdict::Pass,
-                "created and read back: 4 panel(s), 9 series",
+                "created and read back: 4 panel(s): 1 with data, 1 without data, 0 with errors; 9 series",
+            ),
+            (
+                SnapshotOutcome::Created(empty_info()),
+                false,
+                Verdict::Fail,
+                "holds no data, so it proves nothing: 4 panel(s): 0 with data, 2 without data, 1 with errors; 0 series",
+            ),
+            (
+                SnapshotOutcome::Created(broken_info()),
+                true,
+                Verdict::Fail,
+                "every query of 1 panel(s) failed (\"Broken\")",
             ),
             (
                 SnapshotOutcome::Created(info(true, &["panel \"x\" has no data"])),
@@ -252,6 +358,28 @@ mod tests {
         assert_eq!(
             (results[1].verdict, results[1].reason.clone()),
             snapshot_verdict(Some(&outcome), true)
+        );
+        // The evidence is the snapshot of the dashboard it was taken of.
+        let mut other = info(true, &[]);
+        other.dashboard_uid = "targets-own-uid".into();
+        results[1].evidence = vec![Link {
+            label: "Grafana dashboard fleet-overview".into(),
+            url: Some("https://grafana.example/d/fleet-overview".into()),
+        }];
+        decide_snapshot_criteria(
+            &mut results,
+            &criteria,
+            &SnapshotOutcome::Created(other),
+            true,
+        );
+        assert_eq!(results[1].evidence.len(), 1, "{:?}", results[1].evidence);
+        assert_eq!(
+            results[1].evidence[0].label,
+            "Grafana snapshot of dashboard targets-own-uid"
+        );
+        assert_eq!(
+            results[1].evidence[0].url.as_deref(),
+            Some("https://grafana.example/dashboard/snapshot/abc")
         );
     }
 

@@ -2,16 +2,19 @@
 //! dashboard, scoped to the run window and carrying the run's data, is the
 //! run's proof (AC5); [`GrafanaClient::snapshot_run`] makes and verifies it.
 //!
-//! Pure parts live in the submodules: [`interpolate`] (template variables,
+//! Pure parts live in the submodules: [`variables`] (dashboard variables
+//! resolved as Grafana does), [`interpolate`] (template syntax,
 //! `$__interval` & co.) and [`snapshot_body`] (dashboard -> request body).
 
 pub mod interpolate;
 pub mod snapshot_body;
+pub mod variables;
 
 pub use snapshot_body::SnapshotSettings;
 
 use super::http::{client, max_response_bytes, read_body, send_with_retry, BodyError, TooLarge};
-use super::prometheus::Prometheus;
+use super::prometheus::{self, Prometheus};
+use crate::model::snapshot::{PanelData, VariableChoice};
 use crate::model::RunWindow;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -25,6 +28,9 @@ use tracing::{debug, info, warn};
 
 /// Panel queries run at once against Prometheus.
 const QUERY_CONCURRENCY: usize = 4;
+
+/// How long one Grafana request may take.
+const GRAFANA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every error names what was asked, of which Grafana, and what to do next.
 /// None carries the token itself.
@@ -84,6 +90,22 @@ pub enum GrafanaError {
     },
 
     #[error(
+        "Grafana at {url} did not answer {request} within {timeout}: it timed out. Check that \
+         Grafana is up and not overloaded, and that the target's grafana_url reaches it from here"
+    )]
+    Timeout {
+        url: String,
+        request: String,
+        timeout: String,
+    },
+
+    #[error(
+        "Grafana at {url} refused the connection ({request}): nothing listens there. Check the \
+         target's grafana_url (host and port) and that Grafana is running"
+    )]
+    Refused { url: String, request: String },
+
+    #[error(
         "Grafana at {url} is unreachable ({request}): {reason}. Check the target's grafana_url \
          and that Grafana is up and reachable from here"
     )]
@@ -106,6 +128,18 @@ pub enum GrafanaError {
         url: String,
         request: String,
         detail: TooLarge,
+    },
+
+    #[error(
+        "Grafana at {url} answered {request} with an HTML page, not JSON ({snippet}). \
+         grafana_url must be Grafana's API root (the address you open Grafana at, e.g. \
+         https://grafana.example.com, with its sub-path if it is served under one), not a \
+         login page or proxy in front of it; check the target's grafana_url in firedrill.toml"
+    )]
+    Html {
+        url: String,
+        request: String,
+        snippet: String,
     },
 
     #[error(
@@ -145,6 +179,12 @@ pub struct SnapshotInfo {
     pub verified: bool,
     /// Panels that show no data and why; read-back problems.
     pub notes: Vec<String>,
+    /// Every planned panel: queries, failures, series.
+    #[serde(default)]
+    pub panel_data: Vec<PanelData>,
+    /// Every dashboard variable: the value used and where it came from.
+    #[serde(default)]
+    pub variables: Vec<VariableChoice>,
 }
 
 impl std::fmt::Debug for SnapshotInfo {
@@ -160,6 +200,8 @@ impl std::fmt::Debug for SnapshotInfo {
             .field("series", &self.series)
             .field("verified", &self.verified)
             .field("notes", &self.notes)
+            .field("panel_data", &self.panel_data)
+            .field("variables", &self.variables)
             .finish()
     }
 }
@@ -219,6 +261,7 @@ struct ErrorBody {
 #[derive(Debug, Clone)]
 enum Request<'a> {
     Dashboard(&'a str),
+    FrontendSettings,
     CreateSnapshot,
     Snapshot(&'a str),
 }
@@ -227,6 +270,7 @@ impl Request<'_> {
     fn describe(&self) -> String {
         match self {
             Request::Dashboard(uid) => format!("GET /api/dashboards/uid/{uid}"),
+            Request::FrontendSettings => "GET /api/frontend/settings".to_string(),
             Request::CreateSnapshot => "POST /api/snapshots".to_string(),
             Request::Snapshot(key) => format!("GET /api/snapshots/{key}"),
         }
@@ -238,9 +282,13 @@ impl Request<'_> {
 pub struct GrafanaClient {
     base: String,
     http: reqwest::Client,
+    timeout: Duration,
     token: Option<Token>,
     token_env: Option<String>,
     settings: SnapshotSettings,
+    /// Set by [`GrafanaClient::with_settings`]: they win over the data
+    /// source's `timeInterval`.
+    explicit_settings: bool,
 }
 
 impl GrafanaClient {
@@ -274,16 +322,26 @@ impl GrafanaClient {
         };
         Ok(GrafanaClient {
             base,
-            http: client(Duration::from_secs(30)),
+            http: client(GRAFANA_TIMEOUT),
+            timeout: GRAFANA_TIMEOUT,
             token,
             token_env: token_env_name.map(str::to_string),
             settings: SnapshotSettings::default(),
+            explicit_settings: false,
         })
     }
 
     /// How panel queries are sized (the data source's scrape interval, points per series).
     pub fn with_settings(mut self, settings: SnapshotSettings) -> Self {
         self.settings = settings;
+        self.explicit_settings = true;
+        self
+    }
+
+    /// How long one request may take (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http = client(timeout);
+        self.timeout = timeout;
         self
     }
 
@@ -296,6 +354,15 @@ impl GrafanaClient {
         let path = format!("/api/dashboards/uid/{}", path_segment(uid));
         self.send(Request::Dashboard(uid), || self.http.get(self.url(&path)))
             .await
+    }
+
+    /// `GET /api/frontend/settings`: the data sources (name, uid, type) and
+    /// the default one, which any signed-in user may read.
+    pub async fn frontend_settings(&self) -> Result<Value, GrafanaError> {
+        self.send(Request::FrontendSettings, || {
+            self.http.get(self.url("/api/frontend/settings"))
+        })
+        .await
     }
 
     /// `POST /api/snapshots` with a body from [`snapshot_body::build_body`].
@@ -329,7 +396,26 @@ impl GrafanaClient {
         vars: &BTreeMap<String, String>,
     ) -> Result<SnapshotInfo, GrafanaError> {
         let dash = self.get_dashboard(uid).await?;
-        let plan = snapshot_body::plan(&dash.dashboard, vars, window, self.settings);
+        let mut source_notes = Vec::new();
+        let sources = match self.frontend_settings().await {
+            Ok(s) => snapshot_body::DsCatalog::from_frontend_settings(&s),
+            Err(e) => {
+                warn!("cannot read Grafana's data sources: {e}");
+                source_notes.push(format!(
+                    "firedrill could not read Grafana's data source list ({e}); panels that name a data source by name or use the default one are taken as Prometheus when they have an `expr`"
+                ));
+                snapshot_body::DsCatalog::default()
+            }
+        };
+        let dashboard = snapshot_body::migrate_rows(&dash.dashboard);
+        let (resolved, variables) = resolve_variables(prom, &dashboard, vars, window).await;
+        // Grafana floors `$__interval` at the data source's scrape interval.
+        let mut settings = self.settings;
+        if let (Some(t), false) = (sources.prometheus_time_interval, self.explicit_settings) {
+            settings.scrape_interval = t;
+        }
+        let plan =
+            snapshot_body::plan_with_sources(&dashboard, &resolved, window, settings, &sources);
         debug!(
             dashboard = uid,
             panels = plan.panels.len(),
@@ -338,16 +424,11 @@ impl GrafanaClient {
         );
         let results = run_queries(prom, &plan, window).await;
         let built = snapshot_body::build_body(
-            &dash.dashboard,
-            &plan,
-            &results,
-            window,
-            name,
-            expires,
-            vars,
+            &dashboard, &plan, &results, window, name, expires, &resolved,
         );
         let created = self.create_snapshot(&built.body).await?;
-        let mut notes = built.notes;
+        let mut notes = source_notes;
+        notes.extend(built.notes);
         let (url, rewritten) = public_url(
             &self.base,
             &created.url,
@@ -406,6 +487,8 @@ impl GrafanaClient {
             series: built.series,
             verified,
             notes,
+            panel_data: built.panel_data,
+            variables,
         })
     }
 
@@ -429,11 +512,7 @@ impl GrafanaClient {
             3,
         )
         .await
-        .map_err(|e| GrafanaError::Unreachable {
-            url: self.base.clone(),
-            request: req.describe(),
-            reason: e.without_url().to_string(),
-        })?;
+        .map_err(|e| self.transport_error(&req, e))?;
         let status = resp.status().as_u16();
         let body = read_body(resp, max_response_bytes())
             .await
@@ -443,11 +522,7 @@ impl GrafanaClient {
                     request: req.describe(),
                     detail,
                 },
-                BodyError::Read(e) => GrafanaError::Unreachable {
-                    url: self.base.clone(),
-                    request: req.describe(),
-                    reason: e.without_url().to_string(),
-                },
+                BodyError::Read(e) => self.transport_error(&req, e),
             })?;
         if !(200..300).contains(&status) {
             return Err(error_for(
@@ -458,12 +533,156 @@ impl GrafanaClient {
                 self.token_env.as_deref(),
             ));
         }
-        serde_json::from_slice(&body).map_err(|e| GrafanaError::Decode {
-            url: self.base.clone(),
-            request: req.describe(),
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(&body).map_err(|e| decode_error(&self.base, &req, &body, e))
     }
+
+    /// A transport failure in words: timed out (after how long), refused,
+    /// or whatever else reqwest saw.
+    fn transport_error(&self, req: &Request<'_>, e: reqwest::Error) -> GrafanaError {
+        let (url, request) = (self.base.clone(), req.describe());
+        if e.is_timeout() {
+            return GrafanaError::Timeout {
+                url,
+                request,
+                timeout: humantime::format_duration(self.timeout).to_string(),
+            };
+        }
+        let reason = super::http::describe(&e.without_url());
+        if reason.to_ascii_lowercase().contains("connection refused") {
+            return GrafanaError::Refused { url, request };
+        }
+        GrafanaError::Unreachable {
+            url,
+            request,
+            reason,
+        }
+    }
+}
+
+/// A 2xx body that is not the JSON expected: an HTML page (a login page, a
+/// proxy, the UI at a wrong path) says so; anything else is a decode error.
+fn decode_error(base: &str, req: &Request<'_>, body: &[u8], e: serde_json::Error) -> GrafanaError {
+    if looks_like_html(body) {
+        let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+        return GrafanaError::Html {
+            url: base.to_string(),
+            request: req.describe(),
+            snippet: text.split_whitespace().collect::<Vec<_>>().join(" "),
+        };
+    }
+    GrafanaError::Decode {
+        url: base.to_string(),
+        request: req.describe(),
+        reason: e.to_string(),
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+    let head = head.trim_start();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<head")
+}
+
+/// Resolves the dashboard's variables as Grafana does before it runs the
+/// panels (see [`variables`]): in dependency order, query variables run
+/// against `prom` over `window`; the target's `overrides` win over the
+/// dashboard's own. Returns the values for interpolation (built-ins not
+/// included) and one [`VariableChoice`] per variable, for the report.
+pub async fn resolve_variables(
+    prom: &Prometheus,
+    dashboard: &Value,
+    overrides: &BTreeMap<String, String>,
+    window: RunWindow,
+) -> (BTreeMap<String, interpolate::VarValue>, Vec<VariableChoice>) {
+    use variables::{Step, VarQuery};
+    let defs = variables::parse(dashboard);
+    let mut known: BTreeMap<String, interpolate::VarValue> = BTreeMap::new();
+    for (k, v) in overrides {
+        known.insert(k.clone(), interpolate::VarValue::single(v.clone()));
+    }
+    // Variable queries may use the range built-ins.
+    let timing = interpolate::timing(window, Duration::from_secs(15), None, 1000);
+    let builtins = interpolate::builtins(window, timing);
+    let mut choices: Vec<Option<VariableChoice>> = vec![None; defs.len()];
+    for i in variables::order(&defs) {
+        let def = &defs[i];
+        if let Some(v) = overrides.get(&def.name) {
+            choices[i] = Some(VariableChoice {
+                name: def.name.clone(),
+                value: v.clone(),
+                source: "target".into(),
+                note: None,
+            });
+            continue;
+        }
+        let mut ctx = builtins.clone();
+        ctx.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let (value, choice) = match variables::step(def, &ctx, window) {
+            Step::Done(v, c) => (v, c),
+            Step::Query(q) => {
+                let answer = match &q {
+                    VarQuery::LabelValues { label, matcher } => prom
+                        .label_values(label, matcher.as_deref(), window.start, window.end)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    VarQuery::LabelNames(m) => prom
+                        .label_names(m.as_deref(), window.start, window.end)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    VarQuery::Metrics(re) => {
+                        let names = prom
+                            .label_values("__name__", None, window.start, window.end)
+                            .await
+                            .map_err(|e| e.to_string());
+                        names.and_then(|n| {
+                            let re = regex::Regex::new(re)
+                                .map_err(|e| format!("metrics({re}): not a regex: {e}"))?;
+                            Ok(n.into_iter().filter(|m| re.is_match(m)).collect())
+                        })
+                    }
+                    VarQuery::QueryResult(expr) => prom
+                        .query(expr, window.end)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .map(|r| match r {
+                            prometheus::QueryResult::Vector(v) => v
+                                .iter()
+                                .map(|s| {
+                                    variables::query_result_text(&s.metric, &s.value.1, s.value.0)
+                                })
+                                .collect(),
+                            prometheus::QueryResult::Scalar(s) => {
+                                vec![format!("{{}} {} {}", s.1, (s.0 * 1000.0) as i64)]
+                            }
+                            _ => Vec::new(),
+                        }),
+                    VarQuery::Series(sel) => prom
+                        .series(sel, window.start, window.end)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .map(|ls| ls.iter().map(variables::series_text).collect()),
+                };
+                match answer.and_then(|texts| variables::apply_regex(def, texts)) {
+                    Ok(options) => variables::choose(
+                        def,
+                        options,
+                        "resolved",
+                        Some(format!("ran {}", q.describe())),
+                    ),
+                    Err(e) => {
+                        let (v, mut c) = variables::choose(def, Vec::new(), "resolved", None);
+                        c.note = Some(format!("its query {} failed: {e}", q.describe()));
+                        (v, c)
+                    }
+                }
+            }
+        };
+        if let Some(v) = value {
+            known.insert(def.name.clone(), v);
+        }
+        choices[i] = Some(choice);
+    }
+    (known, choices.into_iter().flatten().collect())
 }
 
 /// Runs the plan's queries, a few at a time; results line up with the plan.

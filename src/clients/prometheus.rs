@@ -208,6 +208,42 @@ impl Prometheus {
         .await
     }
 
+    /// Values of label `label` over `[start, end]`, of the series matching
+    /// `matcher` when given (`/api/v1/label/<label>/values`).
+    pub async fn label_values(
+        &self,
+        label: &str,
+        matcher: Option<&str>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>, PromError> {
+        let (s, e) = (format_time(start), format_time(end));
+        let path = format!(
+            "/api/v1/label/{}/values",
+            url::form_urlencoded::byte_serialize(label.as_bytes()).collect::<String>()
+        );
+        let mut params = vec![("start", s.as_str()), ("end", e.as_str())];
+        if let Some(m) = matcher {
+            params.push(("match[]", m));
+        }
+        self.get(&path, &params).await
+    }
+
+    /// Label names over `[start, end]`, of the series matching `matcher` when given.
+    pub async fn label_names(
+        &self,
+        matcher: Option<&str>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>, PromError> {
+        let (s, e) = (format_time(start), format_time(end));
+        let mut params = vec![("start", s.as_str()), ("end", e.as_str())];
+        if let Some(m) = matcher {
+            params.push(("match[]", m));
+        }
+        self.get("/api/v1/labels", &params).await
+    }
+
     /// Prometheus' own graph UI for `promql`, showing the window's end.
     pub fn graph_url(&self, promql: &str, end: DateTime<Utc>, range: Duration) -> String {
         graph_url(&self.base, promql, end, range)

@@ -94,6 +94,24 @@ pub async fn snapshot(
     )
 }
 
+/// Configuration the snapshot step needs, checked before any network I/O:
+/// a target naming a Grafana token env var that is unset or empty is a
+/// usage error (exit 2), not a dependency failure found at the run's end.
+pub fn check_grafana_token(target: &crate::spec::target::Target) -> Result<(), Error> {
+    let Some(remote) = target.remote() else {
+        return Ok(());
+    };
+    let (Some(url), Some(var)) = (&remote.grafana_url, &remote.grafana_token_env) else {
+        return Ok(());
+    };
+    match GrafanaClient::new(url.as_str(), Some(var)) {
+        Err(e @ crate::clients::grafana::GrafanaError::TokenUnset { .. }) => {
+            Err(Error::Usage(format!("target `{}`: {e}", target.name)))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Passes the snapshot's outcome to the criteria it decides (see
 /// [`crate::accept::snapshot`]) and records the snapshot in the report.
 pub fn apply_snapshot(report: &mut Report, plan: &Plan, outcome: &SnapshotOutcome, require: bool) {
@@ -106,6 +124,8 @@ pub fn apply_snapshot(report: &mut Report, plan: &Plan, outcome: &SnapshotOutcom
             panels: info.panels,
             series: info.series,
             notes: info.notes.clone(),
+            panel_data: info.panel_data.clone(),
+            variables: info.variables.clone(),
             delete_url: Some(info.delete_url.clone()),
         });
     }

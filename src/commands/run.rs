@@ -65,6 +65,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     } else {
         crate::spec::plan_drills(&plan.target, &plan.drills, &drill_names)?
     };
+    super::pipeline::check_grafana_token(&plan.target)?;
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);
     eprintln!(

@@ -17,6 +17,7 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
             plan.target.name
         )));
     };
+    super::pipeline::check_grafana_token(&plan.target)?;
     let prom = Prometheus::new(remote.prometheus_url.as_str());
     let window = RunWindow {
         start: args.from,
@@ -26,16 +27,38 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
     match super::pipeline::snapshot(&plan, &prom, window, &run_id, args.dashboard.as_deref()).await
     {
         SnapshotOutcome::Created(info) => {
+            let (data, no_data, errors) = crate::model::snapshot::panel_counts(&info.panel_data);
             println!("snapshot: {}", info.url);
             println!(
-                "  {} panels, {} series embedded; read back: {}",
+                "  {} panels ({data} with data, {no_data} without data, {errors} with errors), {} series embedded; read back: {}",
                 info.panels,
                 info.series,
                 if info.verified { "ok" } else { "FAILED" }
             );
+            for v in &info.variables {
+                println!(
+                    "  variable {} = {} ({}{})",
+                    v.name,
+                    if v.value.is_empty() {
+                        "(empty)"
+                    } else {
+                        &v.value
+                    },
+                    v.source,
+                    v.note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                );
+            }
             for n in &info.notes {
                 println!("  note: {n}");
             }
+            let (verdict, reason) = crate::accept::snapshot_verdict(
+                Some(&SnapshotOutcome::Created(info.clone())),
+                true,
+            );
+            println!("  AC5: {verdict}: {reason}");
             // The delete URL is a bearer secret: written to a file, never printed.
             let dir = global.reports_dir.join(&run_id);
             std::fs::create_dir_all(&dir)
@@ -53,7 +76,9 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
                 "  key and delete URL saved in {}",
                 dir.join("snapshot.json").display()
             );
-            Ok(crate::exit::for_snapshot(Some(info.verified)))
+            Ok(crate::exit::for_snapshot(Some(
+                verdict == crate::model::Verdict::Pass,
+            )))
         }
         SnapshotOutcome::NotConfigured(why) => Err(Error::Usage(why)),
         SnapshotOutcome::Failed(why) => {

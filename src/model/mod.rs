@@ -6,6 +6,7 @@
 pub mod duration;
 pub mod labels;
 pub mod probe;
+pub mod snapshot;
 pub mod span;
 pub mod trace;
 pub mod value;

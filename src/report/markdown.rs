@@ -17,6 +17,7 @@ use super::model::{
 };
 use super::timeline_chart::{self, event_at};
 use crate::model::human_ms;
+use crate::model::snapshot::{panel_counts, PanelStatus};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -28,6 +29,7 @@ pub fn render(r: &Report) -> String {
     probes(&mut s, r);
     criteria(&mut s, r);
     drills(&mut s, r);
+    snapshot(&mut s, r);
     rule_audit(&mut s, r);
     trace_audit(&mut s, r);
     coverage(&mut s, r);
@@ -725,6 +727,90 @@ fn trial_labels(t: &DrillTrial) -> String {
         return String::new();
     }
     crate::model::format_labels(&t.alert_labels)
+}
+
+/// Panels most reports need to list before the rest are summed up.
+const SNAPSHOT_PANELS_LISTED: usize = 60;
+
+fn snapshot(s: &mut String, r: &Report) {
+    let Some(snap) = &r.snapshot else { return };
+    s.push_str(&anchor("grafana-snapshot"));
+    let _ = writeln!(s, "## Grafana snapshot\n");
+    let (data, no_data, errors) = panel_counts(&snap.panel_data);
+    let _ = writeln!(
+        s,
+        "{} of dashboard {}: {} panel(s), {data} with data, {no_data} without data, {errors} with errors; {} series; {}.\n",
+        link("Snapshot", &snap.url),
+        code(&snap.dashboard_uid),
+        snap.panels,
+        snap.series,
+        if snap.verified {
+            "read back from Grafana"
+        } else {
+            "not read back"
+        }
+    );
+    if !snap.variables.is_empty() {
+        let _ = writeln!(s, "| Variable | Value | Source | Note |\n|---|---|---|---|");
+        for v in &snap.variables {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                cell_code(&v.name),
+                if v.value.is_empty() {
+                    "(empty)".to_string()
+                } else {
+                    cell_code(&v.value)
+                },
+                text(&v.source),
+                text(v.note.as_deref().unwrap_or(""))
+            );
+        }
+        s.push('\n');
+    }
+    if !snap.panel_data.is_empty() {
+        // Problems first: errors, then no data, then panels with data.
+        let mut panels: Vec<_> = snap.panel_data.iter().collect();
+        panels.sort_by_key(|p| match p.status() {
+            PanelStatus::Errors => 0,
+            PanelStatus::NoData => 1,
+            PanelStatus::Data => 2,
+        });
+        let _ = writeln!(
+            s,
+            "| Panel | Status | Queries | Failed | Series |\n|---|---|---|---|---|"
+        );
+        for p in panels.iter().take(SNAPSHOT_PANELS_LISTED) {
+            let status = match p.status() {
+                PanelStatus::Data => "✅ data",
+                PanelStatus::NoData => "⚪ no data",
+                PanelStatus::Errors => "❌ errors",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {status} | {} | {} | {} |",
+                text(&p.title),
+                p.queries,
+                p.failed,
+                p.series
+            );
+        }
+        if panels.len() > SNAPSHOT_PANELS_LISTED {
+            let _ = writeln!(
+                s,
+                "\n{} more panel(s) with data are not listed (report.json has them all).",
+                panels.len() - SNAPSHOT_PANELS_LISTED
+            );
+        }
+        s.push('\n');
+    }
+    if !snap.notes.is_empty() {
+        let _ = writeln!(s, "Notes:\n");
+        for n in &snap.notes {
+            let _ = writeln!(s, "- {}", text(n));
+        }
+        s.push('\n');
+    }
 }
 
 fn rule_audit(s: &mut String, r: &Report) {

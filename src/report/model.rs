@@ -1,6 +1,7 @@
 //! The one `Report` value that runners fill and renderers read.
 
 use crate::model::probe::ProbeOutcome;
+use crate::model::snapshot::{PanelData, VariableChoice};
 use crate::model::trace::TraceAuditSummary;
 pub use crate::model::{RunWindow, Verdict};
 use chrono::{DateTime, Utc};
@@ -237,6 +238,12 @@ pub struct SnapshotSummary {
     pub series: usize,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Every planned panel: queries, failures, series.
+    #[serde(default)]
+    pub panel_data: Vec<PanelData>,
+    /// Every dashboard variable: the value used and where it came from.
+    #[serde(default)]
+    pub variables: Vec<VariableChoice>,
     /// Deletes the snapshot without login. Kept in report.json only (the
     /// artifact its owner keeps to clean up); no renderer but JSON shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,7 @@
 //! Helpers shared by integration tests. Each test binary uses a subset.
 #![allow(dead_code)]
 
+pub mod grafana;
 pub mod nats;
 pub mod prom_text;
+pub mod prometheus;

@@ -7,12 +7,21 @@ use crate::model::RunWindow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A variable's value: one value, several (multi-select), or "All".
+/// A variable's value as Grafana's Prometheus data source writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VarValue {
+    /// A variable that is neither multi-value nor has "All": its value as is
+    /// (only `\\` and `'` escaped, as Grafana does).
     Values(Vec<String>),
-    /// `$__all`: the variable's `allValue` when it has one, else `.*`.
-    All(Option<String>),
+    /// A multi-value or include-All variable: written into PromQL as a regex,
+    /// so every value is regex-escaped, one value as well as several.
+    Multi(Vec<String>),
+    /// `$__all`: the variable's `allValue` when it has one (as is), else
+    /// every option as a regex alternation.
+    All {
+        all_value: Option<String>,
+        options: Vec<String>,
+    },
 }
 
 impl VarValue {
@@ -20,14 +29,29 @@ impl VarValue {
         VarValue::Values(vec![v.into()])
     }
 
+    /// The value for a report: `All`, `a`, `a, b`.
+    pub fn display(&self) -> String {
+        match self {
+            VarValue::All { .. } => "All".to_string(),
+            VarValue::Values(v) | VarValue::Multi(v) => v.join(", "),
+        }
+    }
+
     /// How Grafana's Prometheus data source writes the value into PromQL
-    /// with no explicit format: a single value as is, several as an
-    /// escaped regex alternation, "All" as its all-value or `.*`.
+    /// (`interpolateQueryExpr`) with no explicit format, and Grafana's
+    /// formatters with one.
     fn render(&self, format: Option<&str>) -> String {
-        let values = match self {
-            VarValue::All(Some(all)) => return all.clone(),
-            VarValue::All(None) => return ".*".to_string(),
-            VarValue::Values(v) => v,
+        let (values, regex_ctx) = match self {
+            VarValue::All {
+                all_value: Some(all),
+                ..
+            } => return all.clone(),
+            VarValue::All {
+                all_value: None,
+                options,
+            } => (options, true),
+            VarValue::Multi(v) => (v, true),
+            VarValue::Values(v) => (v, false),
         };
         match format {
             Some("csv") => values.join(","),
@@ -36,12 +60,15 @@ impl VarValue {
             Some("doublequote") => join_quoted(values, '"'),
             Some("singlequote") => join_quoted(values, '\''),
             Some("regex") => regex_alternation(values),
-            Some("raw") | Some("text") | Some("glob") | None if values.len() == 1 => {
-                values[0].clone()
-            }
+            Some("raw") | Some("text") | Some("glob") if values.len() == 1 => values[0].clone(),
             Some("glob") => format!("{{{}}}", values.join(",")),
             Some("raw") | Some("text") => values.join(","),
-            _ => regex_alternation(values),
+            _ if regex_ctx => regex_alternation(values),
+            _ => values
+                .iter()
+                .map(|v| regular_escape(v))
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -54,6 +81,7 @@ fn join_quoted(values: &[String], q: char) -> String {
         .join(",")
 }
 
+/// `(a|b)` of escaped values; one value alone, escaped.
 fn regex_alternation(values: &[String]) -> String {
     if values.len() == 1 {
         return regex_escape(&values[0]);
@@ -62,8 +90,14 @@ fn regex_alternation(values: &[String]) -> String {
     format!("({})", parts.join("|"))
 }
 
-/// Escapes regex metacharacters as Grafana's `prometheusRegularEscape` does
-/// for values written into a `=~` matcher (backslashes doubled for PromQL).
+/// Grafana's `prometheusRegularEscape`: a plain variable's value in a
+/// PromQL string (`\` doubled, `'` escaped).
+fn regular_escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\'', "\\\\'")
+}
+
+/// Escapes regex metacharacters as Grafana's `prometheusSpecialRegexEscape`
+/// does for values written into a `=~` matcher (backslashes doubled for PromQL).
 fn regex_escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
@@ -214,7 +248,9 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, VarValue>) -> (String, Ve
                     Some(v) => out.push_str(&v.render(format)),
                     None => {
                         out.push_str(&tail[..consumed]);
-                        if !unknown.iter().any(|u| u == name) {
+                        // `$1` is a regex back-reference (label_replace), never a variable.
+                        let numeric = name.starts_with(|c: char| c.is_ascii_digit());
+                        if !numeric && !unknown.iter().any(|u| u == name) {
                             unknown.push(name.to_string());
                         }
                     }
@@ -297,9 +333,23 @@ mod tests {
         let v = vars(&[
             ("namespace", VarValue::single("daedalus")),
             ("agent_type", VarValue::single("coder")),
-            ("pods", VarValue::Values(vec!["a-1".into(), "b.2".into()])),
-            ("cluster", VarValue::All(None)),
-            ("env", VarValue::All(Some("prod|stage".into()))),
+            ("pods", VarValue::Multi(vec!["a-1".into(), "b.2".into()])),
+            (
+                "cluster",
+                VarValue::All {
+                    all_value: None,
+                    options: vec!["eu-1".into(), "us.2".into()],
+                },
+            ),
+            (
+                "env",
+                VarValue::All {
+                    all_value: Some("prod|stage".into()),
+                    options: vec![],
+                },
+            ),
+            ("le", VarValue::Multi(vec!["+Inf".into()])),
+            ("plain", VarValue::single("a'b\\c")),
             ("__rate_interval", VarValue::single("1m")),
         ]);
         let cases: &[(&str, &str, &[&str])] = &[
@@ -318,7 +368,12 @@ mod tests {
             (r#"x{p=~"$pods"}"#, r#"x{p=~"(a-1|b\\.2)"}"#, &[]),
             (r#"x{p=~"${pods:pipe}"}"#, r#"x{p=~"a-1|b.2"}"#, &[]),
             (r#"x{p="${pods:csv}"}"#, r#"x{p="a-1,b.2"}"#, &[]),
-            (r#"x{c=~"$cluster"}"#, r#"x{c=~".*"}"#, &[]),
+            // All without an allValue: every option, escaped (Grafana).
+            (r#"x{c=~"$cluster"}"#, r#"x{c=~"(eu-1|us\\.2)"}"#, &[]),
+            // One value of a multi variable is regex-escaped too.
+            (r#"x{le=~"$le"}"#, r#"x{le=~"\\+Inf"}"#, &[]),
+            // A plain variable: only backslash and quote escaped.
+            (r#"x{a="$plain"}"#, r#"x{a="a\\'b\\c"}"#, &[]),
             (r#"x{e=~"$env"}"#, r#"x{e=~"prod|stage"}"#, &[]),
             // Unknown variables stay as written and are reported once.
             (
@@ -332,6 +387,12 @@ mod tests {
             // Longest name wins: `$namespaces` is not `$namespace` + "s".
             ("$namespaces", "$namespaces", &["namespaces"]),
             ("é$namespace", "édaedalus", &[]),
+            // label_replace's `$1` stays and is no unknown variable.
+            (
+                r#"label_replace(up, "a", "$1", "b", "(.*)")"#,
+                r#"label_replace(up, "a", "$1", "b", "(.*)")"#,
+                &[],
+            ),
         ];
         for (input, want, want_unknown) in cases {
             let (got, unknown) = interpolate(input, &v);

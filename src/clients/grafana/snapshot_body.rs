@@ -9,6 +9,7 @@
 
 use super::interpolate::{self, VarValue};
 use crate::clients::prometheus::QueryResult;
+use crate::model::snapshot::PanelData;
 use crate::model::RunWindow;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ pub struct PlannedQuery {
     pub legend_format: Option<String>,
     /// An instant query (at the window's end) rather than a range query.
     pub instant: bool,
+    /// `format: "table"`: embedded as one table frame (a row per sample).
+    pub table: bool,
     pub step: Duration,
 }
 
@@ -85,45 +88,38 @@ pub struct BuiltSnapshot {
     pub panels: usize,
     /// Series (non-empty frames) embedded across all panels.
     pub series: usize,
+    /// Per planned panel: queries, failures, series.
+    pub panel_data: Vec<PanelData>,
     pub notes: Vec<String>,
 }
 
-/// The dashboard's variables at their current values, with `overrides`
-/// (the target's variables, e.g. `namespace`) taking precedence.
-pub fn dashboard_vars(
+/// The dashboard's variables at their saved values, with `overrides`
+/// (the target's variables, e.g. `namespace`) taking precedence: what the
+/// snapshot uses when no variable query can run (tests, a dead Prometheus).
+/// [`super::variables`] resolves them as Grafana does.
+pub fn saved_vars(
     dashboard: &Value,
     overrides: &BTreeMap<String, String>,
 ) -> BTreeMap<String, VarValue> {
     let mut vars = BTreeMap::new();
-    for v in templating(dashboard) {
-        let Some(name) = v.get("name").and_then(Value::as_str) else {
-            continue;
-        };
-        let current = v.get("current").and_then(|c| c.get("value"));
-        let all_value = v
-            .get("allValue")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        let value = match current {
-            Some(Value::String(s)) if s == "$__all" => Some(VarValue::All(all_value)),
-            Some(Value::String(s)) => Some(VarValue::single(s.clone())),
-            Some(Value::Array(a)) if a.iter().any(|x| x.as_str() == Some("$__all")) => {
-                Some(VarValue::All(all_value))
-            }
-            Some(Value::Array(a)) => Some(VarValue::Values(
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-            )),
-            _ if v.get("type").and_then(Value::as_str) == Some("constant") => v
-                .get("query")
-                .and_then(Value::as_str)
-                .map(|q| VarValue::single(q.to_string())),
-            _ => None,
+    for d in super::variables::parse(dashboard) {
+        let regex_ctx = d.multi || d.include_all;
+        let value = if d.include_all && d.current.iter().any(|c| c == "$__all") {
+            Some(VarValue::All {
+                all_value: d.all_value.clone(),
+                options: Vec::new(),
+            })
+        } else if let super::variables::VarKind::Constant(q) = &d.kind {
+            Some(VarValue::single(q.clone()))
+        } else if d.current.is_empty() {
+            None
+        } else if regex_ctx {
+            Some(VarValue::Multi(d.current.clone()))
+        } else {
+            Some(VarValue::Values(d.current.clone()))
         };
         if let Some(value) = value {
-            vars.insert(name.to_string(), value);
+            vars.insert(d.name.clone(), value);
         }
     }
     for (k, v) in overrides {
@@ -141,35 +137,202 @@ fn templating(dashboard: &Value) -> &[Value] {
 }
 
 /// Lists the Prometheus queries of every data panel, rows included.
+/// `dashboard` must be migrated ([`migrate_rows`]) first; `vars` are its
+/// variables as resolved (see [`super::variables`]) or [`saved_vars`].
 pub fn plan(
-    dashboard: &Value,
-    overrides: &BTreeMap<String, String>,
-    window: RunWindow,
-    settings: SnapshotSettings,
-) -> SnapshotPlan {
-    let vars = dashboard_vars(dashboard, overrides);
-    let mut out = SnapshotPlan::default();
-    if let Some(panels) = dashboard.get("panels").and_then(Value::as_array) {
-        plan_panels(panels, &[], dashboard, &vars, window, settings, &mut out);
-    }
-    out
-}
-
-fn plan_panels(
-    panels: &[Value],
-    prefix: &[usize],
     dashboard: &Value,
     vars: &BTreeMap<String, VarValue>,
     window: RunWindow,
     settings: SnapshotSettings,
-    out: &mut SnapshotPlan,
-) {
+) -> SnapshotPlan {
+    plan_with_sources(dashboard, vars, window, settings, &DsCatalog::default())
+}
+
+/// [`plan`], with data source names and uids (and the default one) typed
+/// from `sources`, as Grafana resolves them.
+pub fn plan_with_sources(
+    dashboard: &Value,
+    vars: &BTreeMap<String, VarValue>,
+    window: RunWindow,
+    settings: SnapshotSettings,
+    sources: &DsCatalog,
+) -> SnapshotPlan {
+    let mut out = SnapshotPlan::default();
+    if let Some(panels) = dashboard.get("panels").and_then(Value::as_array) {
+        let ctx = PlanCtx {
+            dashboard,
+            vars,
+            window,
+            settings,
+            sources,
+        };
+        plan_panels(panels, &[], &ctx, &mut out);
+    }
+    // Ad-hoc filters go into every selector of every Prometheus query.
+    let adhoc: Vec<(String, String, String)> = super::variables::parse(dashboard)
+        .into_iter()
+        .flat_map(|d| match d.kind {
+            super::variables::VarKind::Adhoc(f) => f,
+            _ => Vec::new(),
+        })
+        .filter(|(k, _, _)| !k.is_empty())
+        .collect();
+    if !adhoc.is_empty() {
+        for p in &mut out.panels {
+            for q in &mut p.queries {
+                match crate::promql::add_matchers(&q.expr, &adhoc) {
+                    Ok(e) => q.expr = e,
+                    Err(e) => p.notes.push(format!(
+                        "panel {} query {}: the dashboard's ad-hoc filters could not be added ({e}); it runs without them",
+                        p.title, q.ref_id
+                    )),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Grafana's migration of a schema < 16 dashboard: `rows[]`, each with its
+/// `panels` and a `span` (of 12) per panel, become a flat `panels` list with
+/// `gridPos`; a row with a title or collapsed becomes a `row` panel, a
+/// collapsed one holding its panels. A dashboard with `panels` is returned
+/// as is. Panel ids are kept; a panel without one gets the next free id.
+pub fn migrate_rows(dashboard: &Value) -> std::borrow::Cow<'_, Value> {
+    let Some(rows) = dashboard.get("rows").and_then(Value::as_array) else {
+        return std::borrow::Cow::Borrowed(dashboard);
+    };
+    let has_panels = dashboard
+        .get("panels")
+        .and_then(Value::as_array)
+        .is_some_and(|p| !p.is_empty());
+    if has_panels {
+        return std::borrow::Cow::Borrowed(dashboard);
+    }
+    let mut next_id = 1 + max_panel_id(rows);
+    let mut panels: Vec<Value> = Vec::new();
+    let mut y = 0i64;
+    let show_rows = rows.len() > 1
+        || rows.iter().any(|r| {
+            r.get("showTitle").and_then(Value::as_bool) == Some(true)
+                || r.get("collapse").and_then(Value::as_bool) == Some(true)
+        });
+    for row in rows {
+        let collapsed = row.get("collapse").and_then(Value::as_bool) == Some(true);
+        let height = row_height(row.get("height"));
+        let mut row_panel = show_rows.then(|| {
+            let id = next_id;
+            next_id += 1;
+            json!({
+                "type": "row",
+                "id": id,
+                "title": row.get("title").cloned().unwrap_or(json!("")),
+                "collapsed": collapsed,
+                "repeat": row.get("repeat").cloned().unwrap_or(Value::Null),
+                "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+                "panels": [],
+            })
+        });
+        if show_rows {
+            y += 1;
+        }
+        let mut x = 0i64;
+        let mut row_h = 0i64;
+        for p in row
+            .get("panels")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut p = p.clone();
+            let w = (p.get("span").and_then(Value::as_f64).unwrap_or(4.0) * 2.0).round() as i64;
+            let w = w.clamp(1, 24);
+            let h = p
+                .get("height")
+                .map(|h| row_height(Some(h)))
+                .unwrap_or(height);
+            if x + w > 24 {
+                x = 0;
+                y += row_h;
+                row_h = 0;
+            }
+            if let Some(o) = p.as_object_mut() {
+                o.remove("span");
+                if o.get("id").and_then(Value::as_i64).is_none() {
+                    o.insert("id".into(), json!(next_id));
+                    next_id += 1;
+                }
+                o.insert("gridPos".into(), json!({"x": x, "y": y, "w": w, "h": h}));
+            }
+            x += w;
+            row_h = row_h.max(h);
+            match (&mut row_panel, collapsed) {
+                (Some(r), true) => r["panels"].as_array_mut().expect("array").push(p),
+                _ => panels.push(p),
+            }
+        }
+        y += row_h;
+        if let Some(r) = row_panel {
+            // The row panel goes before the panels it heads.
+            let at = panels.len()
+                - if collapsed {
+                    0
+                } else {
+                    row.get("panels")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                };
+            panels.insert(at, r);
+        }
+    }
+    let mut out = dashboard.clone();
+    if let Some(o) = out.as_object_mut() {
+        o.remove("rows");
+        o.insert("panels".into(), Value::Array(panels));
+        o.insert("schemaVersion".into(), json!(16));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn max_panel_id(rows: &[Value]) -> i64 {
+    rows.iter()
+        .flat_map(|r| {
+            r.get("panels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|p| p.get("id").and_then(Value::as_i64))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A row height (`250`, `"250px"`) in grid units, as Grafana converts it.
+fn row_height(h: Option<&Value>) -> i64 {
+    let px = match h {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(250.0),
+        Some(Value::String(s)) => s.trim_end_matches("px").trim().parse().unwrap_or(250.0),
+        _ => 250.0,
+    };
+    ((px / 38.0).ceil() as i64).max(1)
+}
+
+/// What every panel is planned against.
+struct PlanCtx<'a> {
+    dashboard: &'a Value,
+    vars: &'a BTreeMap<String, VarValue>,
+    window: RunWindow,
+    settings: SnapshotSettings,
+    sources: &'a DsCatalog,
+}
+
+fn plan_panels(panels: &[Value], prefix: &[usize], ctx: &PlanCtx<'_>, out: &mut SnapshotPlan) {
     for (i, panel) in panels.iter().enumerate() {
         let mut path = prefix.to_vec();
         path.push(i);
         let title = panel_title(panel);
         if let Some(nested) = panel.get("panels").and_then(Value::as_array) {
-            plan_panels(nested, &path, dashboard, vars, window, settings, out);
+            plan_panels(nested, &path, ctx, out);
         }
         if panel.get("type").and_then(Value::as_str) == Some("row") {
             continue;
@@ -182,34 +345,32 @@ fn plan_panels(
             }
             continue;
         };
-        out.panels.push(plan_panel(
-            panel, targets, path, title, dashboard, vars, window, settings,
-        ));
+        out.panels
+            .push(plan_panel(panel, targets, path, title, ctx));
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn plan_panel(
     panel: &Value,
     targets: &[Value],
     path: Vec<usize>,
     title: String,
-    dashboard: &Value,
-    vars: &BTreeMap<String, VarValue>,
-    window: RunWindow,
-    settings: SnapshotSettings,
+    ctx: &PlanCtx<'_>,
 ) -> PanelPlan {
+    let PlanCtx {
+        dashboard,
+        vars,
+        window,
+        settings,
+        sources,
+    } = *ctx;
     let mut plan = PanelPlan {
         path,
         title,
         queries: Vec::new(),
         notes: Vec::new(),
     };
-    let panel_ds = ds_kind(panel.get("datasource"), dashboard);
-    let panel_min = panel
-        .get("interval")
-        .and_then(Value::as_str)
-        .and_then(interpolate::parse_min_interval);
+    let panel_ds = ds_kind(panel.get("datasource"), dashboard, sources);
     let max_points = panel
         .get("maxDataPoints")
         .and_then(Value::as_u64)
@@ -224,14 +385,19 @@ fn plan_panel(
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| ref_id_for(n));
-        let kind = match ds_kind(target.get("datasource"), dashboard) {
-            DsKind::Unknown | DsKind::Mixed => panel_ds.clone(),
-            k => k,
+        // A target without a data source uses its panel's.
+        let kind = match target.get("datasource") {
+            None | Some(Value::Null) => panel_ds.clone(),
+            ds => match ds_kind(ds, dashboard, sources) {
+                DsKind::Unknown | DsKind::Mixed => panel_ds.clone(),
+                k => k,
+            },
         };
         let expr = target.get("expr").and_then(Value::as_str).unwrap_or("");
+        let has_expr = target.get("expr").is_some();
         match kind {
             DsKind::Prometheus => {}
-            DsKind::Unknown | DsKind::Mixed if !expr.is_empty() => {}
+            DsKind::Unknown | DsKind::Mixed if has_expr => {}
             DsKind::Other(t) => {
                 plan.notes.push(format!(
                     "panel {} query {ref_id} uses a {t} data source; firedrill snapshots Prometheus queries only, so it shows no data",
@@ -241,23 +407,26 @@ fn plan_panel(
             }
             DsKind::Unknown | DsKind::Mixed => {
                 plan.notes.push(format!(
-                    "panel {} query {ref_id} is not a Prometheus query (no data source type, no expr); it shows no data",
+                    "panel {} query {ref_id} names no data source type and has no `expr`, so it is not a Prometheus query; it shows no data",
                     plan.title
                 ));
                 continue;
             }
         }
+        // Grafana runs nothing for an empty query, and says nothing.
         if expr.trim().is_empty() {
             continue;
         }
-        let min_interval = target
-            .get("interval")
-            .and_then(Value::as_str)
-            .and_then(interpolate::parse_min_interval)
-            .or(panel_min);
+        let mut all_vars = vars.clone();
+        let interval_of = |v: Option<&Value>, all: &BTreeMap<String, VarValue>| {
+            v.and_then(Value::as_str)
+                .map(|s| interpolate::interpolate(s, all).0)
+                .and_then(|s| interpolate::parse_min_interval(&s))
+        };
+        let min_interval = interval_of(target.get("interval"), vars)
+            .or_else(|| interval_of(panel.get("interval"), vars));
         let timing =
             interpolate::timing(window, settings.scrape_interval, min_interval, max_points);
-        let mut all_vars = vars.clone();
         all_vars.extend(interpolate::builtins(window, timing));
         let (expr, unknown) = interpolate::interpolate(expr, &all_vars);
         if !unknown.is_empty() {
@@ -274,11 +443,13 @@ fn plan_panel(
             .map(|l| interpolate::interpolate(l, &all_vars).0);
         let range = target.get("range").and_then(Value::as_bool) == Some(true);
         let instant = target.get("instant").and_then(Value::as_bool) == Some(true) && !range;
+        let table = target.get("format").and_then(Value::as_str) == Some("table");
         plan.queries.push(PlannedQuery {
             ref_id,
             expr,
             legend_format,
             instant,
+            table,
             step: timing.interval,
         });
     }
@@ -312,12 +483,90 @@ enum DsKind {
     Unknown,
 }
 
+/// The data sources a Grafana has, by name and by uid, and which is the
+/// default: from `GET /api/frontend/settings` (`datasources`,
+/// `defaultDatasource`), the map Grafana's own UI resolves references with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DsCatalog {
+    /// Name or uid -> plugin type.
+    types: BTreeMap<String, String>,
+    default_type: Option<String>,
+    /// The Prometheus data source's `jsonData.timeInterval` (its scrape
+    /// interval, the floor of `$__interval`): the default one's, else the
+    /// first Prometheus listed.
+    pub prometheus_time_interval: Option<Duration>,
+}
+
+impl DsCatalog {
+    pub fn from_frontend_settings(settings: &Value) -> Self {
+        let mut types = BTreeMap::new();
+        if let Some(map) = settings.get("datasources").and_then(Value::as_object) {
+            for (name, ds) in map {
+                let Some(ty) = ds.get("type").and_then(Value::as_str) else {
+                    continue;
+                };
+                types.insert(name.clone(), ty.to_string());
+                for k in ["name", "uid"] {
+                    if let Some(v) = ds.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+                        types.insert(v.to_string(), ty.to_string());
+                    }
+                }
+            }
+        }
+        let default_name = settings.get("defaultDatasource").and_then(Value::as_str);
+        let default_type = default_name.and_then(|d| types.get(d).cloned());
+        let interval_of = |ds: &Value| {
+            ds.pointer("/jsonData/timeInterval")
+                .and_then(Value::as_str)
+                .and_then(interpolate::parse_min_interval)
+        };
+        let proms: Vec<(&String, &Value)> = settings
+            .get("datasources")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, ds)| ds.get("type").and_then(Value::as_str) == Some("prometheus"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let prometheus_time_interval = proms
+            .iter()
+            .find(|(name, _)| Some(name.as_str()) == default_name)
+            .or(proms.first())
+            .and_then(|(_, ds)| interval_of(ds));
+        DsCatalog {
+            types,
+            default_type,
+            prometheus_time_interval,
+        }
+    }
+
+    fn kind_of(&self, name_or_uid: &str) -> Option<DsKind> {
+        self.types.get(name_or_uid).map(|t| kind_for_type(t))
+    }
+}
+
+fn kind_for_type(t: &str) -> DsKind {
+    match t {
+        "prometheus" => DsKind::Prometheus,
+        other => DsKind::Other(other.to_string()),
+    }
+}
+
 /// What a data source reference points at. References may be null (the
 /// default), a name string (old dashboards), `{type, uid}`, or a variable
 /// (`{"uid":"$ds"}`) whose `datasource`-type variable names the plugin.
-fn ds_kind(ds: Option<&Value>, dashboard: &Value) -> DsKind {
+/// Names and uids are looked up in `sources` (Grafana's own list) when it
+/// has them.
+fn ds_kind(ds: Option<&Value>, dashboard: &Value, sources: &DsCatalog) -> DsKind {
     let (ty, uid) = match ds {
-        None | Some(Value::Null) => return DsKind::Unknown,
+        None | Some(Value::Null) => {
+            return sources
+                .default_type
+                .as_deref()
+                .map(kind_for_type)
+                .unwrap_or(DsKind::Unknown)
+        }
         Some(Value::String(s)) => (None, s.as_str()),
         Some(Value::Object(o)) => (
             o.get("type").and_then(Value::as_str),
@@ -341,20 +590,27 @@ fn ds_kind(ds: Option<&Value>, dashboard: &Value) -> DsKind {
         .and_then(|s| s.strip_suffix('}'))
         .or_else(|| uid.strip_prefix('$'));
     if let Some(var) = var {
-        let plugin = templating(dashboard)
-            .iter()
-            .find(|v| {
-                v.get("name").and_then(Value::as_str) == Some(var)
-                    && v.get("type").and_then(Value::as_str) == Some("datasource")
-            })
-            .and_then(|v| v.get("query").and_then(Value::as_str));
+        let def = templating(dashboard).iter().find(|v| {
+            v.get("name").and_then(Value::as_str) == Some(var)
+                && v.get("type").and_then(Value::as_str) == Some("datasource")
+        });
+        // The variable's current data source, when Grafana knows it ...
+        let current = def
+            .and_then(|v| v.pointer("/current/value"))
+            .and_then(Value::as_str)
+            .and_then(|c| sources.kind_of(c));
+        if let Some(k) = current {
+            return k;
+        }
+        // ... else the plugin the variable lists.
+        let plugin = def.and_then(|v| v.get("query").and_then(Value::as_str));
         return match plugin {
             Some("prometheus") => DsKind::Prometheus,
             Some(p) if !p.is_empty() => DsKind::Other(p.to_string()),
             _ => DsKind::Unknown,
         };
     }
-    DsKind::Unknown
+    sources.kind_of(uid).unwrap_or(DsKind::Unknown)
 }
 
 /// One series as a Grafana data frame.
@@ -625,10 +881,10 @@ pub fn iso_millis(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Builds the request body: the dashboard trimmed for a snapshot (absolute
-/// time, refresh off, no links, variables at their current value) with every
-/// planned panel's data embedded. `results[i][j]` answers
-/// `plan.panels[i].queries[j]`.
+/// Builds the request body: the dashboard (migrated, see [`migrate_rows`])
+/// trimmed for a snapshot (absolute time, refresh off, no links, variables
+/// at the values `vars` gives them) with every planned panel's data
+/// embedded. `results[i][j]` answers `plan.panels[i].queries[j]`.
 pub fn build_body(
     dashboard: &Value,
     plan: &SnapshotPlan,
@@ -636,16 +892,20 @@ pub fn build_body(
     window: RunWindow,
     name: &str,
     expires: Duration,
-    overrides: &BTreeMap<String, String>,
+    vars: &BTreeMap<String, VarValue>,
 ) -> BuiltSnapshot {
     let mut dash = dashboard.clone();
-    trim_for_snapshot(&mut dash, window, overrides);
+    trim_for_snapshot(&mut dash, window, vars);
     let mut notes = plan.notes.clone();
     let mut series = 0;
+    let mut panel_data = Vec::with_capacity(plan.panels.len());
     for (i, panel_plan) in plan.panels.iter().enumerate() {
         notes.extend(panel_plan.notes.iter().cloned());
-        let mut frames: Vec<Frame> = Vec::new();
-        let mut failed = false;
+        let mut snapshot: Vec<Value> = Vec::new();
+        let mut legacy: Vec<Value> = Vec::new();
+        let mut panel_series = 0;
+        let mut failed = 0;
+        let several = panel_plan.queries.len() > 1;
         for (j, q) in panel_plan.queries.iter().enumerate() {
             match results.get(i).and_then(|r| r.get(j)) {
                 Some(Ok(result)) => {
@@ -655,17 +915,28 @@ pub fn build_body(
                             panel_plan.title, q.ref_id
                         ));
                     }
-                    frames.extend(frames_for(q, result));
+                    if q.table {
+                        if let Some(t) = TableFrame::from_result(q, result, several) {
+                            panel_series += t.series;
+                            snapshot.push(t.to_frame_json());
+                            legacy.push(t.to_frame_dto());
+                        }
+                    } else {
+                        let frames = frames_for(q, result);
+                        panel_series += frames.len();
+                        snapshot.extend(frames.iter().map(Frame::to_frame_json));
+                        legacy.extend(frames.iter().map(Frame::to_frame_dto));
+                    }
                 }
                 Some(Err(e)) => {
-                    failed = true;
+                    failed += 1;
                     notes.push(format!(
                         "panel {} query {} failed, so the panel shows no data for it: {e}",
                         panel_plan.title, q.ref_id
                     ));
                 }
                 None => {
-                    failed = true;
+                    failed += 1;
                     notes.push(format!(
                         "panel {} query {} was not run",
                         panel_plan.title, q.ref_id
@@ -673,30 +944,29 @@ pub fn build_body(
                 }
             }
         }
-        let had_notes = failed || !panel_plan.notes.is_empty();
-        if frames.is_empty() && !had_notes {
+        let had_notes = failed > 0 || !panel_plan.notes.is_empty();
+        if panel_series == 0 && !had_notes {
             notes.push(format!(
                 "panel {} has no data in the run window",
                 panel_plan.title
             ));
         }
-        series += frames.len();
+        series += panel_series;
+        panel_data.push(PanelData {
+            title: panel_plan.title.clone(),
+            queries: panel_plan.queries.len(),
+            failed,
+            series: panel_series,
+        });
         let first_ref = panel_plan
             .queries
             .first()
             .map(|q| q.ref_id.as_str())
             .unwrap_or("A");
-        let (snapshot, legacy): (Vec<Value>, Vec<Value>) = if frames.is_empty() {
-            (
-                vec![empty_frame_json(first_ref)],
-                vec![empty_frame_dto(first_ref)],
-            )
-        } else {
-            (
-                frames.iter().map(Frame::to_frame_json).collect(),
-                frames.iter().map(Frame::to_frame_dto).collect(),
-            )
-        };
+        if snapshot.is_empty() {
+            snapshot.push(empty_frame_json(first_ref));
+            legacy.push(empty_frame_dto(first_ref));
+        }
         if let Some(panel) = panel_at_mut(&mut dash, &panel_plan.path) {
             embed(panel, snapshot, legacy);
         }
@@ -711,7 +981,147 @@ pub fn build_body(
         body,
         panels: plan.panels.len(),
         series,
+        panel_data,
         notes,
+    }
+}
+
+/// One `format: "table"` query's answer as Grafana's table transform lays
+/// it out: one frame, a row per sample, columns `Time`, one per label
+/// (sorted) and the value (`Value`, or `Value #<refId>` when the panel has
+/// several queries, so table column overrides find it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableFrame {
+    pub ref_id: String,
+    pub labels: Vec<String>,
+    pub value_name: String,
+    pub times_ms: Vec<i64>,
+    /// One column per label, row-aligned with `times_ms`.
+    pub label_values: Vec<Vec<String>>,
+    pub values: Vec<f64>,
+    /// Series the rows came from.
+    pub series: usize,
+    pub executed_query: String,
+}
+
+impl TableFrame {
+    /// `None` for a string result (nothing a table shows).
+    pub fn from_result(query: &PlannedQuery, result: &QueryResult, several: bool) -> Option<Self> {
+        let to_ms = |t: f64| (t * 1000.0).round() as i64;
+        let empty = BTreeMap::new();
+        type Rows<'a> = Vec<(&'a BTreeMap<String, String>, Vec<(i64, f64)>)>;
+        let rows: Rows = match result {
+            QueryResult::Matrix(series) => series
+                .iter()
+                .map(|s| {
+                    (
+                        &s.metric,
+                        s.values.iter().map(|p| (to_ms(p.0), p.value())).collect(),
+                    )
+                })
+                .collect(),
+            QueryResult::Vector(samples) => samples
+                .iter()
+                .map(|s| (&s.metric, vec![(to_ms(s.value.0), s.value.value())]))
+                .collect(),
+            QueryResult::Scalar(s) => vec![(&empty, vec![(to_ms(s.0), s.value())])],
+            QueryResult::String(_) => return None,
+        };
+        let mut labels: Vec<String> = rows.iter().flat_map(|(l, _)| l.keys().cloned()).collect();
+        labels.sort();
+        labels.dedup();
+        let mut t = TableFrame {
+            ref_id: query.ref_id.clone(),
+            value_name: if several {
+                format!("Value #{}", query.ref_id)
+            } else {
+                "Value".to_string()
+            },
+            label_values: vec![Vec::new(); labels.len()],
+            labels,
+            times_ms: Vec::new(),
+            values: Vec::new(),
+            series: rows.len(),
+            executed_query: format!(
+                "Expr: {}\nStep: {}",
+                query.expr,
+                interpolate::format_duration(query.step)
+            ),
+        };
+        for (l, points) in rows {
+            for (time, v) in points {
+                t.times_ms.push(time);
+                t.values.push(v);
+                for (k, col) in t.labels.iter().zip(t.label_values.iter_mut()) {
+                    col.push(l.get(k).cloned().unwrap_or_default());
+                }
+            }
+        }
+        Some(t)
+    }
+
+    fn meta(&self) -> Value {
+        json!({
+            "typeVersion": [0, 0],
+            "preferredVisualisationType": "table",
+            "executedQueryString": self.executed_query,
+        })
+    }
+
+    fn value_field(&self) -> (Value, Option<Value>) {
+        let frame = Frame {
+            ref_id: String::new(),
+            display_name: None,
+            value_name: String::new(),
+            labels: BTreeMap::new(),
+            times_ms: Vec::new(),
+            values: self.values.clone(),
+            interval_ms: 0,
+            result_type: "",
+            executed_query: None,
+        };
+        let (values, entities) = frame.encoded_values();
+        (Value::Array(values), entities)
+    }
+
+    pub fn to_frame_json(&self) -> Value {
+        let mut fields = vec![json!({
+            "name": "Time", "type": "time", "typeInfo": {"frame": "time.Time"}, "config": {}
+        })];
+        for l in &self.labels {
+            fields.push(json!({"name": l, "type": "string", "typeInfo": {"frame": "string"}, "config": {"filterable": true}}));
+        }
+        fields.push(json!({"name": self.value_name, "type": "number", "typeInfo": {"frame": "float64", "nullable": true}, "config": {}}));
+        let (values, entities) = self.value_field();
+        let mut columns = vec![json!(self.times_ms)];
+        columns.extend(self.label_values.iter().map(|c| json!(c)));
+        columns.push(values);
+        let mut data = json!({"values": columns});
+        if let Some(Value::Array(mut e)) = entities {
+            // `entities` has one slot per field; ours only ever marks the value field.
+            let mut slots = vec![Value::Null; self.labels.len() + 1];
+            slots.push(e.pop().unwrap_or(Value::Null));
+            data["entities"] = Value::Array(slots);
+        }
+        json!({
+            "schema": {"refId": self.ref_id, "meta": self.meta(), "fields": fields},
+            "data": data,
+        })
+    }
+
+    pub fn to_frame_dto(&self) -> Value {
+        let mut fields =
+            vec![json!({"name": "Time", "type": "time", "config": {}, "values": self.times_ms})];
+        for (l, col) in self.labels.iter().zip(&self.label_values) {
+            fields.push(
+                json!({"name": l, "type": "string", "config": {"filterable": true}, "values": col}),
+            );
+        }
+        let (values, _) = self.value_field();
+        fields.push(
+            json!({"name": self.value_name, "type": "number", "config": {}, "values": values}),
+        );
+        json!({"fields": fields, "refId": self.ref_id, "meta": self.meta()})
     }
 }
 
@@ -743,8 +1153,8 @@ fn panel_at_mut<'a>(dash: &'a mut Value, path: &[usize]) -> Option<&'a mut Value
 
 /// What Grafana's `trimDashboardForSnapshot` does: absolute time, refresh
 /// off, no dashboard links, only enabled annotations (without their
-/// queries), and every variable reduced to its current value.
-fn trim_for_snapshot(dash: &mut Value, window: RunWindow, overrides: &BTreeMap<String, String>) {
+/// queries), and every variable reduced to the value the snapshot used.
+fn trim_for_snapshot(dash: &mut Value, window: RunWindow, vars: &BTreeMap<String, VarValue>) {
     let Some(d) = dash.as_object_mut() else {
         return;
     };
@@ -787,8 +1197,16 @@ fn trim_for_snapshot(dash: &mut Value, window: RunWindow, overrides: &BTreeMap<S
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            if let Some(value) = overrides.get(&name) {
-                v.insert("current".into(), json!({"text": value, "value": value}));
+            if let Some(value) = vars.get(&name) {
+                let current = match value {
+                    VarValue::All { .. } => json!({"text": "All", "value": "$__all"}),
+                    VarValue::Multi(vs) => json!({"text": vs.join(" + "), "value": vs}),
+                    VarValue::Values(vs) => {
+                        let one = vs.join(",");
+                        json!({"text": one, "value": one})
+                    }
+                };
+                v.insert("current".into(), current);
             }
             let current = v.get("current").cloned().unwrap_or_else(|| json!({}));
             v.insert("options".into(), json!([current]));
@@ -927,7 +1345,12 @@ mod tests {
     fn built_golden() -> BuiltSnapshot {
         let dash = golden_dashboard();
         let none = BTreeMap::new();
-        let p = plan(&dash, &none, golden_window(), one_second());
+        let p = plan(
+            &dash,
+            &saved_vars(&dash, &none),
+            golden_window(),
+            one_second(),
+        );
         assert_eq!(p.panels.len(), 1);
         build_body(
             &dash,
@@ -936,7 +1359,7 @@ mod tests {
             golden_window(),
             "Tempo Operational",
             Duration::from_secs(3600),
-            &none,
+            &saved_vars(&dash, &none),
         )
     }
 
@@ -983,7 +1406,8 @@ mod tests {
         };
         let overrides: BTreeMap<String, String> =
             [("namespace".to_string(), "daedalus".to_string())].into();
-        let p = plan(&dash, &overrides, w, SnapshotSettings::default());
+        let vars = saved_vars(&dash, &overrides);
+        let p = plan(&dash, &vars, w, SnapshotSettings::default());
         let q = &p.panels[0].queries[0];
         assert_eq!(p.panels[0].path, vec![0]);
         assert_eq!(p.panels[0].title, "\"Bytes Written / s\"");
@@ -1004,7 +1428,7 @@ mod tests {
             w,
             "n",
             Duration::ZERO,
-            &overrides,
+            &vars,
         );
         let ns = &built.body["dashboard"]["templating"]["list"][2];
         assert_eq!(
@@ -1040,7 +1464,7 @@ mod tests {
             "templating": {"list": [
                 {"name": "ds", "type": "datasource", "query": "prometheus", "current": {"value": "P1"}},
                 {"name": "logs", "type": "datasource", "query": "loki", "current": {"value": "L1"}},
-                {"name": "agent_type", "type": "query", "current": {"text": "All", "value": "$__all"}, "allValue": ".+"}
+                {"name": "agent_type", "type": "query", "includeAll": true, "current": {"text": "All", "value": "$__all"}, "allValue": ".+"}
             ]},
             "panels": [
                 {"id": 1, "type": "text", "title": "Read me", "options": {"content": "hi"}},
@@ -1074,7 +1498,8 @@ mod tests {
             start: at("2026-11-23T10:00:00Z"),
             end: at("2026-11-23T10:10:00Z"),
         };
-        let p = plan(&dash, &BTreeMap::new(), w, SnapshotSettings::default());
+        let vars = saved_vars(&dash, &BTreeMap::new());
+        let p = plan(&dash, &vars, w, SnapshotSettings::default());
         let paths: Vec<_> = p.panels.iter().map(|x| x.path.clone()).collect();
         assert_eq!(paths, vec![vec![1, 0], vec![1, 1], vec![2], vec![3]]);
         let tasks = &p.panels[0];
@@ -1120,15 +1545,7 @@ mod tests {
                 "Prometheus at http://p answered bad_data: parse error".to_string()
             )],
         ];
-        let built = build_body(
-            &dash,
-            &p,
-            &results,
-            w,
-            "n",
-            Duration::from_secs(60),
-            &BTreeMap::new(),
-        );
+        let built = build_body(&dash, &p, &results, w, "n", Duration::from_secs(60), &vars);
         assert_eq!((built.panels, built.series), (4, 2));
         let d = &built.body["dashboard"];
         // The text panel is left alone; the row keeps its nested panels.
@@ -1216,5 +1633,156 @@ mod tests {
             count_snapshot_panels(&fixture("dashboard-get-by-uid.json")["dashboard"]),
             0
         );
+    }
+    #[test]
+    fn migrates_rows_like_grafana() {
+        let old = json!({"schemaVersion": 14, "rows": [
+            {"title": "Top", "showTitle": false, "height": "250px", "panels": [
+                {"id": 1, "type": "graph", "span": 6, "targets": [{"expr": "up"}]},
+                {"id": 2, "type": "graph", "span": 6, "targets": [{"expr": "up"}]},
+                {"id": 3, "type": "singlestat", "span": 12, "targets": [{"expr": "up"}]}
+            ]},
+            {"title": "Hidden", "collapse": true, "height": 200, "panels": [
+                {"type": "graph", "span": 4, "targets": [{"expr": "x"}]}
+            ]}
+        ]});
+        let d = migrate_rows(&old);
+        assert!(d.get("rows").is_none());
+        assert_eq!(d["schemaVersion"], 16);
+        let p = d["panels"].as_array().unwrap();
+        let kinds: Vec<&str> = p.iter().map(|x| x["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["row", "graph", "graph", "singlestat", "row"]);
+        assert_eq!(p[1]["gridPos"], json!({"x": 0, "y": 1, "w": 12, "h": 7}));
+        assert_eq!(p[2]["gridPos"], json!({"x": 12, "y": 1, "w": 12, "h": 7}));
+        assert_eq!(p[3]["gridPos"], json!({"x": 0, "y": 8, "w": 24, "h": 7}));
+        assert!(p[1].get("span").is_none());
+        assert_eq!(p[4]["collapsed"], true);
+        // The collapsed row holds its panel, which got a fresh id.
+        assert_eq!(p[4]["panels"][0]["id"], 6);
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T11:00:00Z"),
+        };
+        let plan = plan(&d, &BTreeMap::new(), w, SnapshotSettings::default());
+        assert_eq!(plan.panels.len(), 4);
+        assert_eq!(plan.panels[3].path, vec![4, 0]);
+        // A dashboard already migrated is left alone.
+        assert!(matches!(migrate_rows(&d), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn plans_variable_intervals_ad_hoc_filters_and_empty_queries() {
+        let d = json!({
+            "templating": {"list": [
+                {"name": "resolution", "type": "custom", "query": "1s, 30s", "current": {"value": "30s"}},
+                {"name": "filters", "type": "adhoc", "filters": [{"key": "cluster", "operator": "=", "value": "eu-1"}]}
+            ]},
+            "panels": [{"id": 1, "type": "timeseries", "title": "CPU", "targets": [
+                {"refId": "A", "expr": "rate(cpu_total[$__rate_interval])", "interval": "$resolution"},
+                {"refId": "B", "expr": ""},
+                {"refId": "C", "expr": "up", "format": "table", "instant": true}
+            ]}]
+        });
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T10:10:00Z"),
+        };
+        let vars = saved_vars(&d, &BTreeMap::new());
+        let p = plan(&d, &vars, w, SnapshotSettings::default());
+        let qs = &p.panels[0].queries;
+        assert_eq!(qs.len(), 2, "the empty query B is not run");
+        assert!(p.panels[0].notes.is_empty(), "{:?}", p.panels[0].notes);
+        assert_eq!(qs[0].step, Duration::from_secs(30));
+        assert_eq!(qs[0].expr, r#"rate(cpu_total{cluster="eu-1"}[1m])"#);
+        assert!(qs[1].table && qs[1].instant);
+        assert_eq!(qs[1].expr, r#"up{cluster="eu-1"}"#);
+    }
+
+    #[test]
+    fn table_queries_embed_one_table_frame() {
+        let q = PlannedQuery {
+            ref_id: "B".into(),
+            expr: "up".into(),
+            legend_format: None,
+            instant: true,
+            table: true,
+            step: Duration::from_secs(15),
+        };
+        let sample = |job: &str, v: &str| VectorSample {
+            metric: [
+                ("__name__".to_string(), "up".to_string()),
+                ("job".to_string(), job.to_string()),
+            ]
+            .into(),
+            value: Sample(1795428000.0, v.into()),
+        };
+        let r = QueryResult::Vector(vec![sample("a", "1"), sample("b", "NaN")]);
+        let t = TableFrame::from_result(&q, &r, true).unwrap();
+        let f = t.to_frame_json();
+        let names: Vec<&str> = f["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Time", "__name__", "job", "Value #B"]);
+        assert_eq!(
+            f["data"]["values"],
+            json!([
+                [1795428000000i64, 1795428000000i64],
+                ["up", "up"],
+                ["a", "b"],
+                [1, null]
+            ])
+        );
+        assert_eq!(
+            f["data"]["entities"],
+            json!([null, null, null, {"NaN": [1]}])
+        );
+        assert_eq!(t.series, 2);
+        let dto = t.to_frame_dto();
+        assert_eq!(dto["fields"][3]["values"], json!([1, null]));
+        // One query alone: the column is `Value`.
+        let t = TableFrame::from_result(&q, &r, false).unwrap();
+        assert_eq!(t.value_name, "Value");
+        assert!(
+            TableFrame::from_result(&q, &QueryResult::String(Sample(1.0, "x".into())), false)
+                .is_none()
+        );
+    }
+    #[test]
+    fn data_sources_are_typed_from_grafanas_list() {
+        let sources = DsCatalog::from_frontend_settings(&fixture("frontend-settings.json"));
+        assert_eq!(
+            sources.prometheus_time_interval,
+            Some(Duration::from_secs(15))
+        );
+        let d = json!({"panels": [
+            {"id": 1, "title": "Logs by name", "datasource": "Loki", "targets": [{"refId": "A", "expr": "{app=\"x\"} |= \"err\""}]},
+            {"id": 2, "title": "Default", "targets": [{"refId": "A", "expr": "up"}]},
+            {"id": 3, "title": "By uid", "datasource": {"uid": "P1809F7CD0C75ACF3"}, "targets": [{"refId": "A", "expr": "up"}]}
+        ]});
+        let w = RunWindow {
+            start: at("2026-11-23T10:00:00Z"),
+            end: at("2026-11-23T10:10:00Z"),
+        };
+        let vars = BTreeMap::new();
+        let p = plan_with_sources(&d, &vars, w, SnapshotSettings::default(), &sources);
+        let counts: Vec<usize> = p.panels.iter().map(|x| x.queries.len()).collect();
+        assert_eq!(counts, [0, 1, 1]);
+        assert!(
+            p.panels[0].notes[0].contains("uses a loki data source"),
+            "{:?}",
+            p.panels[0].notes
+        );
+        // Without Grafana's list, a named data source with an expr is taken as Prometheus.
+        let p = plan(&d, &vars, w, SnapshotSettings::default());
+        assert_eq!(p.panels[0].queries.len(), 1);
+        // A Loki default: panels without a data source are not Prometheus.
+        let mut loki_default = fixture("frontend-settings.json");
+        loki_default["defaultDatasource"] = json!("Loki");
+        let sources = DsCatalog::from_frontend_settings(&loki_default);
+        let p = plan_with_sources(&d, &vars, w, SnapshotSettings::default(), &sources);
+        assert_eq!(p.panels[1].queries.len(), 0);
     }
 }
