@@ -96,7 +96,8 @@ mod tests {
     fn result(name: &str, alert: &str, verdict: Verdict) -> DrillResult {
         serde_json::from_value(serde_json::json!({
             "name": name, "alert": alert, "fault": "f", "deadline_ms": 1,
-            "verdict": verdict, "reason": "", "trials": []
+            "verdict": verdict, "reason": "", "trials": [], "alert_urls": [],
+            "manual_recovery": null, "time_to_fire": null
         }))
         .unwrap()
     }

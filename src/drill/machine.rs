@@ -674,6 +674,21 @@ impl Machine {
                         humantime::format_duration(grace)
                     ));
                 }
+                if self.cfg.expect_receiver.is_some()
+                    && self.receivers.is_empty()
+                    && self.cfg.watch_alertmanager
+                {
+                    // Routing is known only once Alertmanager lists it (a
+                    // webhook can arrive before any poll did).
+                    let since = self
+                        .timeline
+                        .at(EventKind::InAlertmanager)
+                        .or(self.timeline.at(EventKind::FiringFirstPoll))
+                        .unwrap_or(now);
+                    if now - since < delta(self.cfg.am_grace) && !past_deadline {
+                        return Decision::Wait;
+                    }
+                }
                 match self.receiver_mismatch() {
                     Some(reason) => Decision::Fail(reason),
                     None => Decision::Pass,

@@ -660,3 +660,20 @@ fn expect_receiver_passes_only_on_that_receiver() {
     };
     assert!(reason.contains("never listed it"), "{reason}");
 }
+
+#[test]
+fn expect_receiver_waits_for_alertmanager_when_the_webhook_came_first() {
+    // From the second trial on, the webhook often beats every poll.
+    let mut m = expecting("firedrill");
+    let d = run(
+        &mut m,
+        vec![
+            hook(5.0, "firing", good(), 4.0, None),
+            prom(5.1, vec![pa(good(), "firing", 1.0)]),
+            tick(5.5),
+        ],
+    );
+    assert_eq!(d, Decision::Wait, "routing not known yet");
+    let d = run(&mut m, vec![am(6.0, vec![routed_to(good(), 4.0, &["firedrill"])])]);
+    assert_eq!(d, Decision::Pass);
+}

@@ -499,7 +499,9 @@ pub fn bound(md: String, limit: usize) -> String {
         .unwrap_or("")
         .trim_start_matches('#')
         .trim()
-        .replace(['\\', '`', '"'], "");
+        // The heading is already escaped markdown: keep its backslashes,
+        // or an escaped `<b>` in a title would become HTML.
+        .to_string();
     let from = if what.is_empty() {
         "everything from here on".to_string()
     } else {
@@ -659,5 +661,21 @@ mod tests {
             "{out}"
         );
         assert_eq!(bound(md.clone(), md.len()), md);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn the_cut_note_keeps_a_titles_escaping() {
+        let title = text("AC9 <b>y</b> `z`");
+        let mut md = format!("# head\n\n{}\n\n## {title}\n\n", "w".repeat(500));
+        md.push_str(&"x\n".repeat(4096));
+        let out = bound(md, 2000);
+        let note = &out[out.find("[!NOTE]").expect("a cut note")..];
+        assert!(note.contains(&format!("\"{title}\"")), "{note}");
+        assert!(!note.replace("\\<", "").contains("<b>"), "unescaped HTML: {note}");
     }
 }
