@@ -569,30 +569,75 @@ fn event_at(t: &DrillTrial, name: &str) -> Option<DateTime<Utc>> {
 }
 
 fn rule_audit(s: &mut String, r: &Report) {
+    use super::findings::{by_importance, summarise, worst_groups};
     if r.validation.is_empty() {
         return;
     }
+    let summary = summarise(&r.validation);
     let _ = writeln!(s, "## Rule audit\n");
     let _ = writeln!(
         s,
-        "Live checks of the loaded alert rules, the drills' alerts and the criteria's queries; nothing was injected. Any error fails the run.\n"
+        "Live checks of the loaded alert rules, their routing, the drills' alerts and the criteria's queries; nothing was injected. Any error fails the run. {} finding(s): {}.\n",
+        summary.all.total(),
+        summary.all
     );
-    let _ = writeln!(
-        s,
-        "| Rule | Severity | Check | Detail | Selector |\n|---|---|---|---|---|"
-    );
-    for f in &r.validation {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            text(&f.subject),
-            severity_badge(f.severity),
-            f.check,
-            text(&f.detail),
-            f.selector.as_deref().map(cell_code).unwrap_or_default()
-        );
+    let _ = writeln!(s, "| Check | Errors | Warnings | Info |\n|---|---|---|---|");
+    for (check, c) in &summary.by_check {
+        let _ = writeln!(s, "| {check} | {} | {} | {} |", c.error, c.warning, c.info);
     }
     s.push('\n');
+    let groups: Vec<_> = worst_groups(&summary)
+        .into_iter()
+        .filter(|((f, _), _)| !f.is_empty())
+        .collect();
+    if !groups.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Findings per rule file and group ({})</summary>\n",
+            groups.len()
+        );
+        let _ = writeln!(
+            s,
+            "| File | Group | Errors | Warnings | Info |\n|---|---|---|---|---|"
+        );
+        for ((file, group), c) in groups {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                cell_code(file),
+                text(group),
+                c.error,
+                c.warning,
+                c.info
+            );
+        }
+        s.push_str("\n</details>\n\n");
+    }
+    let ordered = by_importance(&r.validation);
+    for (check, c) in &summary.by_check {
+        let open = if c.error > 0 { " open" } else { "" };
+        let _ = writeln!(
+            s,
+            "<details{open}><summary><code>{check}</code>: {c}</summary>\n"
+        );
+        let _ = writeln!(
+            s,
+            "| File | Group | Alert | Severity | Detail | Selector |\n|---|---|---|---|---|---|"
+        );
+        for f in ordered.iter().filter(|f| f.check == *check) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.file.as_deref().map(cell_code).unwrap_or_default(),
+                f.group.as_deref().map(text).unwrap_or_default(),
+                text(&f.subject),
+                severity_badge(f.severity),
+                text(&f.detail),
+                f.selector.as_deref().map(cell_code).unwrap_or_default()
+            );
+        }
+        s.push_str("\n</details>\n\n");
+    }
 }
 
 fn severity_badge(s: Severity) -> &'static str {
