@@ -335,3 +335,122 @@ pub fn audit_routes(
     }
     (routes, findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::prometheus::Rule;
+
+    const CONFIG: &str = r#"
+route:
+  receiver: default
+  routes:
+  - receiver: daedalus-null
+    matchers: ['namespace="daedalus"']
+    continue: true
+    routes:
+    - receiver: daedalus-pagerduty
+      matchers: ['severity="page"']
+  - receiver: ops
+    match_re: {severity: "crit.*"}
+"#;
+
+    fn alert(name: &str, labels: &[(&str, &str)]) -> AlertRule {
+        AlertRule {
+            file: "/r/a.yml".into(),
+            group: "g".into(),
+            rule: Rule {
+                name: name.into(),
+                query: "up == 0".into(),
+                kind: "alerting".into(),
+                duration: 0.0,
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                annotations: Default::default(),
+                alerts: vec![],
+                health: "ok".into(),
+                last_error: None,
+                state: None,
+            },
+        }
+    }
+
+    #[test]
+    fn receivers_per_alert_and_what_is_flagged() {
+        let root = parse_config(CONFIG).unwrap();
+        let expected = vec![ExpectedReceiver {
+            labels: [("namespace".to_string(), "daedalus".to_string())].into(),
+            receiver: "daedalus-pagerduty".into(),
+        }];
+        let rules = vec![
+            alert("Paged", &[("namespace", "daedalus"), ("severity", "page")]),
+            alert(
+                "WrongSeverity",
+                &[("namespace", "daedalus"), ("severity", "warn")],
+            ),
+            alert("Templated", &[("namespace", "{{ $labels.namespace }}")]),
+            alert("Ops", &[("severity", "critical")]),
+        ];
+        let (routes, findings) = audit_routes(&root, &rules, &expected);
+        let got: Vec<(&str, Vec<&str>)> = routes
+            .iter()
+            .map(|r| {
+                (
+                    r.alert.as_str(),
+                    r.receivers.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Paged", vec!["daedalus-pagerduty"]),
+                ("WrongSeverity", vec!["daedalus-null"]),
+                ("Templated", vec!["default"]),
+                ("Ops", vec!["ops"]),
+            ]
+        );
+        let flagged: Vec<(&str, Severity)> = findings
+            .iter()
+            .map(|f| (f.subject.as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            flagged,
+            [
+                ("WrongSeverity", Severity::Error),
+                ("Templated", Severity::Warning)
+            ]
+        );
+        assert!(
+            findings[0].detail.contains("daedalus-pagerduty"),
+            "{}",
+            findings[0].detail
+        );
+        assert!(
+            findings[1].detail.contains("were not known: namespace"),
+            "{}",
+            findings[1].detail
+        );
+    }
+
+    #[test]
+    fn matcher_syntax() {
+        let m = parse_matchers(r#"{a="x,y", b=~"c|d" , e!=f}"#).unwrap();
+        let labels: BTreeMap<String, String> = [("a", "x,y"), ("b", "d"), ("e", "g")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(m.len(), 3);
+        assert!(m.iter().all(|m| m.matches(&labels)));
+        assert!(parse_matchers("severity =~ warning|info").unwrap()[0]
+            .matches(&[("severity".to_string(), "info".to_string())].into()));
+        // Anchored, and a missing label is the empty string.
+        assert!(!parse_matchers("a=~b").unwrap()[0]
+            .matches(&[("a".to_string(), "abc".to_string())].into()));
+        assert!(parse_matchers("a!=b").unwrap()[0].matches(&BTreeMap::new()));
+        assert!(parse_matchers("=x").is_err());
+        assert!(parse_matchers(r#"a="x"#).is_err());
+    }
+}
