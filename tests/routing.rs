@@ -75,7 +75,8 @@ fn cases() -> Vec<BTreeMap<String, String>> {
     out
 }
 
-struct Am(Child, tempfile::TempDir);
+/// The child, and its data directory (removed when dropped).
+struct Am(Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Am {
     fn drop(&mut self) {

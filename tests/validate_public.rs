@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Prom(Child, tempfile::TempDir);
+/// The child, and its data directory (removed when dropped).
+struct Prom(Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Prom {
     fn drop(&mut self) {
