@@ -755,8 +755,9 @@ fn audited() -> Report {
         check,
         detail: detail.into(),
         selector: selector.map(str::to_string),
-        file: selector.map(|_| "/etc/prometheus/rules/nats.yml".to_string()),
-        group: selector.map(|_| "nats".to_string()),
+        // Rule findings say where the rule was loaded from; criteria do not.
+        file: (subject != "AC2").then(|| "/etc/prometheus/rules/nats.yml".to_string()),
+        group: (subject != "AC2").then(|| "nats".to_string()),
     };
     let mut r = report();
     r.validation = vec![
@@ -828,7 +829,9 @@ fn rule_audit_errors_fail_the_run_and_render_everywhere() {
         "{xml}"
     );
     assert!(
-        xml.contains(r#"<testcase name="GhostMetric" classname="firedrill.rule-audit""#),
+        xml.contains(
+            r#"<testcase name="nats.yml › nats › GhostMetric" classname="firedrill.rule-audit""#
+        ),
         "{xml}"
     );
     assert!(xml.contains("firedrill.audit.fail"), "{xml}");

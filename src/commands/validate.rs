@@ -79,7 +79,13 @@ async fn audit_live(
             "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
         );
     }
+    let started = std::time::Instant::now();
     let (mut findings, rules) = crate::validate::audit_loaded(&prom, plan, Utc::now()).await?;
+    tracing::debug!(
+        "rule audit: {} rules in {:?}",
+        rules.len(),
+        started.elapsed()
+    );
     let mut routes = Vec::new();
     match &live.alertmanager {
         Some(url) => {
@@ -112,5 +118,6 @@ async fn audit_live(
         }),
         None => {}
     }
+    tracing::debug!("rule and routing audit done in {:?}", started.elapsed());
     Ok((findings, routes))
 }

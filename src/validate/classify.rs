@@ -113,23 +113,44 @@ fn number(a: Option<&Answer>) -> Option<Result<Option<f64>, String>> {
     }
 }
 
-/// The rule's selectors that need checking, once each (the first role
-/// wins the tie, `Blocking` before `FiresOnAbsence`).
-fn checked(rule: &Rule) -> Option<Vec<SelectorRef>> {
-    let mut refs = selectors(&rule.query).ok()?;
-    refs.retain(|r| r.role != Role::NotBlocking);
-    refs.sort_by(|a, b| (a.role, &a.selector).cmp(&(b.role, &b.selector)));
-    refs.dedup_by(|a, b| a.selector == b.selector && a.role == b.role);
-    Some(refs)
+/// What the audit reads from one expression, parsed once (rules that
+/// share an expression can share it too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// Every selector, or why firedrill's parser rejects the expression.
+    pub refs: Result<Vec<SelectorRef>, String>,
+    /// The selectors to check, once each (`Blocking` before
+    /// `FiresOnAbsence` for the same selector).
+    pub checked: Vec<SelectorRef>,
+    /// Selectors compared to zero as the alert's whole condition.
+    pub zero_compared: Vec<SelectorRef>,
+}
+
+pub fn analyse(expr: &str) -> Analysis {
+    let refs = selectors(expr);
+    let mut checked: Vec<SelectorRef> = refs.clone().unwrap_or_default();
+    checked.retain(|r| r.role != Role::NotBlocking);
+    checked.sort_by(|a, b| (a.role, &a.selector).cmp(&(b.role, &b.selector)));
+    checked.dedup_by(|a, b| a.selector == b.selector && a.role == b.role);
+    let zero_compared = if refs.is_ok() {
+        zero_compared(expr)
+    } else {
+        Vec::new()
+    };
+    Analysis {
+        refs,
+        checked,
+        zero_compared,
+    }
 }
 
 /// The queries [`classify_rule`] needs next, given what is known so far.
 /// Ask them, add the answers, and call again until it returns nothing
 /// (at most four rounds: presence, the metric name, each matcher, label values).
-pub fn questions(rule: &Rule, answers: &Answers, policy: &Policy) -> Vec<String> {
+pub fn questions(a: &Analysis, answers: &Answers, policy: &Policy) -> Vec<String> {
     let lb = policy.lookback;
     let mut qs = Vec::new();
-    for r in checked(rule).unwrap_or_default() {
+    for r in &a.checked {
         match r.role {
             Role::FiresOnAbsence => {
                 if let Some(m) = &r.metric {
@@ -172,7 +193,12 @@ pub fn questions(rule: &Rule, answers: &Answers, policy: &Policy) -> Vec<String>
 
 /// Every finding about one loaded alerting rule, given the answers to its
 /// [`questions`].
-pub fn classify_rule(ar: &AlertRule, answers: &Answers, policy: &Policy) -> Vec<Finding> {
+pub fn classify_rule(
+    ar: &AlertRule,
+    analysis: &Analysis,
+    answers: &Answers,
+    policy: &Policy,
+) -> Vec<Finding> {
     let rule = &ar.rule;
     let mut out = Vec::new();
     let mut push = |severity, check, detail: String, selector: Option<String>| {
@@ -204,7 +230,7 @@ pub fn classify_rule(ar: &AlertRule, answers: &Answers, policy: &Policy) -> Vec<
             push(Severity::Error, Check::RequiredLabel, detail, None);
         }
     }
-    match selectors(&rule.query) {
+    match &analysis.refs {
         Err(reason) if rule.health != "err" => {
             push(
                 Severity::Info,
@@ -217,7 +243,7 @@ pub fn classify_rule(ar: &AlertRule, answers: &Answers, policy: &Policy) -> Vec<
         }
         Err(_) => {}
         Ok(refs) => {
-            for r in &checked(rule).unwrap_or_default() {
+            for r in &analysis.checked {
                 if let Some((sev, detail)) = selector_finding(r, answers, policy) {
                     push(sev, Check::SelectorSeries, detail, Some(r.selector.clone()));
                 }
@@ -229,7 +255,7 @@ pub fn classify_rule(ar: &AlertRule, answers: &Answers, policy: &Policy) -> Vec<
                     push(Severity::Error, Check::AbsentNamespace, detail, None);
                 }
             }
-            for z in zero_compared(&rule.query) {
+            for z in &analysis.zero_compared {
                 let guarded = refs
                     .iter()
                     .any(|r| r.in_absent && r.metric.is_some() && r.metric == z.metric);

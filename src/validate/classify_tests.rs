@@ -43,7 +43,7 @@ fn answer_all(r: &Rule, present: &[&str], policy: &Policy) -> Answers {
     let lb = policy.lookback;
     let mut answers = Answers::new();
     for _ in 0..4 {
-        for q in questions(r, &answers, policy) {
+        for q in questions(&analyse(&r.query), &answers, policy) {
             let hit = present
                 .iter()
                 .any(|p| q == presence_query(p, lb) || q == lookback_count_query(p, None, lb));
@@ -61,7 +61,7 @@ fn answer_all(r: &Rule, present: &[&str], policy: &Policy) -> Answers {
 fn run(r: &Rule, present: &[&str]) -> Got {
     let policy = Policy::default();
     let answers = answer_all(r, present, &policy);
-    classify_rule(&ar(r.clone()), &answers, &policy)
+    classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy)
         .into_iter()
         .map(|f| (f.severity, f.check, f.selector))
         .collect()
@@ -234,7 +234,7 @@ fn unhealthy_rule_and_refused_query_are_errors() {
         Err("bad_data: nope".into()),
     )]
     .into();
-    let f = classify_rule(&ar(r), &answers, &policy);
+    let f = classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy);
     assert_eq!(f.len(), 2, "{f:?}");
     assert_eq!(f[0].check, Check::RuleHealth);
     assert!(f[0].detail.contains("boom"));
@@ -268,7 +268,7 @@ fn the_detail_says_what_is_really_wrong() {
                 (q.clone(), Ok(s))
             })
             .collect();
-        let f = classify_rule(&ar(r), &answers, &policy);
+        let f = classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy);
         assert_eq!(f.len(), 1, "{f:?} {answers:#?}");
         (f[0].severity, f[0].detail.clone())
     };
@@ -338,7 +338,7 @@ fn required_labels_apply_to_every_alerting_rule() {
         RB,
     );
     let answers = answer_all(&r, &["up"], &policy);
-    let f = classify_rule(&ar(r), &answers, &policy);
+    let f = classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].check, Check::RequiredLabel);
     assert!(
@@ -353,7 +353,7 @@ fn questions_stop_once_answered() {
     let r = rule("A", r#"x{a="b"} > 0"#, NS, RB);
     let policy = Policy::default();
     let answers = answer_all(&r, &["x"], &policy);
-    assert!(questions(&r, &answers, &policy).is_empty());
+    assert!(questions(&analyse(&r.query), &answers, &policy).is_empty());
     // presence, the name, the one matcher, its values: four numbers, no series list.
     assert_eq!(answers.len(), 4, "{answers:#?}");
 }

@@ -95,11 +95,21 @@ pub async fn audit_rules(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
+    // Parsed once per distinct expression: rule sets repeat expressions
+    // across files and groups.
+    let mut analyses: std::collections::HashMap<&str, classify::Analysis> =
+        std::collections::HashMap::new();
+    for r in rules {
+        analyses
+            .entry(r.rule.query.as_str())
+            .or_insert_with(|| classify::analyse(&r.rule.query));
+    }
+    let started = std::time::Instant::now();
     let mut answers = Answers::new();
-    for _ in 0..ROUNDS {
-        let mut qs: Vec<String> = rules
-            .iter()
-            .flat_map(|r| classify::questions(&r.rule, &answers, policy))
+    for round in 0..ROUNDS {
+        let mut qs: Vec<String> = analyses
+            .values()
+            .flat_map(|a| classify::questions(a, &answers, policy))
             .collect();
         qs.sort();
         qs.dedup();
@@ -114,11 +124,18 @@ pub async fn audit_rules(
             .buffer_unordered(CONCURRENT_QUERIES)
             .try_collect()
             .await?;
+        tracing::debug!(
+            "rule audit round {round}: {} queries answered, {:?} since start",
+            got.len(),
+            started.elapsed()
+        );
         answers.extend(got);
     }
     Ok(rules
         .iter()
-        .flat_map(|r| classify::classify_rule(r, &answers, policy))
+        .flat_map(|r| {
+            classify::classify_rule(r, &analyses[r.rule.query.as_str()], &answers, policy)
+        })
         .collect())
 }
 
