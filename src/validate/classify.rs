@@ -52,32 +52,40 @@ fn range(lookback: Duration) -> String {
     format!("{}s", lookback.as_secs().max(1))
 }
 
-/// "Has series now" (> 0), "had some within the lookback, none now" (-1),
-/// or empty: one number for `sel`.
-pub fn presence_query(sel: &str, lookback: Duration) -> String {
-    format!(
-        "count({sel}) or (0 * count(last_over_time({sel}[{}])) - 1)",
-        range(lookback)
-    )
+/// Where a count is taken: at the instant (cheap: the index and one
+/// sample per series) or over the lookback (reads every sample in it, so
+/// only asked once the instant came back empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Now,
+    Lookback(Duration),
 }
 
-/// How many series of `metric`, restricted by `matcher` if any, existed
-/// within the lookback.
-pub fn lookback_count_query(metric: &str, matcher: Option<&str>, lookback: Duration) -> String {
-    let name = format!("__name__={}", quote(metric));
-    let m = match matcher {
-        Some(m) => format!("{{{name},{m}}}"),
-        None => format!("{{{name}}}"),
-    };
-    format!("count(last_over_time({m}[{}]))", range(lookback))
+fn over(sel: &str, w: Window) -> String {
+    match w {
+        Window::Now => sel.to_string(),
+        Window::Lookback(lb) => format!("last_over_time({sel}[{}])", range(lb)),
+    }
 }
 
-/// The most common values of `label` on `metric` within the lookback.
-pub fn values_query(metric: &str, label: &str, lookback: Duration) -> String {
+/// How many series `sel` has in `w`: one number (empty when none).
+pub fn count_query(sel: &str, w: Window) -> String {
+    format!("count({})", over(sel, w))
+}
+
+/// `{__name__="metric"}`, plus `matcher` if any.
+pub fn name_selector(metric: &str, matcher: Option<&str>) -> String {
+    match matcher {
+        Some(m) => format!("{{__name__={},{m}}}", quote(metric)),
+        None => format!("{{__name__={}}}", quote(metric)),
+    }
+}
+
+/// The most common values of `label` on `metric` in `w`.
+pub fn values_query(metric: &str, label: &str, w: Window) -> String {
     format!(
-        "topk({VALUES_SHOWN}, count by ({label}) (last_over_time({{__name__={}}}[{}])))",
-        quote(metric),
-        range(lookback)
+        "topk({VALUES_SHOWN}, count by ({label}) ({}))",
+        over(&name_selector(metric, None), w)
     )
 }
 
@@ -146,49 +154,177 @@ pub fn analyse(expr: &str) -> Analysis {
 
 /// The queries [`classify_rule`] needs next, given what is known so far.
 /// Ask them, add the answers, and call again until it returns nothing
-/// (at most four rounds: presence, the metric name, each matcher, label values).
+/// (at most [`MAX_ROUNDS`] rounds).
 pub fn questions(a: &Analysis, answers: &Answers, policy: &Policy) -> Vec<String> {
-    let lb = policy.lookback;
-    let mut qs = Vec::new();
-    for r in &a.checked {
-        match r.role {
-            Role::FiresOnAbsence => {
-                if let Some(m) = &r.metric {
-                    qs.push(lookback_count_query(m, None, lb));
-                }
-            }
-            Role::Blocking => {
-                let p = presence_query(&r.selector, lb);
-                match number(answers.get(&p)) {
-                    None => qs.push(p),
-                    Some(Ok(None)) => {
-                        let Some(m) = &r.metric else { continue };
-                        let name_q = lookback_count_query(m, None, lb);
-                        match number(answers.get(&name_q)) {
-                            None => qs.push(name_q),
-                            Some(Ok(Some(_))) => {
-                                for (label, matcher) in &r.matchers {
-                                    let q = lookback_count_query(m, Some(matcher), lb);
-                                    match number(answers.get(&q)) {
-                                        None => qs.push(q),
-                                        Some(Ok(None)) => qs.push(values_query(m, label, lb)),
-                                        _ => {}
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Role::NotBlocking => {}
-        }
-    }
-    qs.retain(|q| !answers.contains_key(q));
+    let mut qs: Vec<String> = a
+        .checked
+        .iter()
+        .filter_map(|r| resolve(r, answers, policy).err())
+        .flatten()
+        .filter(|q| !answers.contains_key(q))
+        .collect();
     qs.sort();
     qs.dedup();
     qs
+}
+
+/// The longest chain [`resolve`] asks along: now, lookback, name now,
+/// name over the lookback, each matcher, label values.
+pub const MAX_ROUNDS: usize = 6;
+
+/// A selector's finding (`Ok(None)`: nothing to say), or the queries still
+/// needed to decide it. Each step asks the cheapest question that can
+/// settle it: the instant first, the lookback only when the instant is
+/// empty.
+fn resolve(
+    r: &SelectorRef,
+    answers: &Answers,
+    policy: &Policy,
+) -> Result<Option<(Severity, String)>, Vec<String>> {
+    let lb = Window::Lookback(policy.lookback);
+    let lookback = humantime::format_duration(policy.lookback).to_string();
+    // The number a query answered: Err(queries) if not asked yet.
+    let ask = |q: String| -> Result<Result<Option<f64>, String>, Vec<String>> {
+        number(answers.get(&q)).ok_or_else(|| vec![q.clone()])
+    };
+    let refused = |q: String, e: String| {
+        Ok(Some((
+            Severity::Error,
+            format!("Prometheus refused the query {q}: {e}"),
+        )))
+    };
+    let state = r
+        .metric
+        .as_deref()
+        .is_some_and(|m| STATE_METRICS.contains(&m));
+    if r.role == Role::FiresOnAbsence {
+        let Some(m) = r.metric.as_deref() else {
+            return Ok(None);
+        };
+        for w in [Window::Now, lb] {
+            let q = count_query(&name_selector(m, None), w);
+            match ask(q.clone())? {
+                Err(e) => return refused(q, e),
+                Ok(Some(_)) => return Ok(None),
+                Ok(None) => {}
+            }
+        }
+        if state {
+            return Ok(None);
+        }
+        return Ok(Some((
+            Severity::Warning,
+            format!(
+                "metric {m} had no series at all in the last {lookback}: read by absent(), so the rule fires on its absence; check the name is spelled as the exporter exposes it"
+            ),
+        )));
+    }
+    let q = count_query(&r.selector, Window::Now);
+    match ask(q.clone())? {
+        Err(e) => return refused(q, e),
+        Ok(Some(_)) => return Ok(None),
+        Ok(None) => {}
+    }
+    let q = count_query(&r.selector, lb);
+    match ask(q.clone())? {
+        Err(e) => return refused(q, e),
+        Ok(Some(_)) => {
+            return Ok(Some((
+                Severity::Info,
+                format!(
+                    "had series within the last {lookback} but has none now: a series that exists only while something happens; the rule can fire when it returns"
+                ),
+            )))
+        }
+        Ok(None) => {}
+    }
+    if state {
+        return Ok(Some((
+            Severity::Info,
+            format!(
+                "{} is a state series (present only while alerts are pending or firing) and had none in the last {lookback}; normal when nothing fires",
+                r.metric.as_deref().unwrap_or_default()
+            ),
+        )));
+    }
+    let Some(m) = r.metric.as_deref() else {
+        return Ok(Some((
+            Severity::Error,
+            format!("matched no series in the last {lookback}, so the rule silently never fires. Check the selector against the exporters' /metrics"),
+        )));
+    };
+    // Where the metric has series: now, else somewhere in the lookback.
+    let mut window = None;
+    for w in [Window::Now, lb] {
+        let q = count_query(&name_selector(m, None), w);
+        match ask(q.clone())? {
+            Err(e) => return refused(q, e),
+            Ok(Some(_)) => {
+                window = Some(w);
+                break;
+            }
+            Ok(None) => {}
+        }
+    }
+    let Some(w) = window else {
+        return Ok(Some((
+            Severity::Error,
+            format!(
+                "metric {m} was never present in the last {lookback}, so the rule silently never fires. Check the metric name against the exporter's /metrics and that its scrape target is up"
+            ),
+        )));
+    };
+    // Each matcher alone, all asked in one round.
+    let mut pending = Vec::new();
+    let mut culprits = Vec::new();
+    for (label, matcher) in &r.matchers {
+        let q = count_query(&name_selector(m, Some(matcher)), w);
+        match ask(q.clone()) {
+            Err(more) => pending.extend(more),
+            Ok(Err(e)) => return refused(q, e),
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => culprits.push((label, matcher)),
+        }
+    }
+    if !pending.is_empty() {
+        return Err(pending);
+    }
+    let mut described = Vec::new();
+    for (label, matcher) in culprits {
+        let vq = values_query(m, label, w);
+        let seen = match answers.get(&vq) {
+            None => {
+                pending.push(vq);
+                continue;
+            }
+            Some(Err(e)) => format!("unknown ({e})"),
+            Some(Ok(samples)) if samples.is_empty() => "none".to_string(),
+            Some(Ok(samples)) => samples
+                .iter()
+                .map(|(l, _)| {
+                    l.get(label.as_str())
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_else(|| "(label absent)".into())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        described.push(format!("{matcher} (values seen: {seen})"));
+    }
+    if !pending.is_empty() {
+        return Err(pending);
+    }
+    let detail = if described.is_empty() {
+        format!(
+            "metric {m} exists, and each label matcher matches some of its series, but no series matched them all together in the last {lookback}: the rule never fires until one does"
+        )
+    } else {
+        format!(
+            "metric {m} exists but these label matchers match none of its series in the last {lookback}: {}. The rule never fires unless that value appears (normal for values that exist only during incidents, e.g. an error code)",
+            described.join("; ")
+        )
+    };
+    Ok(Some((Severity::Warning, detail)))
 }
 
 /// Every finding about one loaded alerting rule, given the answers to its
@@ -284,125 +420,13 @@ fn selector_finding(
     answers: &Answers,
     policy: &Policy,
 ) -> Option<(Severity, String)> {
-    let lb = policy.lookback;
-    let lookback = humantime::format_duration(lb).to_string();
-    let refused = |q: &str, e: &str| {
-        Some((
+    match resolve(r, answers, policy) {
+        Ok(f) => f,
+        Err(qs) => Some((
             Severity::Error,
-            format!("Prometheus refused the query {q}: {e}"),
-        ))
-    };
-    let unanswered = |q: &str| Some((Severity::Error, format!("no answer for {q} (audit bug)")));
-    let state = r
-        .metric
-        .as_deref()
-        .is_some_and(|m| STATE_METRICS.contains(&m));
-    if r.role == Role::FiresOnAbsence {
-        let m = r.metric.as_deref()?;
-        let q = lookback_count_query(m, None, lb);
-        return match number(answers.get(&q)) {
-            None => unanswered(&q),
-            Some(Err(e)) => refused(&q, &e),
-            Some(Ok(Some(_))) => None,
-            Some(Ok(None)) if state => None,
-            Some(Ok(None)) => Some((
-                Severity::Warning,
-                format!(
-                    "metric {m} had no series at all in the last {lookback}: read by absent(), so the rule fires on its absence; check the name is spelled as the exporter exposes it"
-                ),
-            )),
-        };
+            format!("no answer for {} (audit bug)", qs.join(", ")),
+        )),
     }
-    let p = presence_query(&r.selector, lb);
-    let n = match number(answers.get(&p)) {
-        None => return unanswered(&p),
-        Some(Err(e)) => return refused(&p, &e),
-        Some(Ok(n)) => n,
-    };
-    match n {
-        Some(v) if v > 0.0 => return None,
-        Some(_) => {
-            return Some((
-                Severity::Info,
-                format!(
-                    "had series within the last {lookback} but has none now: a series that exists only while something happens; the rule can fire when it returns"
-                ),
-            ))
-        }
-        None => {}
-    }
-    if state {
-        return Some((
-            Severity::Info,
-            format!(
-                "{} is a state series (present only while alerts are pending or firing) and had none in the last {lookback}; normal when nothing fires",
-                r.metric.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
-    let Some(m) = r.metric.as_deref() else {
-        return Some((
-            Severity::Error,
-            format!("matched no series in the last {lookback}, so the rule silently never fires. Check the selector against the exporters' /metrics"),
-        ));
-    };
-    let name_q = lookback_count_query(m, None, lb);
-    match number(answers.get(&name_q)) {
-        None => return unanswered(&name_q),
-        Some(Err(e)) => return refused(&name_q, &e),
-        Some(Ok(None)) => {
-            return Some((
-                Severity::Error,
-                format!(
-                    "metric {m} was never present in the last {lookback}, so the rule silently never fires. Check the metric name against the exporter's /metrics and that its scrape target is up"
-                ),
-            ))
-        }
-        Some(Ok(Some(_))) => {}
-    }
-    let mut culprits = Vec::new();
-    for (label, matcher) in &r.matchers {
-        let q = lookback_count_query(m, Some(matcher), lb);
-        match number(answers.get(&q)) {
-            None => return unanswered(&q),
-            Some(Err(e)) => return refused(&q, &e),
-            Some(Ok(Some(_))) => {}
-            Some(Ok(None)) => {
-                let vq = values_query(m, label, lb);
-                let seen = match answers.get(&vq) {
-                    Some(Ok(samples)) => {
-                        let vals: Vec<String> = samples
-                            .iter()
-                            .map(|(l, _)| {
-                                l.get(label)
-                                    .map(|v| format!("{v:?}"))
-                                    .unwrap_or_else(|| "(label absent)".into())
-                            })
-                            .collect();
-                        if vals.is_empty() {
-                            "none".to_string()
-                        } else {
-                            vals.join(", ")
-                        }
-                    }
-                    Some(Err(e)) => format!("unknown ({e})"),
-                    None => return unanswered(&vq),
-                };
-                culprits.push(format!("{matcher} (values seen: {seen})"));
-            }
-        }
-    }
-    let detail = if culprits.is_empty() {
-        format!(
-            "metric {m} exists, and each label matcher matches some of its series, but no series matched them all together in the last {lookback}: the rule never fires until one does"
-        )
-    } else {
-        format!(
-            "metric {m} exists but these label matchers match none of its series in the last {lookback}: {}. The rule never fires unless that value appears (normal for values that exist only during incidents, e.g. an error code)",
-            culprits.join("; ")
-        )
-    };
-    Some((Severity::Warning, detail))
 }
 
 /// `label` must be a literal, non-empty rule label: routing matches on it

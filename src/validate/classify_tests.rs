@@ -40,13 +40,13 @@ fn ar(rule: Rule) -> AlertRule {
 /// names) that have series now; every query is answered as the real one
 /// would for that state, round after round.
 fn answer_all(r: &Rule, present: &[&str], policy: &Policy) -> Answers {
-    let lb = policy.lookback;
     let mut answers = Answers::new();
-    for _ in 0..4 {
+    for _ in 0..MAX_ROUNDS {
         for q in questions(&analyse(&r.query), &answers, policy) {
-            let hit = present
-                .iter()
-                .any(|p| q == presence_query(p, lb) || q == lookback_count_query(p, None, lb));
+            let hit = present.iter().any(|p| {
+                q == count_query(p, Window::Now)
+                    || q == count_query(&name_selector(p, None), Window::Now)
+            });
             let a = if hit {
                 vec![(Default::default(), 1.0)]
             } else {
@@ -230,7 +230,7 @@ fn unhealthy_rule_and_refused_query_are_errors() {
     r.last_error = Some("boom".into());
     let policy = Policy::default();
     let answers: Answers = [(
-        presence_query(r#"x{a="b"}"#, policy.lookback),
+        count_query(r#"x{a="b"}"#, Window::Now),
         Err("bad_data: nope".into()),
     )]
     .into();
@@ -272,39 +272,35 @@ fn the_detail_says_what_is_really_wrong() {
         assert_eq!(f.len(), 1, "{f:?} {answers:#?}");
         (f[0].severity, f[0].detail.clone())
     };
-    // Metric never present.
+    let now = Window::Now;
+    let lbw = Window::Lookback(lb);
+    let name = |m: &str, matcher: Option<&str>, w| count_query(&name_selector(m, matcher), w);
+    // Metric never present: neither now nor over the lookback.
     let (sev, d) = detail(
         "ghost_metric > 0",
         &[
-            (presence_query("ghost_metric", lb), vec![]),
-            (lookback_count_query("ghost_metric", None, lb), vec![]),
+            (count_query("ghost_metric", now), vec![]),
+            (count_query("ghost_metric", lbw), vec![]),
+            (name("ghost_metric", None, now), vec![]),
+            (name("ghost_metric", None, lbw), vec![]),
         ],
     );
     assert_eq!(sev, Severity::Error);
     assert!(d.contains("metric ghost_metric was never present"), "{d}");
     assert!(d.contains("silently never fires"), "{d}");
     // Metric present, one label matcher matches nothing: name it and show values.
+    let sel = r#"http_requests_total{code="503",job="api"}"#;
+    let m = "http_requests_total";
     let (sev, d) = detail(
         r#"http_requests_total{code="503",job="api"} > 0"#,
         &[
+            (count_query(sel, now), vec![]),
+            (count_query(sel, lbw), vec![]),
+            (name(m, None, now), vec![("", 9.0)]),
+            (name(m, Some(r#"job="api""#), now), vec![("", 4.0)]),
+            (name(m, Some(r#"code="503""#), now), vec![]),
             (
-                presence_query(r#"http_requests_total{code="503",job="api"}"#, lb),
-                vec![],
-            ),
-            (
-                lookback_count_query("http_requests_total", None, lb),
-                vec![("", 9.0)],
-            ),
-            (
-                lookback_count_query("http_requests_total", Some(r#"job="api""#), lb),
-                vec![("", 4.0)],
-            ),
-            (
-                lookback_count_query("http_requests_total", Some(r#"code="503""#), lb),
-                vec![],
-            ),
-            (
-                values_query("http_requests_total", "code", lb),
+                values_query(m, "code", now),
                 vec![("code=200", 3.0), ("code=404", 1.0)],
             ),
         ],
@@ -319,7 +315,10 @@ fn the_detail_says_what_is_really_wrong() {
     // Had series in the lookback, none now.
     let (sev, d) = detail(
         "flappy > 0",
-        &[(presence_query("flappy", lb), vec![("", -1.0)])],
+        &[
+            (count_query("flappy", now), vec![]),
+            (count_query("flappy", lbw), vec![("", 3.0)]),
+        ],
     );
     assert_eq!(sev, Severity::Info);
     assert!(d.contains("has none now"), "{d}");
@@ -354,8 +353,9 @@ fn questions_stop_once_answered() {
     let policy = Policy::default();
     let answers = answer_all(&r, &["x"], &policy);
     assert!(questions(&analyse(&r.query), &answers, &policy).is_empty());
-    // presence, the name, the one matcher, its values: four numbers, no series list.
-    assert_eq!(answers.len(), 4, "{answers:#?}");
+    // Now, the lookback, the name now, the one matcher, its values: five
+    // small answers, no series list.
+    assert_eq!(answers.len(), 5, "{answers:#?}");
 }
 
 #[test]

@@ -26,9 +26,6 @@ pub const CRITERION_WINDOW: Duration = Duration::from_secs(300);
 /// Queries in flight at once: each answers with one number, so this
 /// bounds the load on Prometheus, not the memory.
 const CONCURRENT_QUERIES: usize = 8;
-/// Rounds of [`classify::questions`]: presence, the metric name, each
-/// matcher, label values.
-const ROUNDS: usize = 4;
 
 /// The rule-audit policy a plan's target asks for.
 pub fn policy(plan: &Plan) -> Policy {
@@ -106,7 +103,7 @@ pub async fn audit_rules(
     }
     let started = std::time::Instant::now();
     let mut answers = Answers::new();
-    for round in 0..ROUNDS {
+    for round in 0..classify::MAX_ROUNDS {
         let mut qs: Vec<String> = analyses
             .values()
             .flat_map(|a| classify::questions(a, &answers, policy))
