@@ -43,7 +43,39 @@ pub fn selectors(expr: &str) -> Result<Vec<SelectorRef>, String> {
     let ast = parser::parse(expr)?;
     let mut out = Vec::new();
     walk(&ast, Ctx::ROOT, &mut out);
+    // A selector read in every alternative of an `or` still blocks: decide
+    // per selector over the whole tree, not per occurrence.
+    for r in out.iter_mut().filter(|r| !r.in_absent) {
+        r.role = if blocks(&ast, &r.selector) {
+            Role::Blocking
+        } else {
+            Role::NotBlocking
+        };
+    }
     Ok(out)
+}
+
+/// Whether `e` is empty whenever selector `sel` has no series.
+fn blocks(e: &Expr, sel: &str) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => selector_ref(vs, Ctx::ROOT).selector == sel,
+        Expr::MatrixSelector(ms) => selector_ref(&ms.vs, Ctx::ROOT).selector == sel,
+        Expr::Aggregate(a) => blocks(&a.expr, sel),
+        Expr::Unary(u) => blocks(&u.expr, sel),
+        Expr::Paren(p) => blocks(&p.expr, sel),
+        Expr::Subquery(s) => blocks(&s.expr, sel),
+        Expr::Binary(b) => match b.op.to_string().as_str() {
+            "or" => blocks(&b.lhs, sel) && blocks(&b.rhs, sel),
+            "unless" => blocks(&b.lhs, sel),
+            _ => blocks(&b.lhs, sel) || blocks(&b.rhs, sel),
+        },
+        Expr::Call(c) => match c.func.name {
+            // Never empty, whatever their argument.
+            "absent" | "absent_over_time" | "vector" => false,
+            _ => c.args.args.iter().any(|a| blocks(a, sel)),
+        },
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
+    }
 }
 
 /// Where a subexpression sits, as far as emptiness is concerned.

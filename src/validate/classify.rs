@@ -190,7 +190,7 @@ fn resolve(
     let refused = |q: String, e: String| {
         Ok(Some((
             Severity::Error,
-            format!("Prometheus refused the query {q}: {e}"),
+            format!("Prometheus did not answer the query {q}: {e}"),
         )))
     };
     let state = r

@@ -26,6 +26,9 @@ pub const CRITERION_WINDOW: Duration = Duration::from_secs(300);
 /// Queries in flight at once: each answers with one number, so this
 /// bounds the load on Prometheus, not the memory.
 const CONCURRENT_QUERIES: usize = 8;
+/// How long Prometheus may spend on one audit question before it gives up
+/// on it (that question becomes a finding; the audit goes on).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rule-audit policy a plan's target asks for.
 pub fn policy(plan: &Plan) -> Policy {
@@ -115,7 +118,7 @@ pub async fn audit_rules(
         }
         let got: Vec<(String, classify::Answer)> = stream::iter(qs)
             .map(|q| async move {
-                let a = answer_of(prom.query(&q, now).await)?;
+                let a = answer_of(prom.query_bounded(&q, now, QUERY_TIMEOUT).await)?;
                 Ok::<_, PromError>((q, a))
             })
             .buffer_unordered(CONCURRENT_QUERIES)
