@@ -304,6 +304,7 @@ fn report() -> Report {
         snapshot: None,
         criteria_window: None,
         validation: vec![],
+        routes: Vec::new(),
         trace_audit: None,
         coverage: None,
     };
@@ -862,6 +863,9 @@ fn audited() -> Report {
         check,
         detail: detail.into(),
         selector: selector.map(str::to_string),
+        // Rule findings say where the rule was loaded from; criteria do not.
+        file: (subject != "AC2").then(|| "/etc/prometheus/rules/nats.yml".to_string()),
+        group: (subject != "AC2").then(|| "nats".to_string()),
     };
     let mut r = report();
     r.validation = vec![
@@ -899,14 +903,33 @@ fn rule_audit_errors_fail_the_run_and_render_everywhere() {
 
     let md = markdown::render(&r);
     let section = &md[md.find("## Rule audit").expect("a Rule audit section")..];
-    assert!(section.contains("| Rule | Severity | Check | Detail | Selector |"));
-    assert!(section.contains(
-        "| GhostMetric | ❌ error | selector-series | references a metric that does not exist, so it silently never fires | `nats_jetstream_consumer_acks_total{stream=\"T\"}` |"
-    ), "{section}");
+    // Counts first, then one collapsible section per check (open when it
+    // holds an error), each finding identified by file, group and alert.
     assert!(
-        section.contains("| AC2 | ℹ️ info | criterion-query |"),
+        section.contains("3 finding(s): 1 error, 1 warning, 1 info."),
         "{section}"
     );
+    assert!(
+        section.contains("| selector-series | 1 | 0 | 0 |"),
+        "{section}"
+    );
+    assert!(
+        section.find("| Check | Errors |") < section.find("<details"),
+        "{section}"
+    );
+    assert!(section.contains(
+        "<details open><summary><code>selector-series</code>: 1 error, 0 warning, 0 info</summary>"
+    ), "{section}");
+    assert!(section.contains(
+        "| `/etc/prometheus/rules/nats.yml` | nats | GhostMetric | ❌ error | references a metric that does not exist, so it silently never fires | `nats_jetstream_consumer_acks_total{stream=\"T\"}` |"
+    ), "{section}");
+    assert!(
+        section.contains(
+            "<details><summary><code>criterion-query</code>: 0 error, 0 warning, 1 info</summary>"
+        ),
+        "{section}"
+    );
+    assert!(section.contains("|  |  | AC2 | ℹ️ info |"), "{section}");
 
     let xml = junit::render(&r);
     assert!(
@@ -914,7 +937,9 @@ fn rule_audit_errors_fail_the_run_and_render_everywhere() {
         "{xml}"
     );
     assert!(
-        xml.contains(r#"<testcase name="GhostMetric" classname="firedrill.rule-audit""#),
+        xml.contains(
+            r#"<testcase name="nats.yml › nats › GhostMetric" classname="firedrill.rule-audit""#
+        ),
         "{xml}"
     );
     assert!(xml.contains("firedrill.audit.fail"), "{xml}");
@@ -926,8 +951,47 @@ fn rule_audit_errors_fail_the_run_and_render_everywhere() {
 
     let table = console::validation_table(&r).unwrap();
     assert!(
-        table.contains("GhostMetric") && table.contains("selector-series"),
+        table.starts_with("rule audit: 3 finding(s): 1 error, 1 warning, 1 info"),
         "{table}"
+    );
+    assert!(table.contains("nats.yml › nats: 1 error"), "{table}");
+    assert!(
+        table.contains("nats.yml › nats › GhostMetric") && table.contains("selector-series"),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_console_shows_the_most_important_findings_and_counts_the_rest() {
+    use firedrill::report::model::{Check, Finding, Severity};
+    let mut r = report();
+    r.validation = (0..200)
+        .map(|i| Finding {
+            subject: format!("Alert{i}"),
+            severity: if i == 150 {
+                Severity::Error
+            } else {
+                Severity::Info
+            },
+            check: Check::SelectorSeries,
+            detail: "d".into(),
+            selector: None,
+            file: Some(format!("/rules/f{}.yml", i % 3)),
+            group: Some("g".into()),
+        })
+        .collect();
+    let table = console::validation_table(&r).unwrap();
+    assert!(table.contains("1 error, 0 warning, 199 info"), "{table}");
+    // The one error comes first, though it is the 151st finding.
+    let first_row = table.find("Alert").unwrap();
+    assert!(table[first_row..].starts_with("Alert150"), "{table}");
+    assert!(
+        table.contains("… 175 more finding(s) in the report"),
+        "{table}"
+    );
+    assert_eq!(
+        table.matches("› g › Alert").count(),
+        console::CONSOLE_FINDINGS
     );
 }
 

@@ -600,6 +600,8 @@ fn worst_case() -> Report {
             loaded.join(", ")
         ),
         selector: None,
+        file: None,
+        group: None,
     }];
     for i in 0..4000 {
         findings.push(Finding {
@@ -621,6 +623,8 @@ fn worst_case() -> Report {
                     "ns-a|ns-b|".repeat(30)
                 )
             }),
+            file: Some(format!("rules/set-{}.yml", i % 7)),
+            group: Some("group".into()),
         });
     }
     r.validation = findings;

@@ -624,3 +624,45 @@ fn durations_and_env_var_names() {
     assert!(is_env_var_name("GRAFANA_TOKEN") && is_env_var_name("_X1"));
     assert!(!is_env_var_name("grafana_token") && !is_env_var_name("1X") && !is_env_var_name(""));
 }
+
+#[test]
+fn validate_settings_of_a_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("firedrill.toml");
+    let base = "[targets.t]\nnamespace = \"daedalus\"\nnats_url = \"nats://127.0.0.1:4222\"\nprometheus_url = \"http://127.0.0.1:9090\"\n";
+    std::fs::write(
+        &path,
+        format!("{base}[targets.t.validate]\nlookback = \"2h\"\nrequired_labels = [\"namespace\", \"team\"]\nexpected_receivers = {{ namespace = \"daedalus\", receiver = \"daedalus-pagerduty\" }}\n"),
+    )
+    .unwrap();
+    let t = load_target(&path, "t", &Default::default()).unwrap();
+    assert_eq!(t.validate.lookback, Duration::from_secs(7200));
+    assert_eq!(t.validate.required_labels, ["namespace", "team"]);
+    assert_eq!(t.validate.expected_receivers.len(), 1);
+    assert_eq!(
+        t.validate.expected_receivers[0].receiver,
+        "daedalus-pagerduty"
+    );
+    assert_eq!(
+        t.validate.expected_receivers[0]
+            .labels
+            .get("namespace")
+            .map(String::as_str),
+        Some("daedalus")
+    );
+    // Defaults without the table; bad values are spec errors.
+    std::fs::write(&path, base).unwrap();
+    let t = load_target(&path, "t", &Default::default()).unwrap();
+    assert_eq!(t.validate.lookback, Duration::from_secs(3600));
+    assert!(t.validate.required_labels.is_empty());
+    for bad in [
+        "required_labels = [\"bad-label\"]",
+        "lookback = \"0s\"",
+        "expected_receivers = [{ namespace = \"x\" }]",
+        "unknown = 1",
+    ] {
+        std::fs::write(&path, format!("{base}[targets.t.validate]\n{bad}\n")).unwrap();
+        let e = load_target(&path, "t", &Default::default()).unwrap_err();
+        assert!(e.to_string().contains("validate"), "{bad}: {e}");
+    }
+}

@@ -10,37 +10,95 @@ use firedrill::report::model::{Check, Finding, Severity};
 use firedrill::spec::{builtin_local_target, Vars};
 use firedrill::stack::rules::STRUCTURAL_ALERTS;
 use firedrill::stack::{render_local_rules, LocalStack, StackOptions};
+use firedrill::validate::classify::Policy;
 use firedrill::validate::{alerting_rules, audit_rules};
 use std::time::Duration;
 
-/// One rule per defect class, appended to the real seven.
+/// The seed's defective drafts (its "Spec corrections" findings), one rule
+/// per class, plus rules whose empty selectors cannot stop them firing,
+/// appended to the real seven.
 const DEFECTS: &str = r#"
-  - name: defects
+  - name: seed-drafts
     rules:
+      # Finding 2 / CC2-3: a counter nats-surveyor does not expose.
       - alert: GhostMetric
-        expr: rate(nats_jetstream_consumer_acks_total{stream="DAEDALUS_TASKS"}[20s]) == 0
+        expr: rate(nats_jetstream_consumer_acks_total{stream="DAEDALUS_TASKS"}[20s]) == 0 and nats_consumer_num_pending{stream="DAEDALUS_TASKS"} >= 0
         labels:
           namespace: daedalus
         annotations:
           runbook_url: "docs/runbook.md#ghost"
+      # CC2-2: the real metric with the wrong label name (consumer, not consumer_name).
+      - alert: WrongConsumerLabel
+        expr: nats_consumer_num_pending{consumer="daedalus-workers"} > 100
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#nats-consumer-lag"
+      # Finding 4: an object-state gauge compared to zero with no absent() leg.
+      - alert: OrchestratorDownDraft
+        expr: kube_deployment_status_replicas_available{deployment="daedalus-orchestrator"} == 0
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#orchestrator-down"
+      # CC2-1: the absent() leg's series carries no namespace.
       - alert: AbsentWithoutNamespace
         expr: absent(kube_deployment_status_replicas_available{deployment="daedalus-orchestrator"})
         labels:
           severity: page
         annotations:
           runbook_url: "docs/runbook.md#orchestrator-down"
+      # CC2 follow-up: an alert on surveyor metrics without a static namespace.
+      - alert: NoStaticNamespace
+        expr: nats_stream_consumer_count == 0 and nats_stream_total_messages > 0
+        labels:
+          namespace: "{{ $labels.namespace }}"
+        annotations:
+          runbook_url: "docs/runbook.md#nats-stream-unhealthy"
       - alert: NoRunbook
-        expr: up{job="fleet"} == 0
+        expr: up{job="fleet"} > 1
         labels:
           namespace: daedalus
+  - name: cannot-be-blocked
+    rules:
+      - alert: UnlessRightSide
+        expr: nats_consumer_num_pending > 100 unless on(stream) kube_node_spec_taint{effect="NoSchedule"}
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
+      - alert: OrVectorZero
+        expr: (count(redis_instance_info{role="master"}) or vector(0)) < 1
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
+      - alert: OrZeroTimesAbsent
+        expr: sum(nats_stream_total_messages) > 1e9 or 0 * absent(no_such_metric_total)
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
+      - alert: GoRegexQuoting
+        expr: up{job=~"\\Qprometheus\\E"} > 1
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
 "#;
 
 fn findings_for<'a>(all: &'a [Finding], subject: &str) -> Vec<&'a Finding> {
     all.iter().filter(|f| f.subject == subject).collect()
 }
 
+fn only(all: &[Finding], subject: &str) -> (Severity, Check, String) {
+    let f = findings_for(all, subject);
+    assert_eq!(f.len(), 1, "{subject}: {f:#?}");
+    (f[0].severity, f[0].check, f[0].detail.clone())
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn seven_rules_are_clean_and_each_defect_is_found() {
+async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     let target = builtin_local_target(&Vars::new()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -58,8 +116,12 @@ async fn seven_rules_are_clean_and_each_defect_is_found() {
     assert!(wait_for_first_scrape(&prom, Duration::from_secs(30)).await);
 
     let rules = alerting_rules(&prom).await.unwrap();
-    assert_eq!(rules.len(), STRUCTURAL_ALERTS.len() + 3);
-    let findings = audit_rules(&prom, &rules, chrono::Utc::now())
+    assert_eq!(rules.len(), STRUCTURAL_ALERTS.len() + 10);
+    let policy = Policy {
+        required_labels: vec!["namespace".into()],
+        ..Policy::default()
+    };
+    let findings = audit_rules(&prom, &rules, &policy, chrono::Utc::now())
         .await
         .unwrap();
     fleet.shutdown().await;
@@ -72,6 +134,13 @@ async fn seven_rules_are_clean_and_each_defect_is_found() {
             "{alert}"
         );
     }
+    for f in &findings {
+        assert!(
+            f.file.as_deref().is_some_and(|p| p.ends_with(".yml")),
+            "{f:?}"
+        );
+        assert!(f.group.is_some(), "{f:?}");
+    }
 
     let ghost = findings_for(&findings, "GhostMetric");
     assert_eq!(ghost.len(), 1, "{ghost:#?}");
@@ -81,21 +150,46 @@ async fn seven_rules_are_clean_and_each_defect_is_found() {
         ghost[0].selector.as_deref(),
         Some(r#"nats_jetstream_consumer_acks_total{stream="DAEDALUS_TASKS"}"#)
     );
-    assert!(ghost[0].detail.contains("silently never fires"));
-
-    let absent = findings_for(&findings, "AbsentWithoutNamespace");
-    assert_eq!(absent.len(), 1, "{absent:#?}");
-    assert_eq!(
-        (absent[0].severity, absent[0].check),
-        (Severity::Error, Check::AbsentNamespace)
+    assert!(
+        ghost[0].detail.contains("was never present"),
+        "{}",
+        ghost[0].detail
     );
 
-    let runbook = findings_for(&findings, "NoRunbook");
-    assert_eq!(runbook.len(), 1, "{runbook:#?}");
-    assert_eq!(
-        (runbook[0].severity, runbook[0].check),
-        (Severity::Error, Check::RunbookUrl)
+    let (sev, check, detail) = only(&findings, "WrongConsumerLabel");
+    assert_eq!((sev, check), (Severity::Warning, Check::SelectorSeries));
+    assert!(
+        detail.contains(r#"metric nats_consumer_num_pending exists but these label matchers match none of its series"#)
+            && detail.contains(r#"consumer="daedalus-workers" (values seen: (label absent))"#),
+        "{detail}"
     );
+
+    let (sev, check, detail) = only(&findings, "OrchestratorDownDraft");
+    assert_eq!((sev, check), (Severity::Warning, Check::AbsentGuard));
+    assert!(detail.contains("finding 4"), "{detail}");
+
+    // The required-label check reports the missing namespace once; the
+    // absent() check does not repeat it.
+    let (sev, check, _) = only(&findings, "AbsentWithoutNamespace");
+    assert_eq!((sev, check), (Severity::Error, Check::RequiredLabel));
+    let (sev, check, detail) = only(&findings, "NoStaticNamespace");
+    assert_eq!((sev, check), (Severity::Error, Check::RequiredLabel));
+    assert!(detail.contains("templated"), "{detail}");
+
+    let (sev, check, _) = only(&findings, "NoRunbook");
+    assert_eq!((sev, check), (Severity::Error, Check::RunbookUrl));
+
+    for alert in ["UnlessRightSide", "OrVectorZero", "OrZeroTimesAbsent"] {
+        assert_eq!(
+            findings_for(&findings, alert),
+            Vec::<&Finding>::new(),
+            "{alert}"
+        );
+    }
+    // Prometheus runs it; firedrill's parser does not: not analysed, not an error.
+    let (sev, check, detail) = only(&findings, "GoRegexQuoting");
+    assert_eq!((sev, check), (Severity::Info, Check::RuleHealth));
+    assert!(detail.starts_with("not analysed"), "{detail}");
 }
 
 #[test]

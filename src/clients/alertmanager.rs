@@ -140,6 +140,25 @@ impl Alertmanager {
         self.json(resp, "GET /api/v2/alerts").await
     }
 
+    /// The configuration Alertmanager runs with, as YAML
+    /// (`/api/v2/status`, `config.original`).
+    pub async fn config_original(&self) -> Result<String, AmError> {
+        #[derive(Deserialize)]
+        struct Status {
+            config: Config,
+        }
+        #[derive(Deserialize)]
+        struct Config {
+            original: String,
+        }
+        let url = format!("{}/api/v2/status", self.base);
+        let resp = send_with_retry(|| self.http.get(&url), 3)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let s: Status = self.json(resp, "GET /api/v2/status").await?;
+        Ok(s.config.original)
+    }
+
     pub async fn create_silence(&self, s: &NewSilence) -> Result<String, AmError> {
         let url = format!("{}/api/v2/silences", self.base);
         let resp = send_with_retry(|| self.http.post(&url).json(s), 3)

@@ -161,6 +161,24 @@ impl Prometheus {
             .await
     }
 
+    /// Instant query that Prometheus itself abandons after `timeout`: a
+    /// slow query is then an API error (`timeout`) about that query, not a
+    /// dead connection.
+    pub async fn query_bounded(
+        &self,
+        promql: &str,
+        time: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<QueryResult, PromError> {
+        let t = format_time(time);
+        let limit = format!("{}s", timeout.as_secs().max(1));
+        self.get(
+            "/api/v1/query",
+            &[("query", promql), ("time", &t), ("timeout", &limit)],
+        )
+        .await
+    }
+
     /// Range query over `[start, end]` at `step`.
     pub async fn query_range(
         &self,

@@ -103,6 +103,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         snapshot: None,
         criteria_window: None,
         validation: Vec::new(),
+        routes: Vec::new(),
         trace_audit: None,
         coverage: None,
     }

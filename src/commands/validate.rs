@@ -1,11 +1,13 @@
-//! `firedrill validate`: the live rule audit (see [`crate::validate`]).
+//! `firedrill validate`: the live rule audit (see [`crate::validate`]) and,
+//! when the target has an Alertmanager, the routing audit.
 
 use super::*;
 use crate::cli::ValidateArgs;
-use crate::clients::prometheus::{PromError, Prometheus};
+use crate::clients::alertmanager::Alertmanager;
+use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
 use crate::local::{wait_for_first_scrape, LocalEnv};
-use crate::report::model::Finding;
+use crate::report::model::{AlertRoute, Check, Finding, Severity};
 use crate::signals::shutdown_signal;
 use chrono::Utc;
 use std::time::Duration;
@@ -16,36 +18,35 @@ const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error> {
     let plan = load(global, &args.target)?;
     let start = Utc::now();
-    let (info, findings) = if plan.target.is_local() {
+    let (info, audited) = if plan.target.is_local() {
         let env = tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
         };
         let live = Live::of(&plan.target, Some(&env));
-        let prom = Prometheus::new(&live.prometheus);
         let info = live.target_info(&plan.target);
-        let findings = tokio::select! {
-            f = local_audit(&prom, &plan) => f,
+        let audited = tokio::select! {
+            a = audit_live(&live, &plan, true) => a,
             sig = shutdown_signal() => {
                 env.shutdown().await;
                 return Err(Error::Interrupted(sig));
             }
         };
         env.shutdown().await;
-        (info, findings)
+        (info, audited)
     } else {
         let live = Live::of(&plan.target, None);
-        let prom = Prometheus::new(&live.prometheus);
         let info = live.target_info(&plan.target);
-        (info, crate::validate::audit(&prom, &plan, Utc::now()).await)
+        (info, audit_live(&live, &plan, false).await)
     };
-    let findings = findings?;
+    let (findings, routes) = audited?;
     let window = RunWindow {
         start,
         end: Utc::now(),
     };
     let mut report = new_report("validate", &crate::runinfo::new_run_id(start), info, window);
     report.validation = findings;
+    report.routes = routes;
     match crate::report::console::validation_table(&report) {
         Some(t) => println!("{t}"),
         None => println!("rule audit: no findings"),
@@ -54,7 +55,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
     let errors = report
         .validation
         .iter()
-        .filter(|f| f.severity == crate::report::model::Severity::Error)
+        .filter(|f| f.severity == Severity::Error)
         .count();
     println!(
         "verdict: {}  ({errors} error finding(s))  report: {}",
@@ -64,15 +65,59 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
     Ok(exit_code_for(&report))
 }
 
-/// Waits for the fleet's first scrape, so its metrics have series, then audits.
-async fn local_audit(
-    prom: &Prometheus,
+/// The rule audit, then the routing audit when there is an Alertmanager.
+/// Locally, waits for the fleet's first scrape first, so its metrics have
+/// series.
+async fn audit_live(
+    live: &Live,
     plan: &crate::spec::Plan,
-) -> Result<Vec<Finding>, PromError> {
-    if !wait_for_first_scrape(prom, FIRST_SCRAPE_TIMEOUT).await {
+    local: bool,
+) -> Result<(Vec<Finding>, Vec<AlertRoute>), Error> {
+    let prom = Prometheus::new(&live.prometheus);
+    if local && !wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT).await {
         tracing::warn!(
             "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
         );
     }
-    crate::validate::audit(prom, plan, Utc::now()).await
+    let started = std::time::Instant::now();
+    let (mut findings, rules) = crate::validate::audit_loaded(&prom, plan, Utc::now()).await?;
+    tracing::debug!(
+        "rule audit: {} rules in {:?}",
+        rules.len(),
+        started.elapsed()
+    );
+    let mut routes = Vec::new();
+    match &live.alertmanager {
+        Some(url) => {
+            let am = Alertmanager::new(url);
+            match crate::validate::audit_routing(&am, &rules, plan).await {
+                Ok((r, f)) => {
+                    routes = r;
+                    findings.extend(f);
+                }
+                // The rule audit stands on its own; say why routing is missing.
+                Err(e) => findings.push(Finding {
+                    subject: "alertmanager".into(),
+                    severity: Severity::Error,
+                    check: Check::Routing,
+                    detail: format!("the routing audit could not read the configuration: {e}"),
+                    selector: None,
+                    file: None,
+                    group: None,
+                }),
+            }
+        }
+        None if !plan.target.validate.expected_receivers.is_empty() => findings.push(Finding {
+            subject: "alertmanager".into(),
+            severity: Severity::Error,
+            check: Check::Routing,
+            detail: "the target sets validate.expected_receivers but no alertmanager_url, so routing was not checked; add alertmanager_url".into(),
+            selector: None,
+            file: None,
+            group: None,
+        }),
+        None => {}
+    }
+    tracing::debug!("rule and routing audit done in {:?}", started.elapsed());
+    Ok((findings, routes))
 }

@@ -674,6 +674,9 @@ fn expect_receiver_waits_for_alertmanager_when_the_webhook_came_first() {
         ],
     );
     assert_eq!(d, Decision::Wait, "routing not known yet");
-    let d = run(&mut m, vec![am(6.0, vec![routed_to(good(), 4.0, &["firedrill"])])]);
+    let d = run(
+        &mut m,
+        vec![am(6.0, vec![routed_to(good(), 4.0, &["firedrill"])])],
+    );
     assert_eq!(d, Decision::Pass);
 }

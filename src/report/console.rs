@@ -113,20 +113,52 @@ fn criterion_values(c: &CriterionResult) -> String {
 
 #[derive(Tabled)]
 struct FindingRow {
-    rule: String,
+    alert: String,
     severity: String,
     check: String,
     detail: String,
     selector: String,
 }
 
-/// The rule-audit findings table, or `None` without findings.
+/// Findings the console shows; the report holds all of them.
+pub const CONSOLE_FINDINGS: usize = 25;
+/// Rule groups the console's summary names.
+const CONSOLE_GROUPS: usize = 8;
+
+/// The rule audit for a terminal: counts per check and severity, the
+/// groups with most findings, then the most important findings (errors
+/// first, at most [`CONSOLE_FINDINGS`]). `None` without findings.
 pub fn validation_table(r: &Report) -> Option<String> {
+    use super::findings::{by_importance, identify, short_file, summarise, worst_groups};
     if r.validation.is_empty() {
         return None;
     }
-    let rows = r.validation.iter().map(|f| FindingRow {
-        rule: f.subject.clone(),
+    let summary = summarise(&r.validation);
+    let mut out = format!(
+        "rule audit: {} finding(s): {}\n",
+        summary.all.total(),
+        summary.all
+    );
+    for (check, c) in &summary.by_check {
+        out.push_str(&format!("  {check:<17} {c}\n"));
+    }
+    let groups = worst_groups(&summary);
+    let named: Vec<_> = groups.iter().filter(|((f, _), _)| !f.is_empty()).collect();
+    if !named.is_empty() {
+        out.push_str("by rule file › group (most findings first):\n");
+        for ((file, group), c) in named.iter().take(CONSOLE_GROUPS) {
+            out.push_str(&format!("  {} › {group}: {c}\n", short_file(file)));
+        }
+        if named.len() > CONSOLE_GROUPS {
+            out.push_str(&format!(
+                "  … {} more group(s)\n",
+                named.len() - CONSOLE_GROUPS
+            ));
+        }
+    }
+    let ordered = by_importance(&r.validation);
+    let rows = ordered.iter().take(CONSOLE_FINDINGS).map(|f| FindingRow {
+        alert: identify(f),
         severity: f.severity.to_string(),
         check: f.check.to_string(),
         detail: f.detail.clone(),
@@ -135,7 +167,15 @@ pub fn validation_table(r: &Report) -> Option<String> {
     let mut table = Table::new(rows);
     table
         .with(Style::rounded())
+        .modify(Columns::new(0..1), Width::wrap(40))
         .modify(Columns::new(3..4), Width::wrap(60).keep_words(true))
         .modify(Columns::new(4..5), Width::wrap(48));
-    Some(table.to_string())
+    out.push_str(&table.to_string());
+    if ordered.len() > CONSOLE_FINDINGS {
+        out.push_str(&format!(
+            "\n… {} more finding(s) in the report (report.md, report.json)",
+            ordered.len() - CONSOLE_FINDINGS
+        ));
+    }
+    Some(out)
 }

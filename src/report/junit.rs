@@ -211,19 +211,27 @@ fn trial_out(d: &DrillResult, t: &DrillTrial) -> String {
     out
 }
 
-/// One testcase per audited subject (rule, criterion or drill) with
-/// findings: any error fails it; warnings and info go to `system-out`.
+/// One testcase per audited subject (a rule by file, group and alert; a
+/// criterion or drill) with findings, in first-seen order: any error fails
+/// it; warnings and info go to `system-out`.
 fn rule_audit(findings: &[Finding]) -> Vec<TestCase> {
-    let mut subjects: Vec<&str> = Vec::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut by_subject: std::collections::HashMap<String, Vec<&Finding>> =
+        std::collections::HashMap::new();
     for f in findings {
-        if !subjects.contains(&f.subject.as_str()) {
-            subjects.push(&f.subject);
-        }
+        let id = super::findings::identify(f);
+        by_subject
+            .entry(id.clone())
+            .or_insert_with(|| {
+                order.push(id);
+                Vec::new()
+            })
+            .push(f);
     }
-    subjects
+    order
         .into_iter()
         .map(|subject| {
-            let mine: Vec<&Finding> = findings.iter().filter(|f| f.subject == subject).collect();
+            let mine = by_subject.remove(&subject).unwrap_or_default();
             let errors: Vec<String> = mine
                 .iter()
                 .filter(|f| f.severity == Severity::Error)

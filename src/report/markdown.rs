@@ -12,8 +12,8 @@
 use super::md::{self, anchor, anchor_link, bounded_table, cell, fence_for};
 pub use super::md::{cell_code, code, link, md_escape, text};
 use super::model::{
-    Check, CoverageStatus, CriterionResult, DrillResult, DrillTrial, Finding, Link, ProbeResult,
-    Report, SeriesValue, Severity, TimingStats, Verdict,
+    CoverageStatus, CriterionResult, DrillResult, DrillTrial, Finding, Link, ProbeResult, Report,
+    SeriesValue, Severity, TimingStats, Verdict,
 };
 use super::timeline_chart::{self, event_at};
 use crate::model::human_ms;
@@ -814,54 +814,98 @@ fn snapshot(s: &mut String, r: &Report) {
 }
 
 fn rule_audit(s: &mut String, r: &Report) {
+    use super::findings::{by_importance, summarise, worst_groups};
     if r.validation.is_empty() {
         return;
     }
     s.push_str(&anchor("rule-audit"));
+    let summary = summarise(&r.validation);
     let _ = writeln!(s, "## Rule audit\n");
     let _ = writeln!(
         s,
-        "Live checks of the loaded alert rules, the drills' alerts and the criteria's queries; nothing was injected. Any error fails the run.\n"
+        "Live checks of the loaded alert rules, their routing, the drills' alerts and the criteria's queries; nothing was injected. Any error fails the run. {} finding(s): {}.\n",
+        summary.all.total(),
+        summary.all
     );
-    // Findings alike but for the rule are one row ("228 rules: …").
-    let mut groups: Vec<(&Finding, Vec<&str>)> = Vec::new();
-    let mut index: BTreeMap<(Severity, Check, &str, Option<&str>), usize> = BTreeMap::new();
-    for f in &r.validation {
-        let key = (
-            f.severity,
-            f.check,
-            f.detail.as_str(),
-            f.selector.as_deref(),
+    let _ = writeln!(s, "| Check | Errors | Warnings | Info |\n|---|---|---|---|");
+    for (check, c) in &summary.by_check {
+        let _ = writeln!(s, "| {check} | {} | {} | {} |", c.error, c.warning, c.info);
+    }
+    s.push('\n');
+    let groups: Vec<_> = worst_groups(&summary)
+        .into_iter()
+        .filter(|((f, _), _)| !f.is_empty())
+        .collect();
+    if !groups.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Findings per rule file and group ({})</summary>\n",
+            groups.len()
         );
-        match index.get(&key) {
-            Some(&g) => groups[g].1.push(&f.subject),
-            None => {
-                index.insert(key, groups.len());
-                groups.push((f, vec![&f.subject]));
+        let _ = writeln!(
+            s,
+            "| File | Group | Errors | Warnings | Info |\n|---|---|---|---|---|"
+        );
+        for ((file, group), c) in groups {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                cell_code(file),
+                text(group),
+                c.error,
+                c.warning,
+                c.info
+            );
+        }
+        s.push_str("\n</details>\n\n");
+    }
+    let ordered = by_importance(&r.validation);
+    for (check, c) in &summary.by_check {
+        let open = if c.error > 0 { " open" } else { "" };
+        let _ = writeln!(
+            s,
+            "<details{open}><summary><code>{check}</code>: {c}</summary>\n"
+        );
+        // Findings alike but for the rule are one row ("228 rules: …").
+        let mut groups: Vec<(&Finding, Vec<String>)> = Vec::new();
+        let mut index: BTreeMap<(Severity, &str, Option<&str>), usize> = BTreeMap::new();
+        for f in ordered.iter().filter(|f| f.check == *check) {
+            let key = (f.severity, f.detail.as_str(), f.selector.as_deref());
+            let name = match (&f.file, &f.group) {
+                (Some(file), Some(group)) => format!("{file} › {group} › {}", f.subject),
+                _ => f.subject.clone(),
+            };
+            match index.get(&key) {
+                Some(&g) => groups[g].1.push(name),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push((f, vec![name]));
+                }
             }
         }
+        let rows: Vec<String> = groups
+            .iter()
+            .map(|(f, names)| {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                format!(
+                    "| {} | {} | {} | {} |",
+                    cell(&md::subjects(&names, "rules", 5)),
+                    severity_badge(f.severity),
+                    cell(&f.detail),
+                    f.selector.as_deref().map(cell_code).unwrap_or_default()
+                )
+            })
+            .collect();
+        bounded_table(
+            s,
+            "| Rule (file › group › alert) | Severity | Detail | Selector |\n|---|---|---|---|",
+            &rows,
+            md::ROWS_OPEN,
+            md::ROWS_MAX,
+            "findings",
+        );
+        s.push_str("</details>\n\n");
     }
-    let rows: Vec<String> = groups
-        .iter()
-        .map(|(f, names)| {
-            format!(
-                "| {} | {} | {} | {} | {} |",
-                cell(&md::subjects(names, "rules", 5)),
-                severity_badge(f.severity),
-                f.check,
-                cell(&f.detail),
-                f.selector.as_deref().map(cell_code).unwrap_or_default()
-            )
-        })
-        .collect();
-    bounded_table(
-        s,
-        "| Rule | Severity | Check | Detail | Selector |\n|---|---|---|---|---|",
-        &rows,
-        md::ROWS_OPEN,
-        md::ROWS_MAX,
-        "findings",
-    );
 }
 
 fn severity_badge(s: Severity) -> &'static str {

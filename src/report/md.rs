@@ -676,6 +676,9 @@ mod bound_tests {
         let out = bound(md, 2000);
         let note = &out[out.find("[!NOTE]").expect("a cut note")..];
         assert!(note.contains(&format!("\"{title}\"")), "{note}");
-        assert!(!note.replace("\\<", "").contains("<b>"), "unescaped HTML: {note}");
+        assert!(
+            !note.replace("\\<", "").contains("<b>"),
+            "unescaped HTML: {note}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! adding a format touches one file (plus its line in `write`).
 
 pub mod console;
+pub mod findings;
 pub mod github;
 pub mod json;
 pub mod junit;

@@ -291,6 +291,12 @@ pub enum Check {
     AbsentNamespace,
     /// The alert has a usable `runbook_url` annotation.
     RunbookUrl,
+    /// The alert carries, as static literals, the labels the target requires.
+    RequiredLabel,
+    /// An object-state gauge compared to zero has an `absent()` leg.
+    AbsentGuard,
+    /// The alert reaches the receiver the target expects in Alertmanager.
+    Routing,
 }
 
 impl Check {
@@ -302,6 +308,9 @@ impl Check {
             Check::SelectorSeries => "selector-series",
             Check::AbsentNamespace => "absent-namespace",
             Check::RunbookUrl => "runbook-url",
+            Check::RequiredLabel => "required-label",
+            Check::AbsentGuard => "absent-guard",
+            Check::Routing => "routing",
         }
     }
 }
@@ -323,6 +332,25 @@ pub struct Finding {
     /// The exact selector concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The rule file Prometheus loaded the rule from (rule findings only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The rule group (rule findings only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// Where Alertmanager routes one alerting rule's alerts, from its static
+/// labels (`firedrill validate`'s routing audit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRoute {
+    pub alert: String,
+    pub file: String,
+    pub group: String,
+    /// Receivers reached, in Alertmanager's order.
+    pub receivers: Vec<String>,
+    /// The matching routes (`route.routes[0]`, ...).
+    pub routes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,6 +379,10 @@ pub struct Report {
     /// Live rule audit findings (`firedrill validate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation: Vec<Finding>,
+    /// The routing audit's receivers per alert (`firedrill validate` with an
+    /// Alertmanager).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<AlertRoute>,
     /// Set by `trace-audit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_audit: Option<TraceAuditSummary>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use url::Url;
 
-use super::duration::HumanDuration;
+use super::duration::{HumanDuration, PositiveDuration};
 use super::error::{SourceLoc, SpecError, SpecErrorKind};
 use super::source::{deserialize_checked, SourceFile, TableError};
 use super::template::{self, Vars};
@@ -54,8 +54,39 @@ pub struct Target {
     /// drill loaded).
     pub drills: Option<Vec<String>>,
     pub endpoints: Endpoints,
+    /// What `firedrill validate` asks of the rules and routing (`[validate]`).
+    pub validate: ValidateSettings,
     /// The target's table in its file.
     pub source: SourceLoc,
+}
+
+/// `[targets.<name>.validate]`: the rule audit's policy for this platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidateSettings {
+    /// How far back a selector may have had series and still count.
+    pub lookback: Duration,
+    /// Labels every alerting rule must carry as static literals (routing
+    /// matches on them).
+    pub required_labels: Vec<String>,
+    /// Where alerts with given static labels must be routed.
+    pub expected_receivers: Vec<ExpectedReceiver>,
+}
+
+impl Default for ValidateSettings {
+    fn default() -> Self {
+        ValidateSettings {
+            lookback: Duration::from_secs(3600),
+            required_labels: Vec::new(),
+            expected_receivers: Vec::new(),
+        }
+    }
+}
+
+/// Alerts whose static labels include all of `labels` must reach `receiver`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedReceiver {
+    pub labels: BTreeMap<String, String>,
+    pub receiver: String,
 }
 
 /// How firedrill reaches the platform.
@@ -232,6 +263,8 @@ struct TargetFields {
     drill_time_scale: Option<TimeScale>,
     #[serde(default)]
     drills: Option<Vec<Name>>,
+    #[serde(default)]
+    validate: Option<RawValidate>,
 }
 
 /// `drill_time_scale`: a factor in (0, 10].
@@ -247,6 +280,82 @@ impl<'de> Deserialize<'de> for TimeScale {
             )));
         }
         Ok(TimeScale(v))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidate {
+    #[serde(default)]
+    lookback: Option<PositiveDuration>,
+    #[serde(default)]
+    required_labels: Vec<LabelName>,
+    #[serde(default)]
+    expected_receivers: Option<OneOrMany>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(RawExpectedReceiver),
+    Many(Vec<RawExpectedReceiver>),
+}
+
+/// `{ namespace = "x", receiver = "r" }`: `receiver` and label equalities.
+struct RawExpectedReceiver(ExpectedReceiver);
+
+impl<'de> Deserialize<'de> for RawExpectedReceiver {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut labels = BTreeMap::<String, String>::deserialize(d)?;
+        let receiver = labels.remove("receiver").filter(|r| !r.is_empty()).ok_or_else(|| {
+            serde::de::Error::custom(
+                "an expected_receivers entry needs `receiver = \"<Alertmanager receiver name>\"` next to the labels it applies to",
+            )
+        })?;
+        if let Some(bad) = labels.keys().find(|k| !is_label_name(k)) {
+            return Err(serde::de::Error::custom(format!(
+                "invalid label name {bad:?} in expected_receivers (expected [a-zA-Z_][a-zA-Z0-9_]*)"
+            )));
+        }
+        Ok(RawExpectedReceiver(ExpectedReceiver { labels, receiver }))
+    }
+}
+
+/// A Prometheus label name.
+struct LabelName(String);
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl<'de> Deserialize<'de> for LabelName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !is_label_name(&s) {
+            return Err(serde::de::Error::custom(format!(
+                "invalid label name {s:?} (expected [a-zA-Z_][a-zA-Z0-9_]*)"
+            )));
+        }
+        Ok(LabelName(s))
+    }
+}
+
+impl From<RawValidate> for ValidateSettings {
+    fn from(v: RawValidate) -> Self {
+        let d = ValidateSettings::default();
+        ValidateSettings {
+            lookback: v.lookback.map(|l| l.0).unwrap_or(d.lookback),
+            required_labels: v.required_labels.into_iter().map(|l| l.0).collect(),
+            expected_receivers: match v.expected_receivers {
+                None => Vec::new(),
+                Some(OneOrMany::One(one)) => vec![one.0],
+                Some(OneOrMany::Many(many)) => many.into_iter().map(|e| e.0).collect(),
+            },
+        }
     }
 }
 
@@ -546,6 +655,7 @@ fn build(
         drill_time_scale: f.drill_time_scale.map(|s| s.0).unwrap_or(1.0),
         drills: f.drills.map(|d| d.into_iter().map(|n| n.0).collect()),
         endpoints,
+        validate: f.validate.map(Into::into).unwrap_or_default(),
         source: SourceLoc {
             file: file.path.clone(),
             line,

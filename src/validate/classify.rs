@@ -1,55 +1,341 @@
-//! The audit's decisions, without I/O: which series questions a rule
-//! raises, and what the answers mean.
+//! The audit's decisions, without I/O: which questions a rule raises
+//! (PromQL instant queries that each answer with one number or a handful
+//! of samples, never a series list), and what the answers mean.
 
 use crate::clients::prometheus::{PromError, QueryResult, Rule};
-use crate::promql::{selectors, SelectorRef};
+use crate::promql::{selectors, zero_compared, Role, SelectorRef};
 use crate::report::model::{Check, Finding, Severity};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// What `/api/v1/series` said about one `match[]`.
+/// A loaded alerting rule and where it was loaded from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRule {
+    pub file: String,
+    pub group: String,
+    pub rule: Rule,
+}
+
+/// What the target asks of every alerting rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SeriesAnswer {
-    /// This many series over the lookback.
-    Count(usize),
-    /// Prometheus refused the selector (e.g. `bad_data`).
-    Refused(String),
+pub struct Policy {
+    /// How far back a selector may have had series and still count.
+    pub lookback: Duration,
+    /// Labels every alerting rule must carry as static literals.
+    pub required_labels: Vec<String>,
 }
 
-/// Answers keyed by the `match[]` asked.
-pub type SeriesAnswers = BTreeMap<String, SeriesAnswer>;
-
-/// `match[]` for "the metric name exists at all".
-pub fn name_selector(metric: &str) -> String {
-    format!("{{__name__=\"{metric}\"}}")
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            lookback: Duration::from_secs(3600),
+            required_labels: Vec::new(),
+        }
+    }
 }
 
-/// The `match[]` selectors [`classify_rule`] needs answers for. Empty if
-/// the expression does not parse (that is a finding of its own).
-pub fn series_questions(rule: &Rule) -> Vec<String> {
-    let Ok(refs) = selectors(&rule.query) else {
-        return Vec::new();
+/// One instant query's answer: its samples (labels, value), or why
+/// Prometheus refused it.
+pub type Answer = Result<Vec<(BTreeMap<String, String>, f64)>, String>;
+
+/// Answers keyed by the query asked.
+pub type Answers = BTreeMap<String, Answer>;
+
+/// Metrics that exist only while something happens (an alert pending or
+/// firing): empty over the lookback is their normal state.
+const STATE_METRICS: [&str; 2] = ["ALERTS", "ALERTS_FOR_STATE"];
+
+/// Values shown for a label whose matcher matches nothing.
+const VALUES_SHOWN: usize = 5;
+
+fn range(lookback: Duration) -> String {
+    format!("{}s", lookback.as_secs().max(1))
+}
+
+/// Where a count is taken: at the instant (cheap: the index and one
+/// sample per series) or over the lookback (reads every sample in it, so
+/// only asked once the instant came back empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Now,
+    Lookback(Duration),
+}
+
+fn over(sel: &str, w: Window) -> String {
+    match w {
+        Window::Now => sel.to_string(),
+        Window::Lookback(lb) => format!("last_over_time({sel}[{}])", range(lb)),
+    }
+}
+
+/// How many series `sel` has in `w`: one number (empty when none).
+pub fn count_query(sel: &str, w: Window) -> String {
+    format!("count({})", over(sel, w))
+}
+
+/// `{__name__="metric"}`, plus `matcher` if any.
+pub fn name_selector(metric: &str, matcher: Option<&str>) -> String {
+    match matcher {
+        Some(m) => format!("{{__name__={},{m}}}", quote(metric)),
+        None => format!("{{__name__={}}}", quote(metric)),
+    }
+}
+
+/// The most common values of `label` on `metric` in `w`.
+pub fn values_query(metric: &str, label: &str, w: Window) -> String {
+    format!(
+        "topk({VALUES_SHOWN}, count by ({label}) ({}))",
+        over(&name_selector(metric, None), w)
+    )
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+/// The samples of an instant-query answer, for [`Answer`].
+pub fn answer_of(result: Result<QueryResult, PromError>) -> Result<Answer, PromError> {
+    match result {
+        Ok(QueryResult::Vector(v)) => Ok(Ok(v
+            .into_iter()
+            .map(|s| {
+                let value = s.value.value();
+                (s.metric, value)
+            })
+            .collect())),
+        Ok(QueryResult::Scalar(s)) => Ok(Ok(vec![(BTreeMap::new(), s.value())])),
+        Ok(QueryResult::Matrix(_) | QueryResult::String(_)) => {
+            Ok(Err("unexpected result type".into()))
+        }
+        Err(PromError::Api {
+            error_type, error, ..
+        }) => Ok(Err(format!("{error_type}: {error}"))),
+        Err(e) => Err(e),
+    }
+}
+
+fn number(a: Option<&Answer>) -> Option<Result<Option<f64>, String>> {
+    match a? {
+        Ok(s) => Some(Ok(s.first().map(|(_, v)| *v))),
+        Err(e) => Some(Err(e.clone())),
+    }
+}
+
+/// What the audit reads from one expression, parsed once (rules that
+/// share an expression can share it too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// Every selector, or why firedrill's parser rejects the expression.
+    pub refs: Result<Vec<SelectorRef>, String>,
+    /// The selectors to check, once each (`Blocking` before
+    /// `FiresOnAbsence` for the same selector).
+    pub checked: Vec<SelectorRef>,
+    /// Selectors compared to zero as the alert's whole condition.
+    pub zero_compared: Vec<SelectorRef>,
+}
+
+pub fn analyse(expr: &str) -> Analysis {
+    let refs = selectors(expr);
+    let mut checked: Vec<SelectorRef> = refs.clone().unwrap_or_default();
+    checked.retain(|r| r.role != Role::NotBlocking);
+    checked.sort_by(|a, b| (a.role, &a.selector).cmp(&(b.role, &b.selector)));
+    checked.dedup_by(|a, b| a.selector == b.selector && a.role == b.role);
+    let zero_compared = if refs.is_ok() {
+        zero_compared(expr)
+    } else {
+        Vec::new()
     };
-    let mut qs: Vec<String> = refs
+    Analysis {
+        refs,
+        checked,
+        zero_compared,
+    }
+}
+
+/// The queries [`classify_rule`] needs next, given what is known so far.
+/// Ask them, add the answers, and call again until it returns nothing
+/// (at most [`MAX_ROUNDS`] rounds).
+pub fn questions(a: &Analysis, answers: &Answers, policy: &Policy) -> Vec<String> {
+    let mut qs: Vec<String> = a
+        .checked
         .iter()
-        .filter_map(|r| match (r.in_absent || guarded(r, &refs), &r.metric) {
-            (false, _) => Some(r.selector.clone()),
-            (true, Some(m)) => Some(name_selector(m)),
-            (true, None) => None,
-        })
+        .filter_map(|r| resolve(r, answers, policy).err())
+        .flatten()
+        .filter(|q| !answers.contains_key(q))
         .collect();
     qs.sort();
     qs.dedup();
     qs
 }
 
-/// A plain selector also read inside `absent()` in the same rule
-/// (`absent(x{..}) or x{..} == 0`): the rule covers its emptiness.
-fn guarded(r: &SelectorRef, all: &[SelectorRef]) -> bool {
-    !r.in_absent && all.iter().any(|o| o.in_absent && o.selector == r.selector)
+/// The longest chain [`resolve`] asks along: now, lookback, name now,
+/// name over the lookback, each matcher, label values.
+pub const MAX_ROUNDS: usize = 6;
+
+/// A selector's finding (`Ok(None)`: nothing to say), or the queries still
+/// needed to decide it. Each step asks the cheapest question that can
+/// settle it: the instant first, the lookback only when the instant is
+/// empty.
+fn resolve(
+    r: &SelectorRef,
+    answers: &Answers,
+    policy: &Policy,
+) -> Result<Option<(Severity, String)>, Vec<String>> {
+    let lb = Window::Lookback(policy.lookback);
+    let lookback = humantime::format_duration(policy.lookback).to_string();
+    // The number a query answered: Err(queries) if not asked yet.
+    let ask = |q: String| -> Result<Result<Option<f64>, String>, Vec<String>> {
+        number(answers.get(&q)).ok_or_else(|| vec![q.clone()])
+    };
+    let refused = |q: String, e: String| {
+        Ok(Some((
+            Severity::Error,
+            format!("Prometheus did not answer the query {q}: {e}"),
+        )))
+    };
+    let state = r
+        .metric
+        .as_deref()
+        .is_some_and(|m| STATE_METRICS.contains(&m));
+    if r.role == Role::FiresOnAbsence {
+        let Some(m) = r.metric.as_deref() else {
+            return Ok(None);
+        };
+        for w in [Window::Now, lb] {
+            let q = count_query(&name_selector(m, None), w);
+            match ask(q.clone())? {
+                Err(e) => return refused(q, e),
+                Ok(Some(_)) => return Ok(None),
+                Ok(None) => {}
+            }
+        }
+        if state {
+            return Ok(None);
+        }
+        return Ok(Some((
+            Severity::Warning,
+            format!(
+                "metric {m} had no series at all in the last {lookback}: read by absent(), so the rule fires on its absence; check the name is spelled as the exporter exposes it"
+            ),
+        )));
+    }
+    let q = count_query(&r.selector, Window::Now);
+    match ask(q.clone())? {
+        Err(e) => return refused(q, e),
+        Ok(Some(_)) => return Ok(None),
+        Ok(None) => {}
+    }
+    let q = count_query(&r.selector, lb);
+    match ask(q.clone())? {
+        Err(e) => return refused(q, e),
+        Ok(Some(_)) => {
+            return Ok(Some((
+                Severity::Info,
+                format!(
+                    "had series within the last {lookback} but has none now: a series that exists only while something happens; the rule can fire when it returns"
+                ),
+            )))
+        }
+        Ok(None) => {}
+    }
+    if state {
+        return Ok(Some((
+            Severity::Info,
+            format!(
+                "{} is a state series (present only while alerts are pending or firing) and had none in the last {lookback}; normal when nothing fires",
+                r.metric.as_deref().unwrap_or_default()
+            ),
+        )));
+    }
+    let Some(m) = r.metric.as_deref() else {
+        return Ok(Some((
+            Severity::Error,
+            format!("matched no series in the last {lookback}, so the rule silently never fires. Check the selector against the exporters' /metrics"),
+        )));
+    };
+    // Where the metric has series: now, else somewhere in the lookback.
+    let mut window = None;
+    for w in [Window::Now, lb] {
+        let q = count_query(&name_selector(m, None), w);
+        match ask(q.clone())? {
+            Err(e) => return refused(q, e),
+            Ok(Some(_)) => {
+                window = Some(w);
+                break;
+            }
+            Ok(None) => {}
+        }
+    }
+    let Some(w) = window else {
+        return Ok(Some((
+            Severity::Error,
+            format!(
+                "metric {m} was never present in the last {lookback}, so the rule silently never fires. Check the metric name against the exporter's /metrics and that its scrape target is up"
+            ),
+        )));
+    };
+    // Each matcher alone, all asked in one round.
+    let mut pending = Vec::new();
+    let mut culprits = Vec::new();
+    for (label, matcher) in &r.matchers {
+        let q = count_query(&name_selector(m, Some(matcher)), w);
+        match ask(q.clone()) {
+            Err(more) => pending.extend(more),
+            Ok(Err(e)) => return refused(q, e),
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => culprits.push((label, matcher)),
+        }
+    }
+    if !pending.is_empty() {
+        return Err(pending);
+    }
+    let mut described = Vec::new();
+    for (label, matcher) in culprits {
+        let vq = values_query(m, label, w);
+        let seen = match answers.get(&vq) {
+            None => {
+                pending.push(vq);
+                continue;
+            }
+            Some(Err(e)) => format!("unknown ({e})"),
+            Some(Ok(samples)) if samples.is_empty() => "none".to_string(),
+            Some(Ok(samples)) => samples
+                .iter()
+                .map(|(l, _)| {
+                    l.get(label.as_str())
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_else(|| "(label absent)".into())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        described.push(format!("{matcher} (values seen: {seen})"));
+    }
+    if !pending.is_empty() {
+        return Err(pending);
+    }
+    let detail = if described.is_empty() {
+        format!(
+            "metric {m} exists, and each label matcher matches some of its series, but no series matched them all together in the last {lookback}: the rule never fires until one does"
+        )
+    } else {
+        format!(
+            "metric {m} exists but these label matchers match none of its series in the last {lookback}: {}. The rule never fires unless that value appears (normal for values that exist only during incidents, e.g. an error code)",
+            described.join("; ")
+        )
+    };
+    Ok(Some((Severity::Warning, detail)))
 }
 
-/// Every finding about one loaded alerting rule, given the series answers.
-pub fn classify_rule(rule: &Rule, answers: &SeriesAnswers) -> Vec<Finding> {
+/// Every finding about one loaded alerting rule, given the answers to its
+/// [`questions`].
+pub fn classify_rule(
+    ar: &AlertRule,
+    analysis: &Analysis,
+    answers: &Answers,
+    policy: &Policy,
+) -> Vec<Finding> {
+    let rule = &ar.rule;
     let mut out = Vec::new();
     let mut push = |severity, check, detail: String, selector: Option<String>| {
         out.push(Finding {
@@ -58,6 +344,8 @@ pub fn classify_rule(rule: &Rule, answers: &SeriesAnswers) -> Vec<Finding> {
             check,
             detail,
             selector,
+            file: Some(ar.file.clone()),
+            group: Some(ar.group.clone()),
         })
     };
     if rule.health == "err" {
@@ -71,26 +359,52 @@ pub fn classify_rule(rule: &Rule, answers: &SeriesAnswers) -> Vec<Finding> {
             None,
         );
     }
-    match selectors(&rule.query) {
-        Err(reason) => push(
-            Severity::Error,
-            Check::RuleHealth,
-            format!("the expression cannot be parsed ({reason})"),
-            None,
-        ),
+    let mut missing_required = Vec::new();
+    for label in &policy.required_labels {
+        if let Some(detail) = required_label_problem(rule, label) {
+            missing_required.push(label.as_str());
+            push(Severity::Error, Check::RequiredLabel, detail, None);
+        }
+    }
+    match &analysis.refs {
+        Err(reason) if rule.health != "err" => {
+            push(
+                Severity::Info,
+                Check::RuleHealth,
+                format!(
+                    "not analysed: Prometheus loaded and evaluates this rule, but firedrill's PromQL parser rejects it ({reason}); its selectors were not checked"
+                ),
+                None,
+            );
+        }
+        Err(_) => {}
         Ok(refs) => {
-            let mut seen = std::collections::BTreeSet::new();
-            for r in &refs {
-                if !seen.insert((r.selector.clone(), r.in_absent || guarded(r, &refs))) {
-                    continue;
-                }
-                if let Some((sev, detail)) = selector_finding(r, &refs, answers) {
+            for r in &analysis.checked {
+                if let Some((sev, detail)) = selector_finding(r, answers, policy) {
                     push(sev, Check::SelectorSeries, detail, Some(r.selector.clone()));
                 }
             }
-            if refs.iter().any(|r| r.in_absent) {
+            if refs.iter().any(|r| r.role == Role::FiresOnAbsence)
+                && !missing_required.contains(&"namespace")
+            {
                 if let Some(detail) = absent_namespace_problem(rule) {
                     push(Severity::Error, Check::AbsentNamespace, detail, None);
+                }
+            }
+            for z in &analysis.zero_compared {
+                let guarded = refs
+                    .iter()
+                    .any(|r| r.in_absent && r.metric.is_some() && r.metric == z.metric);
+                if !guarded {
+                    push(
+                        Severity::Warning,
+                        Check::AbsentGuard,
+                        format!(
+                            "compares {} to zero with no absent() leg over it: when the object is missing there is no series, the comparison is empty and the alert never fires (the seed's finding 4). Add `or absent({})`",
+                            z.selector, z.selector
+                        ),
+                        Some(z.selector.clone()),
+                    );
                 }
             }
         }
@@ -103,37 +417,30 @@ pub fn classify_rule(rule: &Rule, answers: &SeriesAnswers) -> Vec<Finding> {
 
 fn selector_finding(
     r: &SelectorRef,
-    all: &[SelectorRef],
-    answers: &SeriesAnswers,
+    answers: &Answers,
+    policy: &Policy,
 ) -> Option<(Severity, String)> {
-    let absent_leg = r.in_absent || guarded(r, all);
-    let asked = match (absent_leg, &r.metric) {
-        (false, _) => r.selector.clone(),
-        (true, Some(m)) => name_selector(m),
-        // `absent({job="x"})`: no name to look for; its emptiness is the point.
-        (true, None) => return None,
-    };
-    match answers.get(&asked) {
-        Some(SeriesAnswer::Count(n)) if *n > 0 => None,
-        Some(SeriesAnswer::Refused(e)) => Some((
+    match resolve(r, answers, policy) {
+        Ok(f) => f,
+        Err(qs) => Some((
             Severity::Error,
-            format!("Prometheus refused the series query {asked}: {e}"),
+            format!("no answer for {} (audit bug)", qs.join(", ")),
         )),
-        None => Some((
-            Severity::Error,
-            format!("no series answer for {asked} (audit bug)"),
+    }
+}
+
+/// `label` must be a literal, non-empty rule label: routing matches on it
+/// and a templated value is filled from the source series, which an
+/// absent() leg does not have.
+fn required_label_problem(rule: &Rule, label: &str) -> Option<String> {
+    match rule.labels.get(label).map(String::as_str) {
+        None | Some("") => Some(format!(
+            "the rule has no static `{label}` label, which the target requires on every alert (its Alertmanager routes match on it). Add `{label}: <value>` under the rule's labels"
         )),
-        Some(SeriesAnswer::Count(_)) if absent_leg => Some((
-            Severity::Warning,
-            format!(
-                "metric {} has no series at all (guarded by absent(), so the rule fires on its absence; check the name is spelled as the exporter exposes it)",
-                r.metric.as_deref().unwrap_or_default()
-            ),
+        Some(v) if v.contains("{{") => Some(format!(
+            "the rule's `{label}` label is templated ({v:?}); the target requires a literal value, since routing matches on it and the source series may not carry it"
         )),
-        Some(SeriesAnswer::Count(_)) => Some((
-            Severity::Error,
-            "references a metric that does not exist, so it silently never fires: this selector matched no series in the lookback. Check the metric name and labels against the exporter's /metrics and that its scrape target is up".to_string(),
-        )),
+        Some(_) => None,
     }
 }
 
@@ -191,10 +498,12 @@ pub fn missing_drill_alerts<'a>(
             severity: Severity::Error,
             check: Check::DrillAlert,
             detail: format!(
-                "alert {alert} is not loaded in Prometheus (loaded: {}): the drill can never pass. Check the name and that the rule file is in rule_files",
-                if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") }
+                "alert {alert} is not loaded in Prometheus ({}): the drill can never pass. Check the name and that the rule file is in rule_files",
+                nearest_names(alert, loaded)
             ),
             selector: None,
+            file: None,
+            group: None,
         })
         .collect()
 }
@@ -210,6 +519,8 @@ pub fn criterion_not_checked(id: &str, missing: &str) -> Finding {
             "not checked: the query needs {{{{{missing}}}}}, which only a run provides"
         ),
         selector: None,
+        file: None,
+        group: None,
     }
 }
 
@@ -224,6 +535,8 @@ pub fn criterion_unsafe_value(id: &str, name: &str, reason: &str) -> Finding {
             "not checked: the value of {{{{{name}}}}} cannot be placed in the query safely ({reason})"
         ),
         selector: None,
+        file: None,
+        group: None,
     }
 }
 
@@ -239,6 +552,8 @@ pub fn classify_criterion(
         check: Check::CriterionQuery,
         detail,
         selector: Some(query.to_string()),
+        file: None,
+        group: None,
     };
     let empty = match answer {
         Ok(QueryResult::Vector(v)) => v.is_empty(),
@@ -260,4 +575,29 @@ pub fn classify_criterion(
             "the query returns no data now (over a 5m window); the criterion would be decided by its on_empty rule".into(),
         )
     })
+}
+
+/// Names shown when a drill's alert is not loaded.
+const NEAREST_SHOWN: usize = 5;
+
+/// "did you mean A, B?" from the loaded names closest to `wanted`, never
+/// the whole list.
+fn nearest_names(wanted: &str, loaded: &[String]) -> String {
+    if loaded.is_empty() {
+        return "no alerting rules are loaded".into();
+    }
+    let w = wanted.to_lowercase();
+    let mut scored: Vec<(f64, &String)> = loaded
+        .iter()
+        .map(|l| (strsim::jaro_winkler(&w, &l.to_lowercase()), l))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    let mut names: Vec<&str> = scored.iter().map(|(_, l)| l.as_str()).collect();
+    names.dedup();
+    names.truncate(NEAREST_SHOWN);
+    format!(
+        "{} alerting rules loaded; nearest names: {}",
+        loaded.len(),
+        names.join(", ")
+    )
 }

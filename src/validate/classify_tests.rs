@@ -28,15 +28,40 @@ const RB: Option<&str> = Some("docs/runbook.md#x");
 /// (severity, check, selector) triples, for compact expectations.
 type Got = Vec<(Severity, Check, Option<String>)>;
 
+fn ar(rule: Rule) -> AlertRule {
+    AlertRule {
+        file: "/rules/a.yml".into(),
+        group: "g".into(),
+        rule,
+    }
+}
+
+/// A fake Prometheus: `present` lists the selectors (and bare metric
+/// names) that have series now; every query is answered as the real one
+/// would for that state, round after round.
+fn answer_all(r: &Rule, present: &[&str], policy: &Policy) -> Answers {
+    let mut answers = Answers::new();
+    for _ in 0..MAX_ROUNDS {
+        for q in questions(&analyse(&r.query), &answers, policy) {
+            let hit = present.iter().any(|p| {
+                q == count_query(p, Window::Now)
+                    || q == count_query(&name_selector(p, None), Window::Now)
+            });
+            let a = if hit {
+                vec![(Default::default(), 1.0)]
+            } else {
+                vec![]
+            };
+            answers.insert(q, Ok(a));
+        }
+    }
+    answers
+}
+
 fn run(r: &Rule, present: &[&str]) -> Got {
-    let answers: SeriesAnswers = series_questions(r)
-        .into_iter()
-        .map(|q| {
-            let n = usize::from(present.contains(&q.as_str()));
-            (q, SeriesAnswer::Count(n))
-        })
-        .collect();
-    classify_rule(r, &answers)
+    let policy = Policy::default();
+    let answers = answer_all(r, present, &policy);
+    classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy)
         .into_iter()
         .map(|f| (f.severity, f.check, f.selector))
         .collect()
@@ -71,7 +96,7 @@ fn rules_and_series_answers_become_findings() {
         (
             "absent leg: emptiness is the point, only the name is checked",
             rule("A", r#"absent(up{job="c"}) or up{job="c"} == 0"#, NS, RB),
-            &[r#"{__name__="up"}"#],
+            &["up"],
             vec![],
         ),
         (
@@ -83,7 +108,7 @@ fn rules_and_series_answers_become_findings() {
         (
             "absent without a static namespace label",
             rule("A", r#"absent(up{job="c"})"#, &[("severity", "page")], RB),
-            &[r#"{__name__="up"}"#],
+            &["up"],
             vec![(Error, AbsentNamespace, None)],
         ),
         (
@@ -94,38 +119,103 @@ fn rules_and_series_answers_become_findings() {
                 &[("namespace", "{{ $labels.namespace }}")],
                 RB,
             ),
-            &[r#"{__name__="up"}"#],
+            &["up"],
             vec![(Error, AbsentNamespace, None)],
         ),
         (
             "no absent leg needs no namespace label",
-            rule("A", "up == 0", &[], RB),
+            rule("A", "up > 1", &[], RB),
             &["up"],
             vec![],
         ),
         (
             "missing runbook",
-            rule("A", "up == 0", NS, None),
+            rule("A", "up > 1", NS, None),
             &["up"],
             vec![(Error, RunbookUrl, None)],
         ),
         (
             "runbook without anchor",
-            rule("A", "up == 0", NS, Some("docs/runbook.md")),
+            rule("A", "up > 1", NS, Some("docs/runbook.md")),
             &["up"],
             vec![(Warning, RunbookUrl, None)],
         ),
         (
             "runbook URL",
-            rule("A", "up == 0", NS, Some("https://wiki.example/runbook")),
+            rule("A", "up > 1", NS, Some("https://wiki.example/runbook")),
             &["up"],
             vec![],
         ),
         (
-            "unparsable expression",
+            "an expression our parser rejects but Prometheus loaded is not analysed",
             rule("A", "sum(", NS, RB),
             &[],
-            vec![(Error, RuleHealth, None)],
+            vec![(Info, RuleHealth, None)],
+        ),
+        (
+            "right side of unless is not a never-fires finding",
+            rule(
+                "KubeletDown",
+                r#"rate(kubelet_errors_total{job="kubelet"}[5m]) > 0 unless on(node) kube_node_spec_taint{effect="NoSchedule"}"#,
+                NS,
+                RB,
+            ),
+            &[r#"kubelet_errors_total{job="kubelet"}"#],
+            vec![],
+        ),
+        (
+            "or vector(0) fallback",
+            rule(
+                "A",
+                r#"(count(redis_instance_info{role="master"}) or vector(0)) < 1"#,
+                NS,
+                RB,
+            ),
+            &[],
+            vec![],
+        ),
+        (
+            "or 0 * absent() fallback is neither never-fires nor fires-on-absence",
+            rule(
+                "A",
+                "sum(rate(x_total[5m])) > 1 or 0 * absent(nope)",
+                NS,
+                RB,
+            ),
+            &[],
+            vec![],
+        ),
+        (
+            "state series empty over the lookback is info",
+            rule("A", r#"ALERTS{severity="info"} > 0"#, NS, RB),
+            &[],
+            vec![(Info, SelectorSeries, sel(r#"ALERTS{severity="info"}"#))],
+        ),
+        (
+            "object-state gauge compared to zero without absent()",
+            rule(
+                "OrchestratorDown",
+                r#"kube_deployment_status_replicas_available{deployment="o"} == 0"#,
+                NS,
+                RB,
+            ),
+            &[r#"kube_deployment_status_replicas_available{deployment="o"}"#],
+            vec![(
+                Warning,
+                AbsentGuard,
+                sel(r#"kube_deployment_status_replicas_available{deployment="o"}"#),
+            )],
+        ),
+        (
+            "the same with its absent() leg",
+            rule(
+                "OrchestratorDown",
+                r#"kube_deployment_status_replicas_available{deployment="o"} == 0 or absent(kube_deployment_status_replicas_available{deployment="o"})"#,
+                NS,
+                RB,
+            ),
+            &["kube_deployment_status_replicas_available"],
+            vec![],
         ),
     ];
     for (what, r, present, want) in cases {
@@ -134,32 +224,138 @@ fn rules_and_series_answers_become_findings() {
 }
 
 #[test]
-fn unhealthy_rule_and_refused_selector_are_errors() {
+fn unhealthy_rule_and_refused_query_are_errors() {
     let mut r = rule("A", r#"x{a="b"} > 0"#, NS, RB);
     r.health = "err".into();
     r.last_error = Some("boom".into());
-    let answers: SeriesAnswers = [(
-        r#"x{a="b"}"#.to_string(),
-        SeriesAnswer::Refused("bad_data: nope".into()),
+    let policy = Policy::default();
+    let answers: Answers = [(
+        count_query(r#"x{a="b"}"#, Window::Now),
+        Err("bad_data: nope".into()),
     )]
     .into();
-    let f = classify_rule(&r, &answers);
+    let f = classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy);
     assert_eq!(f.len(), 2, "{f:?}");
     assert_eq!(f[0].check, Check::RuleHealth);
     assert!(f[0].detail.contains("boom"));
     assert_eq!(f[1].check, Check::SelectorSeries);
     assert!(f[1].detail.contains("bad_data"), "{}", f[1].detail);
+    assert_eq!(f[1].file.as_deref(), Some("/rules/a.yml"));
+    assert_eq!(f[1].group.as_deref(), Some("g"));
 }
 
 #[test]
-fn missing_metric_detail_says_it_silently_never_fires() {
-    let r = rule("A", "ghost_metric > 0", NS, RB);
-    let answers: SeriesAnswers = [("ghost_metric".into(), SeriesAnswer::Count(0))].into();
-    let f = classify_rule(&r, &answers);
-    assert_eq!(f[0].selector.as_deref(), Some("ghost_metric"));
-    assert!(f[0]
-        .detail
-        .starts_with("references a metric that does not exist, so it silently never fires"));
+fn the_detail_says_what_is_really_wrong() {
+    let policy = Policy::default();
+    let lb = policy.lookback;
+    let detail = |expr: &str, answers: &[(String, Vec<(&str, f64)>)]| {
+        let r = rule("A", expr, NS, RB);
+        let answers: Answers = answers
+            .iter()
+            .map(|(q, samples)| {
+                let s = samples
+                    .iter()
+                    .map(|(l, v)| {
+                        let labels = if l.is_empty() {
+                            Default::default()
+                        } else {
+                            let (k, val) = l.split_once('=').unwrap();
+                            [(k.to_string(), val.to_string())].into()
+                        };
+                        (labels, *v)
+                    })
+                    .collect();
+                (q.clone(), Ok(s))
+            })
+            .collect();
+        let f = classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy);
+        assert_eq!(f.len(), 1, "{f:?} {answers:#?}");
+        (f[0].severity, f[0].detail.clone())
+    };
+    let now = Window::Now;
+    let lbw = Window::Lookback(lb);
+    let name = |m: &str, matcher: Option<&str>, w| count_query(&name_selector(m, matcher), w);
+    // Metric never present: neither now nor over the lookback.
+    let (sev, d) = detail(
+        "ghost_metric > 0",
+        &[
+            (count_query("ghost_metric", now), vec![]),
+            (count_query("ghost_metric", lbw), vec![]),
+            (name("ghost_metric", None, now), vec![]),
+            (name("ghost_metric", None, lbw), vec![]),
+        ],
+    );
+    assert_eq!(sev, Severity::Error);
+    assert!(d.contains("metric ghost_metric was never present"), "{d}");
+    assert!(d.contains("silently never fires"), "{d}");
+    // Metric present, one label matcher matches nothing: name it and show values.
+    let sel = r#"http_requests_total{code="503",job="api"}"#;
+    let m = "http_requests_total";
+    let (sev, d) = detail(
+        r#"http_requests_total{code="503",job="api"} > 0"#,
+        &[
+            (count_query(sel, now), vec![]),
+            (count_query(sel, lbw), vec![]),
+            (name(m, None, now), vec![("", 9.0)]),
+            (name(m, Some(r#"job="api""#), now), vec![("", 4.0)]),
+            (name(m, Some(r#"code="503""#), now), vec![]),
+            (
+                values_query(m, "code", now),
+                vec![("code=200", 3.0), ("code=404", 1.0)],
+            ),
+        ],
+    );
+    assert_eq!(sev, Severity::Warning, "{d}");
+    assert!(d.contains("metric http_requests_total exists"), "{d}");
+    assert!(
+        d.contains(r#"code="503" (values seen: "200", "404")"#),
+        "{d}"
+    );
+    assert!(!d.contains("job="), "{d}");
+    // Had series in the lookback, none now.
+    let (sev, d) = detail(
+        "flappy > 0",
+        &[
+            (count_query("flappy", now), vec![]),
+            (count_query("flappy", lbw), vec![("", 3.0)]),
+        ],
+    );
+    assert_eq!(sev, Severity::Info);
+    assert!(d.contains("has none now"), "{d}");
+}
+
+#[test]
+fn required_labels_apply_to_every_alerting_rule() {
+    let policy = Policy {
+        required_labels: vec!["namespace".into(), "team".into()],
+        ..Policy::default()
+    };
+    let r = rule(
+        "A",
+        "up == 1",
+        &[("namespace", "{{ $labels.namespace }}"), ("team", "core")],
+        RB,
+    );
+    let answers = answer_all(&r, &["up"], &policy);
+    let f = classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].check, Check::RequiredLabel);
+    assert!(
+        f[0].detail.contains("`namespace` label is templated"),
+        "{}",
+        f[0].detail
+    );
+}
+
+#[test]
+fn questions_stop_once_answered() {
+    let r = rule("A", r#"x{a="b"} > 0"#, NS, RB);
+    let policy = Policy::default();
+    let answers = answer_all(&r, &["x"], &policy);
+    assert!(questions(&analyse(&r.query), &answers, &policy).is_empty());
+    // Now, the lookback, the name now, the one matcher, its values: five
+    // small answers, no series list.
+    assert_eq!(answers.len(), 5, "{answers:#?}");
 }
 
 #[test]
@@ -201,7 +397,23 @@ fn drills_whose_alert_is_not_loaded() {
         "{}",
         f[0].detail
     );
-    assert!(f[0].detail.contains("loaded: A, B"), "{}", f[0].detail);
+    assert!(
+        f[0].detail
+            .contains("2 alerting rules loaded; nearest names: A, B"),
+        "{}",
+        f[0].detail
+    );
+    let many: Vec<String> = (0..500).map(|i| format!("Alert{i}")).collect();
+    let mut loaded = many.clone();
+    loaded.push("KubeDeploymentReplicasMismatch".into());
+    let f = missing_drill_alerts([("d", "KubeDeploymentReplicaMismatch")], &loaded);
+    assert!(
+        f[0].detail
+            .contains("nearest names: KubeDeploymentReplicasMismatch,"),
+        "{}",
+        f[0].detail
+    );
+    assert!(f[0].detail.len() < 400, "{}", f[0].detail);
 }
 
 #[test]

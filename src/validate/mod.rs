@@ -8,21 +8,36 @@
 pub mod classify;
 #[cfg(test)]
 mod classify_tests;
+pub mod routing;
 
 use crate::accept::runtime_vars;
 use crate::accept::verdict::render_query;
-use crate::clients::prometheus::{PromError, Prometheus, Rule};
+use crate::clients::prometheus::{PromError, Prometheus};
 use crate::report::model::{Finding, RunWindow};
 use crate::spec::template::QueryRenderError;
 use crate::spec::{CriterionKind, Plan};
 use chrono::{DateTime, Utc};
-use classify::{SeriesAnswer, SeriesAnswers};
+use classify::{answer_of, AlertRule, Answers, Policy};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use std::time::Duration;
 
-/// How far back a selector may have had series and still count.
-pub const SERIES_LOOKBACK: Duration = Duration::from_secs(3600);
 /// The `{{window}}` criteria queries are rendered with.
 pub const CRITERION_WINDOW: Duration = Duration::from_secs(300);
+/// Queries in flight at once: each answers with one number, so this
+/// bounds the load on Prometheus, not the memory.
+const CONCURRENT_QUERIES: usize = 8;
+/// How long Prometheus may spend on one audit question before it gives up
+/// on it (that question becomes a finding; the audit goes on).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The rule-audit policy a plan's target asks for.
+pub fn policy(plan: &Plan) -> Policy {
+    let v = &plan.target.validate;
+    Policy {
+        lookback: v.lookback,
+        required_labels: v.required_labels.clone(),
+    }
+}
 
 /// Everything: criteria queries, drill alerts, then every loaded alerting rule.
 pub async fn audit(
@@ -30,56 +45,98 @@ pub async fn audit(
     plan: &Plan,
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
+    Ok(audit_loaded(prom, plan, now).await?.0)
+}
+
+/// [`audit`], also returning the loaded alerting rules (for the routing audit).
+pub async fn audit_loaded(
+    prom: &Prometheus,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Finding>, Vec<AlertRule>), PromError> {
     let mut out = audit_criteria(prom, plan, now).await?;
     let rules = alerting_rules(prom).await?;
-    let loaded: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    let loaded: Vec<String> = rules.iter().map(|r| r.rule.name.clone()).collect();
     out.extend(classify::missing_drill_alerts(
         plan.drills
             .iter()
             .map(|d| (d.name.as_str(), d.alert.as_str())),
         &loaded,
     ));
-    out.extend(audit_rules(prom, &rules, now).await?);
-    Ok(out)
+    out.extend(audit_rules(prom, &rules, &policy(plan), now).await?);
+    Ok((out, rules))
 }
 
-/// Every alerting rule Prometheus has loaded, in group order.
-pub async fn alerting_rules(prom: &Prometheus) -> Result<Vec<Rule>, PromError> {
+/// Every alerting rule Prometheus has loaded, in group order, with its
+/// file and group.
+pub async fn alerting_rules(prom: &Prometheus) -> Result<Vec<AlertRule>, PromError> {
     Ok(prom
         .rules()
         .await?
         .into_iter()
-        .flat_map(|g| g.rules)
-        .filter(|r| r.kind == "alerting")
+        .flat_map(|g| {
+            let (file, group) = (g.file, g.name);
+            g.rules.into_iter().map(move |rule| AlertRule {
+                file: file.clone(),
+                group: group.clone(),
+                rule,
+            })
+        })
+        .filter(|r| r.rule.kind == "alerting")
         .collect())
 }
 
-/// Findings for `rules`, asking `/api/v1/series` over the last hour.
+/// Findings for `rules`: each question is an instant query answering with
+/// one number (or a few label values), asked once however many rules
+/// share it, a few at a time.
 pub async fn audit_rules(
     prom: &Prometheus,
-    rules: &[Rule],
+    rules: &[AlertRule],
+    policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
-    let start = crate::timemath::before(now, SERIES_LOOKBACK);
-    let mut answers = SeriesAnswers::new();
-    let mut out = Vec::new();
-    for rule in rules {
-        for q in classify::series_questions(rule) {
-            if answers.contains_key(&q) {
-                continue;
-            }
-            let a = match prom.series(&q, start, now).await {
-                Ok(s) => SeriesAnswer::Count(s.len()),
-                Err(PromError::Api {
-                    error_type, error, ..
-                }) => SeriesAnswer::Refused(format!("{error_type}: {error}")),
-                Err(e) => return Err(e),
-            };
-            answers.insert(q, a);
-        }
-        out.extend(classify::classify_rule(rule, &answers));
+    // Parsed once per distinct expression: rule sets repeat expressions
+    // across files and groups.
+    let mut analyses: std::collections::HashMap<&str, classify::Analysis> =
+        std::collections::HashMap::new();
+    for r in rules {
+        analyses
+            .entry(r.rule.query.as_str())
+            .or_insert_with(|| classify::analyse(&r.rule.query));
     }
-    Ok(out)
+    let started = std::time::Instant::now();
+    let mut answers = Answers::new();
+    for round in 0..classify::MAX_ROUNDS {
+        let mut qs: Vec<String> = analyses
+            .values()
+            .flat_map(|a| classify::questions(a, &answers, policy))
+            .collect();
+        qs.sort();
+        qs.dedup();
+        if qs.is_empty() {
+            break;
+        }
+        let got: Vec<(String, classify::Answer)> = stream::iter(qs)
+            .map(|q| async move {
+                let a = answer_of(prom.query_bounded(&q, now, QUERY_TIMEOUT).await)?;
+                Ok::<_, PromError>((q, a))
+            })
+            .buffer_unordered(CONCURRENT_QUERIES)
+            .try_collect()
+            .await?;
+        tracing::debug!(
+            "rule audit round {round}: {} queries answered, {:?} since start",
+            got.len(),
+            started.elapsed()
+        );
+        answers.extend(got);
+    }
+    Ok(rules
+        .iter()
+        .flat_map(|r| {
+            classify::classify_rule(r, &analyses[r.rule.query.as_str()], &answers, policy)
+        })
+        .collect())
 }
 
 /// Renders each PromQL criterion over the last 5 minutes and runs it now.
@@ -116,4 +173,37 @@ pub async fn audit_criteria(
         }
     }
     Ok(out)
+}
+
+/// The routing audit: Alertmanager's running configuration, walked for
+/// each loaded alerting rule's static labels. An unreadable configuration
+/// is one error finding, not a stopped audit.
+pub async fn audit_routing(
+    am: &crate::clients::alertmanager::Alertmanager,
+    rules: &[AlertRule],
+    plan: &Plan,
+) -> Result<
+    (Vec<crate::report::model::AlertRoute>, Vec<Finding>),
+    crate::clients::alertmanager::AmError,
+> {
+    let yaml = am.config_original().await?;
+    match routing::parse_config(&yaml) {
+        Ok(root) => Ok(routing::audit_routes(
+            &root,
+            rules,
+            &plan.target.validate.expected_receivers,
+        )),
+        Err(e) => Ok((
+            Vec::new(),
+            vec![Finding {
+                subject: "alertmanager".into(),
+                severity: crate::report::model::Severity::Error,
+                check: crate::report::model::Check::Routing,
+                detail: format!("{e}; the routing audit did not run"),
+                selector: None,
+                file: None,
+                group: None,
+            }],
+        )),
+    }
 }
