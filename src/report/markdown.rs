@@ -348,21 +348,7 @@ fn verdict_table(s: &mut String, r: &Report, links: bool) {
         let _ = writeln!(s, "No checks ran.\n");
         return;
     }
-    let _ = writeln!(s, "| Check | Kind | Verdict | Detail |\n|---|---|---|---|");
-    let (mut shown, mut passing_shown) = (0, 0);
-    let (mut left_pass, mut left_other) = (0, 0);
-    for row in &rows {
-        let pass = row.verdict == Verdict::Pass;
-        if shown >= VERDICT_ROWS || (pass && passing_shown >= VERDICT_ROWS / 2) {
-            if pass {
-                left_pass += 1;
-            } else {
-                left_other += 1;
-            }
-            continue;
-        }
-        shown += 1;
-        passing_shown += usize::from(pass);
+    let line = |row: &VerdictRow| {
         let check = if !links {
             row.check.clone()
         } else if row.check.contains("](") {
@@ -371,23 +357,52 @@ fn verdict_table(s: &mut String, r: &Report, links: bool) {
         } else {
             format!("[{}](#{})", row.check, row.anchor)
         };
-
-        let _ = writeln!(
-            s,
+        format!(
             "| {check} | {} | {} | {} |",
             row.kind,
             row.verdict.badge(),
             row.detail
-        );
+        )
+    };
+    // Passing rows fill at most half the inline table.
+    let (mut inline, mut rest) = (Vec::new(), Vec::new());
+    let mut passing_shown = 0;
+    for row in &rows {
+        let pass = row.verdict == Verdict::Pass;
+        if inline.len() >= VERDICT_ROWS || (pass && passing_shown >= VERDICT_ROWS / 2) {
+            rest.push(row);
+            continue;
+        }
+        passing_shown += usize::from(pass);
+        inline.push(line(row));
     }
-    if left_pass + left_other > 0 {
-        let _ = writeln!(
-            s,
-            "| … | | | {} more check(s) not listed here ({left_other} not passing, {left_pass} passing); report.json has all |",
-            left_pass + left_other
-        );
+    let header = "| Check | Kind | Verdict | Detail |\n|---|---|---|---|";
+    let _ = writeln!(s, "{header}");
+    for l in &inline {
+        let _ = writeln!(s, "{l}");
     }
     s.push('\n');
+    if rest.is_empty() {
+        return;
+    }
+    let failing = rest.iter().filter(|r| r.verdict != Verdict::Pass).count();
+    if links {
+        // report.md lists every check: the rest collapsed (bounded as any table).
+        let more: Vec<String> = rest.iter().map(|r| line(r)).collect();
+        let _ = writeln!(
+            s,
+            "{} more check(s) ({failing} not passing) below.\n",
+            rest.len()
+        );
+        bounded_table(s, header, &more, 0, md::ROWS_MAX, "checks");
+    } else {
+        let _ = writeln!(
+            s,
+            "… {} more check(s) ({failing} not passing, {} passing): report.md lists them all.\n",
+            rest.len(),
+            rest.len() - failing
+        );
+    }
 }
 
 fn probe_detail(p: &ProbeResult) -> String {
