@@ -32,6 +32,7 @@ fn main() {
             Command::Snapshot(a) => commands::snapshot::run(g, a).await,
             Command::Validate(a) => commands::validate::run(g, a).await,
             Command::TraceAudit(a) => commands::trace_audit::run(g, a).await,
+            Command::Merge(a) => commands::merge::run(g, a),
         }
     });
     let code = match result {

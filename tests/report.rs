@@ -184,6 +184,7 @@ fn probe() -> ProbeResult {
             .into_iter()
             .map(|(le_ms, count)| LatencyBucket { le_ms, count })
             .collect(),
+            histogram: None,
         },
         throughput_per_s: 22.2,
         sentinel: Some(SentinelRef {
@@ -266,6 +267,7 @@ fn drill() -> DrillResult {
         ],
         manual_recovery: None,
         time_to_fire: None,
+        time_to_fire_histogram: None,
         notes: Vec::new(),
         journal: None,
     }
@@ -304,6 +306,8 @@ fn report() -> Report {
         criteria_window: None,
         validation: vec![],
         trace_audit: None,
+        inputs: Vec::new(),
+        baseline: None,
     };
     r.verdict = r.compute_verdict();
     r

@@ -2,9 +2,11 @@
 //! report, write it. Returns the exit code.
 
 pub mod accept;
+pub mod baseline;
 pub mod bench;
 pub mod drill;
 pub mod fleet;
+pub mod merge;
 pub mod pipeline;
 pub mod probe;
 pub mod recover;
@@ -103,6 +105,8 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         criteria_window: None,
         validation: Vec::new(),
         trace_audit: None,
+        inputs: Vec::new(),
+        baseline: None,
     }
 }
 

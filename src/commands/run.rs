@@ -27,6 +27,7 @@ pub struct RunOptions {
     pub require_snapshot: bool,
     pub github_check: bool,
     pub open_issue_on_failure: bool,
+    pub baseline: crate::cli::BaselineArgs,
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
@@ -44,6 +45,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
             require_snapshot: args.require_snapshot,
             github_check: args.github_check,
             open_issue_on_failure: args.open_issue_on_failure,
+            baseline: args.baseline.clone(),
         },
     )
     .await
@@ -152,10 +154,17 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     for e in &report.errors {
         eprintln!("error: {e}");
     }
+    report.verdict = report.compute_verdict();
+    super::baseline::attach(
+        &mut report,
+        &opts.baseline,
+        &super::baseline::thresholds(&plan),
+    );
     let dir = write_report(&mut report, &global.reports_dir)?;
     publish_to_github(&report, &dir, opts.github_check, opts.open_issue_on_failure).await;
     print_verdict(&report, &dir);
-    Ok(exit_code_for(&report).max(refused.unwrap_or(ExitCode::Success)))
+    let code = exit_code_for(&report).max(refused.unwrap_or(ExitCode::Success));
+    Ok(super::baseline::exit_code(code, &report, &opts.baseline))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -24,6 +24,7 @@ pub async fn run(global: &Global, args: &SmokeArgs) -> Result<ExitCode, Error> {
             require_snapshot: false,
             github_check: false,
             open_issue_on_failure: false,
+            baseline: args.baseline.clone(),
         },
     )
     .await

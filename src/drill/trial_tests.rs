@@ -284,6 +284,7 @@ fn result(trials: Vec<DrillTrial>) -> DrillResult {
         alert_urls: Vec::new(),
         manual_recovery: None,
         time_to_fire: None,
+        time_to_fire_histogram: None,
         notes: Vec::new(),
         journal: None,
     }

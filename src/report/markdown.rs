@@ -22,6 +22,7 @@ pub fn render(r: &Report) -> String {
     drills(&mut s, r);
     rule_audit(&mut s, r);
     trace_audit(&mut s, r);
+    super::compare_md::sections(&mut s, r);
     errors(&mut s, r);
     s
 }
@@ -31,6 +32,7 @@ pub fn render_summary(r: &Report) -> String {
     let mut s = String::new();
     head(&mut s, r);
     verdict_table(&mut s, r);
+    super::compare_md::sections(&mut s, r);
     s
 }
 

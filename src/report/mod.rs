@@ -1,11 +1,14 @@
 //! Report model and renderers. Renderers read only the `Report` value;
 //! adding a format touches one file (plus its line in `write`).
 
+pub mod baseline;
+pub mod compare_md;
 pub mod console;
 pub mod github;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod model;
 pub mod write;
 
