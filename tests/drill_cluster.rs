@@ -90,7 +90,8 @@ fn all_seven_drills_pass_on_the_local_stack_through_the_kubernetes_api() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     eprintln!(
         "drill --all --target local: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -154,6 +155,9 @@ impl Stack {
             .unwrap()
             .trim()
             .to_string();
+        // Keep reading what the stack prints: a closed pipe would make its
+        // next line fail.
+        std::thread::spawn(move || lines.for_each(drop));
         Stack {
             child,
             nats,
@@ -284,7 +288,8 @@ fn a_remote_style_target_on_a_running_stack_gives_the_same_verdicts() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert_all_passed(&report_json(&reports), &KUBE_DRILLS);
     // Every change was put back.
     let after = stack.get(SCALED_JOB);

@@ -284,6 +284,7 @@ fn report() -> Report {
             version: "0.0.0-test".into(),
             git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             git_ref: Some("main".into()),
+            commit_unknown_because: None,
         },
         target: TargetInfo {
             name: "local".into(),
@@ -432,8 +433,8 @@ fn markdown_shows_the_evidence_a_reviewer_needs() {
         "Evidence: Grafana dashboard fleet-overview, panel \"Cold-start latency\"",
         "unclosed left parenthesis",
         "the Grafana snapshot step has not run yet",
-        "| Time to fire, min / median / max | 5.695 s / 5.857 s / 6.020 s (2 of 2 trials fired) |",
-        "| 1 | ✅ pass | 0.695 s | 5.695 s | 6.935 s | 0.851 s | yes |",
+        "| Time to fire, min / median / max | 5.695\u{a0}s / 5.857\u{a0}s / 6.020\u{a0}s (2 of 2 trials fired) |",
+        "| 1 | ✅ pass | 0.695\u{a0}s | 5.695\u{a0}s | 6.935\u{a0}s | 0.851\u{a0}s | yes |",
         "[Prometheus alerts](http://127.0.0.1:39090/alerts)",
         "First sentinel: task `sentinel-20261123-0001`",
         "xychart-beta",
@@ -460,7 +461,7 @@ fn manual_recovery_is_loud_in_markdown_summary_and_junit() {
     });
     r.verdict = r.compute_verdict();
     let md = markdown::render(&r);
-    let block = "> [!CAUTION]\n> **MANUAL RECOVERY NEEDED: drill `worker-image-tag` could not revert its fault (`fleet: image-pull-backoff on copilot`). The fault may still be live.**\n>\n> The worker image is still \\`broken:tag\\`.\n>\n> Retry the revert:\n>\n> ```sh\n> firedrill recover --run 20261123T095400Z-3f9a\n> ```\n";
+    let block = "> [!CAUTION]\n> **MANUAL RECOVERY NEEDED: drill `worker-image-tag` could not revert its fault (`fleet: image-pull-backoff on copilot`). The fault may still be live.**\n>\n> The worker image is still `broken:tag`.\n>\n> Retry the revert:\n>\n> ```sh\n> firedrill recover --run 20261123T095400Z-3f9a\n> ```\n";
     // At the top (before the verdicts) and in the drill's own section.
     assert_eq!(md.matches(block).count(), 2, "{md}");
     assert!(md.find(block).unwrap() < md.find("## Verdicts").unwrap());
@@ -698,8 +699,8 @@ fn github_outputs_without_snapshot_and_with_odd_paths() {
 #[test]
 fn step_summary_is_capped_with_a_note() {
     let mut r = report();
-    // A huge report: thousands of criteria rows.
-    let one = r.criteria[0].clone();
+    // Thousands of criteria: the verdict table lists 200 and counts the rest.
+    let one = r.criteria[1].clone();
     r.criteria = (0..20_000)
         .map(|i| {
             let mut c = one.clone();
@@ -707,18 +708,49 @@ fn step_summary_is_capped_with_a_note() {
             c
         })
         .collect();
+    let table = markdown::render_summary(&r);
+    assert_eq!(table.matches("| criterion | ❌ fail |").count(), 199);
+    assert!(table.contains(
+        "| … | | | 19802 more check(s) not listed here (19801 not passing, 1 passing); report.json has all |"
+    ), "{}", &table[table.len() - 400..]);
+
+    // A head too big for the budget: a failed revert with thousands of
+    // recovery commands. The cut falls between whole lines, outside any
+    // code block.
+    r.drills[0].manual_recovery = Some(ManualRecovery {
+        summary: "A revert failed, so a fault may still be live.".into(),
+        steps: (0..3_000)
+            .map(|i| RecoveryStep {
+                label: format!("step {i}"),
+                command: format!(
+                    "kubectl -n daedalus annotate pod p{i} x={}",
+                    "y".repeat(200)
+                ),
+            })
+            .collect(),
+    });
     let full = markdown::render_summary(&r);
     assert!(full.len() > github::SUMMARY_BUDGET);
     let s = github::step_summary(&r, "reports/x/report.md", github::SUMMARY_BUDGET);
     assert!(s.len() <= github::SUMMARY_BUDGET, "{}", s.len());
     assert!(s.ends_with("> Truncated to stay under GitHub's step-summary limit: the full report is `reports/x/report.md` in this run's workflow artifact.\n"));
-    // Cut at a line boundary: the last table row is whole.
     let before_note = s.split("\n> [!NOTE]").next().unwrap();
-    assert!(
-        before_note.ends_with("|\n"),
-        "{}",
-        &before_note[before_note.len() - 80..]
-    );
+    assert!(before_note.ends_with('\n'));
+    let fences = before_note
+        .lines()
+        .filter(|l| l.trim_start_matches(['>', ' ']).starts_with("```"))
+        .count();
+    assert_eq!(fences % 2, 0, "cut inside a code block");
+    for block in code_blocks(before_note) {
+        assert!(
+            block.starts_with("kubectl -n daedalus annotate pod p"),
+            "{block}"
+        );
+        assert!(
+            block.trim_end().ends_with(&"y".repeat(200)),
+            "a command was cut: {block}"
+        );
+    }
 
     // publish() shrinks the budget when earlier steps used most of the 1 MiB.
     let dir = tempfile::tempdir().unwrap();
@@ -851,4 +883,62 @@ fn secrets_echoed_by_remotes_are_redacted_everywhere_in_the_report() {
     let mut plain = report();
     plain.redact_secrets();
     assert_eq!(plain, report());
+}
+
+#[test]
+fn summary_carries_every_failing_reason_with_links_only_in_the_report() {
+    let mut r = audited();
+    r.errors
+        .push("Alertmanager at http://127.0.0.1:39093 unreachable".into());
+    r.verdict = r.compute_verdict();
+    let summary = markdown::render_summary(&r);
+    for row in [
+        "| rule audit: selector-series | rule audit | ❌ fail | GhostMetric: references a metric that does not exist, so it silently never fires |",
+        "| AC2 E2E task asserted: the sentinel task's duration was recorded and is under 60\u{a0}s | criterion | ❌ fail | 1 of 1 series violate < 5: {} = 9 |",
+        "| run | error | ⚠️ error | Alertmanager at http://127.0.0.1:39093 unreachable |",
+    ] {
+        assert!(summary.contains(row), "missing {row:?} in\n{summary}");
+    }
+    // The check run gets the same table, under its 65,535-character limit.
+    let check_run = github::step_summary(&r, "reports/x/report.md", 65_535);
+    assert!(check_run.contains("| rule audit: selector-series | rule audit | ❌ fail |"));
+    // In report.md each check links to its section's anchor.
+    let md = markdown::render(&r);
+    assert!(md.contains("| [rule audit: selector-series](#rule-audit) | rule audit | ❌ fail |"));
+    assert!(md.contains("| [AC2 E2E task asserted"));
+    assert!(md.contains("](#criterion-2) | criterion | ❌ fail |"));
+    for anchor in ["rule-audit", "criterion-2", "drill-1", "probe-1", "errors"] {
+        assert!(
+            md.contains(&format!("<a name=\"{anchor}\"></a>\n\n")),
+            "{anchor}"
+        );
+    }
+    // Warnings alone pass the rule audit, and the row says what there is.
+    r.validation
+        .retain(|f| f.severity != firedrill::report::model::Severity::Error);
+    assert!(markdown::render_summary(&r).contains(
+        "| rule audit | rule audit | ✅ pass | no errors; 1 warning(s), 1 info finding(s) |"
+    ));
+}
+
+#[test]
+fn written_reports_never_stay_pending_and_the_head_says_what_is_unknown() {
+    let mut r = report();
+    r.close_pending();
+    let ac5 = &r.criteria[4];
+    assert_eq!(ac5.verdict, Verdict::Skipped);
+    assert_eq!(
+        ac5.reason,
+        "not decided by `firedrill smoke`, so skipped: the Grafana snapshot step has not run yet"
+    );
+    r.tool.git_commit = None;
+    r.tool.git_ref = None;
+    r.tool.commit_unknown_because =
+        Some("GITHUB_SHA is not set and /srv/x is not a git checkout with a commit".into());
+    r.target.description = String::new();
+    let md = markdown::render(&r);
+    assert!(!md.contains("⏳ pending"));
+    assert!(md.contains("| Commit | unknown: GITHUB_SHA is not set and /srv/x is not a git checkout with a commit |"), "{md}");
+    assert!(md.contains("| Target | **local** (local) |"), "{md}");
+    assert!(md.contains("⏭️ skipped | not decided by `firedrill smoke`, so skipped"));
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use firedrill::spec::criteria::{CmpOp, CriterionKind, OnEmpty};
-use firedrill::spec::drill::{Fault, FleetFault, ScaleKind};
+use firedrill::spec::drill::{Fault, ScaleKind};
 use firedrill::spec::probe::BUILTIN_SENTINEL_PROBE;
 use firedrill::spec::target::BUILTIN_LOCAL_TARGET;
 use firedrill::spec::{
@@ -71,7 +71,7 @@ const CASES: &[Case] = &[
     case("duration-over-cap", "local", "induced-failures/worker-crash.toml", Some(3), Some("deadline"), K::InvalidValue, "duration \"1000000years\" is longer than the maximum of 30 days (\"720h\")"),
     case("missing-key", "local", "acceptance/phase5.toml", Some(7), Some("criterion[1].title"), K::MissingKey, "missing required key \"title\" (add it to this [[criterion]] entry)"),
     case("unknown-target", "prod", "firedrill.toml", None, None, K::UnknownTarget, "known targets: local (built-in), staging"),
-    case("unknown-variable", "local", "acceptance/phase5.toml", Some(6), Some("criterion[0].query"), K::UnknownVariable, "unknown template variable {{windw}} (available here: end, namespace, sentinel.task_id, sentinel.trace_id, start, stream, window"),
+    case("unknown-variable", "local", "acceptance/phase5.toml", Some(6), Some("criterion[0].query"), K::UnknownVariable, "unknown template variable {{windw}} (available here: broken_worker_image, end, missing_stream, namespace, sentinel.task_id, sentinel.trace_id, start, stream, window"),
     case("invalid-pass-if", "local", "acceptance/phase5.toml", Some(5), Some("criterion[0].pass_if"), K::InvalidValue, "invalid pass_if \"below 1500\""),
     case("duplicate-criterion-id", "local", "acceptance/phase5.toml", Some(8), Some("criterion[1].id"), K::Duplicate, "criterion id \"AC1\" is already used at"),
     case("drill-name-mismatch", "local", "induced-failures/worker-crash.toml", Some(1), Some("name"), K::NameMismatch, "must equal the file name \"worker-crash\""),
@@ -86,7 +86,7 @@ const CASES: &[Case] = &[
     case("bad-env-var-name", "aks-test", "firedrill.toml", Some(6), Some("targets.aks-test.grafana_token_env"), K::InvalidValue, "invalid environment variable name"),
     case("snapshot-with-query", "local", "acceptance/phase5.toml", Some(1), Some("criterion[0].query"), K::InvalidValue, "does not apply to kind = \"snapshot\""),
     case("probe-outside-fleet", "local", "probes/sentinel.toml", Some(3), Some("subject"), K::InvalidValue, "not captured by the local fleet's stream (subjects: daedalus.tasks.>)"),
-    case("drill-unknown-variable", "local", "induced-failures/keda-error.toml", Some(3), Some("expect_labels.cluster"), K::UnknownVariable, "unknown template variable {{cluster}} (available here: namespace, stream;"),
+    case("drill-unknown-variable", "local", "induced-failures/keda-error.toml", Some(3), Some("expect_labels.cluster"), K::UnknownVariable, "unknown template variable {{cluster}} (available here: alert_receiver, broken_worker_image, collector_deployment, collector_namespace, consumer, missing_stream, namespace, orchestrator_deployment, stream, worker_scaledjob;"),
     case("spaced-template", "local", "acceptance/phase5.toml", Some(4), Some("criterion[0].query"), K::InvalidValue, "write {{sentinel.task_id}} without spaces"),
     case("unbalanced-query", "local", "acceptance/phase5.toml", Some(4), Some("criterion[0].query"), K::InvalidValue, "query is not valid PromQL: '(' at character 4 is never closed"),
     // Checked once, at load: the fault drivers take these as given.
@@ -272,7 +272,7 @@ const SEED_ALERTS: [(&str, &str); 7] = [
 ];
 
 #[test]
-fn repo_drills_cover_the_seven_alerts_with_fleet_faults() {
+fn repo_drills_cover_the_seven_alerts_as_cluster_operations() {
     let plan = repo_plan("local");
     let got: Vec<(&str, &str)> = plan
         .drills
@@ -281,41 +281,49 @@ fn repo_drills_cover_the_seven_alerts_with_fleet_faults() {
         .collect();
     assert_eq!(got, SEED_ALERTS);
     for drill in &plan.drills {
-        let Fault::Fleet { fault } = drill.fault else {
-            panic!("{}: local drills use kind = \"fleet\"", drill.name)
-        };
-        assert_eq!(
-            fault.as_str(),
-            drill.name,
-            "drills are named after their fault"
-        );
-        assert!(
-            drill.deadline <= Duration::from_secs(60),
-            "{}: local deadline",
-            drill.name
-        );
+        match &drill.fault {
+            Fault::KubernetesPatch(_) | Fault::KubernetesScale(_) => {}
+            Fault::Fleet { fault } => assert_eq!(
+                (drill.name.as_str(), fault.as_str()),
+                ("stream-unhealthy", "stream-unhealthy"),
+                "only stream-unhealthy needs the fleet switch"
+            ),
+            other => panic!("{}: {other:?}", drill.name),
+        }
         assert_eq!(
             drill.expect_labels.get("namespace").map(String::as_str),
             Some("daedalus")
         );
-        assert_eq!(drill.trials, 1);
-        assert!(!drill.silence);
+        assert_eq!(drill.expect_receiver.as_deref(), Some("firedrill"));
     }
+    // The cluster's deadlines, scaled by the local target's drill_time_scale.
+    let deadline = |name: &str| plan.drill(name).unwrap().deadline;
+    assert_eq!(deadline("worker-image-tag"), Duration::from_secs(36));
+    assert_eq!(deadline("worker-crash"), Duration::from_secs(144));
+
+    // The same files on the cluster target: names from its variables,
+    // times as written, stream-unhealthy left out of its list.
+    let cluster = repo_plan("aks-test");
     assert_eq!(
-        FleetFault::ALL.map(|f| f.as_str()).len(),
-        plan.drills.len(),
-        "one drill per fleet fault switch"
+        cluster.drill("worker-image-tag").unwrap().deadline,
+        Duration::from_secs(180)
     );
-    let consumer_stop = plan.drill("consumer-stop").unwrap();
-    let trigger = consumer_stop
-        .trigger
-        .as_ref()
-        .expect("consumer-stop publishes a backlog");
-    let probe = plan.probe(&trigger.probe).unwrap();
-    assert!(
-        trigger.count_with(probe) > 100,
-        "NATSConsumerLagUnbounded needs num_pending > 100"
+    let Fault::KubernetesScale(s) = &cluster.drill("collector-down").unwrap().fault else {
+        panic!()
+    };
+    assert_eq!(
+        (s.namespace.as_str(), s.name.as_str()),
+        ("monitoring", "otel-collector")
     );
+    let mut t = cluster.target.clone();
+    t.drills_allowed = true;
+    let planned: Vec<&str> = plan_drills(&t, &cluster.drills, &[])
+        .unwrap()
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert!(!planned.contains(&"stream-unhealthy"), "{planned:?}");
+    assert_eq!(planned.len(), 6);
 }
 
 #[test]

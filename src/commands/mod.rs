@@ -120,6 +120,7 @@ pub fn probe_results(outcomes: Vec<ProbeOutcome>) -> Vec<ProbeResult> {
 /// Writes every format into `<reports_dir>/<run-id>/` and prints where.
 pub fn write_report(report: &mut Report, reports_dir: &Path) -> Result<PathBuf, Error> {
     report.redact_secrets();
+    report.close_pending();
     report.verdict = report.compute_verdict();
     let dir = reports_dir.join(&report.run_id);
     let written =

@@ -129,7 +129,13 @@ pub async fn publish_to_github(report: &Report, dir: &Path, check: bool, issue_o
             return;
         }
     };
-    let summary = crate::report::markdown::render_summary(report);
+    // The head and verdict table (every failing check's reason), cut at a
+    // row under the check run's limit with a pointer to the artifact.
+    let summary = crate::report::github::step_summary(
+        report,
+        &report_md.display().to_string(),
+        crate::clients::github::SUMMARY_LIMIT,
+    );
     if check {
         let title = format!("firedrill {}: {}", report.target.name, report.verdict);
         match crate::clients::github::create_check_run(

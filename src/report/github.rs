@@ -56,13 +56,9 @@ pub fn step_summary(report: &Report, report_path: &str, budget: usize) -> String
         return s;
     }
     let keep = budget.saturating_sub(NOTE_ROOM);
-    let mut cut = keep.min(s.len());
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    if let Some(nl) = s[..cut].rfind('\n') {
-        cut = nl + 1;
-    }
+    // A row or line boundary outside code blocks (a recovery command is
+    // never cut in half).
+    let (cut, _) = super::md::cut_point(&s, keep);
     s.truncate(cut);
     s.push_str(&format!(
         "\n> [!NOTE]\n> Truncated to stay under GitHub's step-summary limit: the full report is {} in this run's workflow artifact.\n",

@@ -1,22 +1,30 @@
 //! `report.md`: what a reviewer reads, rendered for GitHub.
 //!
 //! Everything a reviewer needs is on the page: the run's head, the verdict
-//! table, and per check the evidence (the exact PromQL, its values with
-//! labels, links to Prometheus, Grafana and traces; drill timelines as
-//! tables and Mermaid charts). Plain GitHub-flavoured markdown, no raw HTML.
+//! table (every check with its reason and a link to its section), and per
+//! check the evidence (the exact PromQL, its values with labels, links to
+//! Prometheus, Grafana and traces; drill phases as a table and a Mermaid
+//! chart). GitHub-flavoured markdown; the only HTML is firedrill's own
+//! anchors and collapsed `<details>` sections. Bounded: long values are
+//! cut, long tables collapse, and the whole stays under
+//! [`md::REPORT_LIMIT`] (report.json keeps everything).
 
+use super::md::{self, anchor, anchor_link, bounded_table, cell, fence_for};
+pub use super::md::{cell_code, code, link, md_escape, text};
 use super::model::{
-    CriterionResult, DrillResult, DrillTrial, Link, ProbeResult, Report, SeriesValue, Severity,
-    TimingStats, Verdict,
+    Check, CriterionResult, DrillResult, DrillTrial, Finding, Link, ProbeResult, Report,
+    SeriesValue, Severity, TimingStats, Verdict,
 };
+use super::timeline_chart::{self, event_at};
 use crate::model::human_ms;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     head(&mut s, r);
-    verdict_table(&mut s, r);
+    verdict_table(&mut s, r, true);
     probes(&mut s, r);
     criteria(&mut s, r);
     drills(&mut s, r);
@@ -24,33 +32,40 @@ pub fn render(r: &Report) -> String {
     trace_audit(&mut s, r);
     super::compare_md::sections(&mut s, r);
     errors(&mut s, r);
-    s
+    md::bound(s, md::REPORT_LIMIT)
 }
 
-/// The head and verdict table alone (GitHub step summary uses this).
+/// The head and verdict table alone, with every failing check's reason
+/// (the GitHub step summary, check run and failure issue use this; the
+/// sections it would link to are not there, so it has no links).
 pub fn render_summary(r: &Report) -> String {
     let mut s = String::new();
     head(&mut s, r);
-    verdict_table(&mut s, r);
+    verdict_table(&mut s, r, false);
     super::compare_md::sections(&mut s, r);
     s
 }
 
 fn head(s: &mut String, r: &Report) {
     let _ = writeln!(s, "# firedrill acceptance report: {}\n", r.verdict.badge());
-    let _ = writeln!(s, "| | |\n|---|---|");
+    // The first pair is the header row: GitHub draws an empty header as a
+    // blank bar above the table.
     let _ = writeln!(
         s,
-        "| Run | {} (`firedrill {}`) |",
+        "| Run | {} ({}) |\n|---|---|",
         cell_code(&r.run_id),
-        md_escape(&r.command)
+        cell_code(&format!("firedrill {}", r.command))
     );
+    let description = if r.target.description.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", cell(&r.target.description))
+    };
     let _ = writeln!(
         s,
-        "| Target | **{}** ({}): {} |",
+        "| Target | **{}** ({}){description} |",
         text(&r.target.name),
         text(&r.target.kind),
-        text(&r.target.description)
     );
     let _ = writeln!(s, "| Namespace | {} |", cell_code(&r.target.namespace));
     let _ = writeln!(
@@ -58,20 +73,23 @@ fn head(s: &mut String, r: &Report) {
         "| Window | {} → {} ({}) |",
         utc(r.window.start),
         utc(r.window.end),
-        human_ms((r.window.end - r.window.start).num_milliseconds())
+        dur((r.window.end - r.window.start).num_milliseconds())
     );
     let _ = writeln!(
         s,
-        "| Commit | {} {} |",
+        "| Commit | {}{} |",
         r.tool
             .git_commit
             .as_deref()
             .map(cell_code)
-            .unwrap_or_else(|| "unknown".into()),
+            .unwrap_or_else(|| match &r.tool.commit_unknown_because {
+                Some(why) => format!("unknown: {}", cell(why)),
+                None => "unknown".into(),
+            }),
         r.tool
             .git_ref
             .as_deref()
-            .map(|c| format!("({})", cell_code(c)))
+            .map(|c| format!(" ({})", cell_code(c)))
             .unwrap_or_default()
     );
     let _ = writeln!(
@@ -146,36 +164,212 @@ fn quoted(s: &mut String, line: &str) {
     }
 }
 
-fn verdict_table(s: &mut String, r: &Report) {
+/// Rows the verdict table shows at most (not passing ones first in line for
+/// the room; every check still has its section).
+const VERDICT_ROWS: usize = 200;
+
+/// One row of the verdict table; `check` and `detail` are markdown already.
+struct VerdictRow {
+    check: String,
+    kind: &'static str,
+    verdict: Verdict,
+    detail: String,
+    anchor: String,
+}
+
+/// Every check of the run with its verdict and reason: probes, criteria,
+/// drills, the rule audit (one row per failing check kind, rules with the
+/// same detail grouped), the trace audit and run errors.
+fn verdict_rows(r: &Report) -> Vec<VerdictRow> {
+    let mut rows = Vec::new();
+    for (i, p) in r.probes.iter().enumerate() {
+        rows.push(VerdictRow {
+            check: text(&p.outcome.name),
+            kind: "probe",
+            verdict: p.verdict,
+            detail: cell(&probe_detail(p)),
+            anchor: format!("probe-{}", i + 1),
+        });
+    }
+    for (i, c) in r.criteria.iter().enumerate() {
+        rows.push(VerdictRow {
+            check: format!("{} {}", text(&c.id), cell(&c.title)),
+            kind: "criterion",
+            verdict: c.verdict,
+            detail: cell(&c.reason),
+            anchor: format!("criterion-{}", i + 1),
+        });
+    }
+    for (i, d) in r.drills.iter().enumerate() {
+        rows.push(VerdictRow {
+            check: format!("{} → {}", text(&d.name), cell_code(&d.alert)),
+            kind: "drill",
+            verdict: d.verdict,
+            detail: cell(&d.reason),
+            anchor: format!("drill-{}", i + 1),
+        });
+    }
+    rows.extend(rule_audit_rows(r));
+    if let Some(t) = &r.trace_audit {
+        let pass = t.is_pass();
+        let mut detail = format!(
+            "{} of {} task(s) passed, {} failed",
+            t.passed, t.tasks, t.failed
+        );
+        let mut problems: Vec<String> = t
+            .missing_by_hop
+            .iter()
+            .map(|(hop, n)| format!("{n} missing hop {hop}"))
+            .collect();
+        for (what, n) in [
+            ("orphan spans", t.orphan_spans),
+            ("not exactly one root", t.root_count_failures),
+            ("escaped to another trace", t.escaped_traces),
+            ("envelope trace_id wrong", t.envelope_mismatches),
+        ] {
+            if n > 0 {
+                problems.push(format!("{n} {what}"));
+            }
+        }
+        problems.extend(t.errors.iter().cloned());
+        if !problems.is_empty() {
+            detail.push_str(": ");
+            detail.push_str(&problems.join("; "));
+        }
+        rows.push(VerdictRow {
+            check: "trace audit".into(),
+            kind: "trace audit",
+            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+            detail: cell(&detail),
+            anchor: "trace-audit".into(),
+        });
+    }
+    for (subjects, detail) in md::group_by_detail(r.errors.iter().map(|e| ("", e.as_str()))) {
+        let detail = if subjects.len() > 1 {
+            format!("{} times: {detail}", subjects.len())
+        } else {
+            detail.to_string()
+        };
+        rows.push(VerdictRow {
+            check: "run".into(),
+            kind: "error",
+            verdict: Verdict::Error,
+            detail: cell(&detail),
+            anchor: "errors".into(),
+        });
+    }
+    rows
+}
+
+/// The rule audit in the verdict table: a failing row per check that has
+/// error findings, else one passing row counting warnings and infos.
+fn rule_audit_rows(r: &Report) -> Vec<VerdictRow> {
+    if r.validation.is_empty() {
+        return Vec::new();
+    }
+    let mut checks: Vec<_> = r
+        .validation
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.check)
+        .collect();
+    checks.sort();
+    checks.dedup();
+    let mut rows = Vec::new();
+    for check in checks {
+        let errors = r
+            .validation
+            .iter()
+            .filter(|f| f.severity == Severity::Error && f.check == check);
+        let groups = md::group_by_detail(errors.map(|f| (f.subject.as_str(), f.detail.as_str())));
+        let parts: Vec<String> = groups
+            .iter()
+            .take(3)
+            .map(|(names, detail)| match names.as_slice() {
+                [one] => format!("{one}: {detail}"),
+                _ => format!(
+                    "{} rules: {detail} ({})",
+                    names.len(),
+                    md::subjects(names, "rules", 3)
+                        .split_once(": ")
+                        .map(|(_, list)| list.to_string())
+                        .unwrap_or_default()
+                ),
+            })
+            .collect();
+        let mut detail = parts.join("; ");
+        if groups.len() > 3 {
+            detail.push_str(&format!("; and {} other details", groups.len() - 3));
+        }
+        rows.push(VerdictRow {
+            check: format!("rule audit: {check}"),
+            kind: "rule audit",
+            verdict: Verdict::Fail,
+            detail: cell(&detail),
+            anchor: "rule-audit".into(),
+        });
+    }
+    if rows.is_empty() {
+        let count = |sev| r.validation.iter().filter(|f| f.severity == sev).count();
+        rows.push(VerdictRow {
+            check: "rule audit".into(),
+            kind: "rule audit",
+            verdict: Verdict::Pass,
+            detail: format!(
+                "no errors; {} warning(s), {} info finding(s)",
+                count(Severity::Warning),
+                count(Severity::Info)
+            ),
+            anchor: "rule-audit".into(),
+        });
+    }
+    rows
+}
+
+fn verdict_table(s: &mut String, r: &Report, links: bool) {
     let _ = writeln!(s, "## Verdicts\n");
+    let rows = verdict_rows(r);
+    if rows.is_empty() {
+        let _ = writeln!(s, "No checks ran.\n");
+        return;
+    }
     let _ = writeln!(s, "| Check | Kind | Verdict | Detail |\n|---|---|---|---|");
-    for p in &r.probes {
+    let (mut shown, mut passing_shown) = (0, 0);
+    let (mut left_pass, mut left_other) = (0, 0);
+    for row in &rows {
+        let pass = row.verdict == Verdict::Pass;
+        if shown >= VERDICT_ROWS || (pass && passing_shown >= VERDICT_ROWS / 2) {
+            if pass {
+                left_pass += 1;
+            } else {
+                left_other += 1;
+            }
+            continue;
+        }
+        shown += 1;
+        passing_shown += usize::from(pass);
+        let check = if !links {
+            row.check.clone()
+        } else if row.check.contains("](") {
+            // A link cannot hold a link: point at the section beside it.
+            format!("{} ({})", row.check, anchor_link("section", &row.anchor))
+        } else {
+            format!("[{}](#{})", row.check, row.anchor)
+        };
+
         let _ = writeln!(
             s,
-            "| {} | probe | {} | {} |",
-            text(&p.outcome.name),
-            p.verdict.badge(),
-            text(&probe_detail(p))
+            "| {check} | {} | {} | {} |",
+            row.kind,
+            row.verdict.badge(),
+            row.detail
         );
     }
-    for c in &r.criteria {
+    if left_pass + left_other > 0 {
         let _ = writeln!(
             s,
-            "| {} {} | criterion | {} | {} |",
-            text(&c.id),
-            text(&c.title),
-            c.verdict.badge(),
-            text(&c.reason)
-        );
-    }
-    for d in &r.drills {
-        let _ = writeln!(
-            s,
-            "| {} → {} | drill | {} | {} |",
-            text(&d.name),
-            cell_code(&d.alert),
-            d.verdict.badge(),
-            text(&d.reason)
+            "| … | | | {} more check(s) not listed here ({left_other} not passing, {left_pass} passing); report.json has all |",
+            left_pass + left_other
         );
     }
     s.push('\n');
@@ -197,8 +391,9 @@ fn probes(s: &mut String, r: &Report) {
         return;
     }
     let _ = writeln!(s, "## Sentinel probes\n");
-    for p in &r.probes {
+    for (i, p) in r.probes.iter().enumerate() {
         let o = &p.outcome;
+        s.push_str(&anchor(&format!("probe-{}", i + 1)));
         let _ = writeln!(
             s,
             "### {} on {} (agent type {}): {}\n",
@@ -218,7 +413,7 @@ fn probes(s: &mut String, r: &Report) {
         let l = &o.latency;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.0}/s |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1}\u{a0}ms | {:.1}\u{a0}ms | {:.1}\u{a0}ms | {:.1}\u{a0}ms | {:.0}/s |\n",
             o.sent,
             o.acked,
             o.completed,
@@ -278,7 +473,8 @@ fn criteria(s: &mut String, r: &Report) {
         utc(r.criteria_window.unwrap_or(r.window).end),
         utc(r.criteria_window.unwrap_or(r.window).start)
     );
-    for c in &r.criteria {
+    for (i, c) in r.criteria.iter().enumerate() {
+        s.push_str(&anchor(&format!("criterion-{}", i + 1)));
         criterion(s, c);
     }
 }
@@ -383,7 +579,8 @@ fn drills(s: &mut String, r: &Report) {
         s,
         "Times are from `inject_done` (the fault is in place), except time to resolve, which is from `revert_done`. Time to fire uses Alertmanager's `startsAt` when known.\n"
     );
-    for d in &r.drills {
+    for (i, d) in r.drills.iter().enumerate() {
+        s.push_str(&anchor(&format!("drill-{}", i + 1)));
         drill(s, d);
     }
 }
@@ -398,12 +595,11 @@ fn drill(s: &mut String, d: &DrillResult) {
     );
     manual_recovery(s, d);
     let _ = writeln!(s, "**{}**: {}\n", d.verdict.as_str(), text(&d.reason));
-    let _ = writeln!(s, "| | |\n|---|---|");
-    let _ = writeln!(s, "| Fault | {} |", cell_code(&d.fault));
+    let _ = writeln!(s, "| Fault | {} |\n|---|---|", cell_code(&d.fault));
     let _ = writeln!(
         s,
         "| Deadline | alert firing within {} of inject |",
-        human_ms(d.deadline_ms as i64)
+        dur(d.deadline_ms as i64)
     );
     let _ = writeln!(s, "| Trials | {} |", d.trials.len());
     let fire: Vec<i64> = d.trials.iter().filter_map(|t| t.time_to_fire_ms).collect();
@@ -416,9 +612,9 @@ fn drill(s: &mut String, d: &DrillResult) {
                 ..
             }) => format!(
                 "{} / {} / {} ({} of {} trials fired)",
-                human_ms(min),
-                human_ms(median),
-                human_ms(max),
+                dur(min),
+                dur(median),
+                dur(max),
                 fire.len(),
                 d.trials.len()
             ),
@@ -434,9 +630,9 @@ fn drill(s: &mut String, d: &DrillResult) {
             "| Trial | Verdict | To pending | To fire | To notify | To resolve | Reverted | Detail |\n|---:|---|---:|---:|---:|---:|---|---|"
         );
         for t in &d.trials {
-            let ms = |v: Option<i64>| v.map(human_ms).unwrap_or_else(|| "—".into());
+            let ms = |v: Option<i64>| v.map(dur).unwrap_or_else(|| "—".into());
             let reverted = match (&t.revert_error, t.reverted) {
-                (Some(e), _) => format!("❌ {}", text(e)),
+                (Some(e), _) => format!("❌ {}", cell(e)),
                 (None, true) => "yes".into(),
                 (None, false) => "no".into(),
             };
@@ -450,14 +646,22 @@ fn drill(s: &mut String, d: &DrillResult) {
                 ms(t.time_to_notify_ms),
                 ms(t.time_to_resolve_ms),
                 reverted,
-                text(&t.reason)
+                cell(&t.reason)
             );
         }
         s.push('\n');
-        for t in &d.trials {
-            trial_events(s, t);
+        timeline_chart::phase_table(s, d);
+        timeline_chart::gantt(s, d);
+        if d.trials.iter().any(|t| !t.timeline.is_empty()) {
+            let _ = writeln!(
+                s,
+                "<details><summary>Every event with its time and source, trial by trial</summary>\n"
+            );
+            for t in &d.trials {
+                trial_events(s, t);
+            }
+            let _ = writeln!(s, "</details>\n");
         }
-        gantt(s, d);
     }
 
     if !d.alert_urls.is_empty() {
@@ -497,7 +701,7 @@ fn trial_events(s: &mut String, t: &DrillTrial) {
             cell_code(&e.event),
             e.at.format("%H:%M:%S%.3f"),
             since,
-            text(&e.source)
+            cell(&e.source)
         );
     }
     s.push('\n');
@@ -510,95 +714,55 @@ fn trial_labels(t: &DrillTrial) -> String {
     crate::model::format_labels(&t.alert_labels)
 }
 
-/// Gantt phases: (task name, start event candidates in order, end event).
-const PHASES: &[(&str, &[&str], &str)] = &[
-    ("inject", &["inject_started"], "inject_done"),
-    ("until pending", &["inject_done"], "pending"),
-    (
-        "pending until firing",
-        &["pending", "inject_done"],
-        "firing",
-    ),
-    (
-        "firing until in Alertmanager",
-        &["firing"],
-        "in_alertmanager",
-    ),
-    ("until notified", &["in_alertmanager", "firing"], "notified"),
-    (
-        "fault live until reverted",
-        &["inject_done", "inject_started"],
-        "revert_done",
-    ),
-    ("revert until resolved", &["revert_done"], "resolved"),
-];
-
-/// A Mermaid gantt of each trial's phases, at millisecond resolution.
-fn gantt(s: &mut String, d: &DrillResult) {
-    let mut body = String::new();
-    for t in &d.trials {
-        let mut bars = String::new();
-        for (i, (name, from, to)) in PHASES.iter().enumerate() {
-            let start = from.iter().find_map(|f| event_at(t, f));
-            let (Some(start), Some(end)) = (start, event_at(t, to)) else {
-                continue;
-            };
-            if end < start {
-                continue;
-            }
-            let _ = writeln!(
-                bars,
-                "    {} :t{}p{i}, {}, {}",
-                mermaid_text(name),
-                t.trial,
-                start.timestamp_millis(),
-                end.timestamp_millis()
-            );
-        }
-        if !bars.is_empty() {
-            let _ = writeln!(body, "    section Trial {}", t.trial);
-            body.push_str(&bars);
-        }
-    }
-    if body.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        s,
-        "```mermaid\ngantt\n    title {} phases\n    dateFormat x\n    axisFormat %H:%M:%S\n{body}```\n",
-        mermaid_text(&format!("{} {}", d.name, d.alert))
-    );
-}
-
-fn event_at(t: &DrillTrial, name: &str) -> Option<DateTime<Utc>> {
-    t.timeline.iter().find(|e| e.event == name).map(|e| e.at)
-}
-
 fn rule_audit(s: &mut String, r: &Report) {
     if r.validation.is_empty() {
         return;
     }
+    s.push_str(&anchor("rule-audit"));
     let _ = writeln!(s, "## Rule audit\n");
     let _ = writeln!(
         s,
         "Live checks of the loaded alert rules, the drills' alerts and the criteria's queries; nothing was injected. Any error fails the run.\n"
     );
-    let _ = writeln!(
-        s,
-        "| Rule | Severity | Check | Detail | Selector |\n|---|---|---|---|---|"
-    );
+    // Findings alike but for the rule are one row ("228 rules: …").
+    let mut groups: Vec<(&Finding, Vec<&str>)> = Vec::new();
+    let mut index: BTreeMap<(Severity, Check, &str, Option<&str>), usize> = BTreeMap::new();
     for f in &r.validation {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            text(&f.subject),
-            severity_badge(f.severity),
+        let key = (
+            f.severity,
             f.check,
-            text(&f.detail),
-            f.selector.as_deref().map(cell_code).unwrap_or_default()
+            f.detail.as_str(),
+            f.selector.as_deref(),
         );
+        match index.get(&key) {
+            Some(&g) => groups[g].1.push(&f.subject),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((f, vec![&f.subject]));
+            }
+        }
     }
-    s.push('\n');
+    let rows: Vec<String> = groups
+        .iter()
+        .map(|(f, names)| {
+            format!(
+                "| {} | {} | {} | {} | {} |",
+                cell(&md::subjects(names, "rules", 5)),
+                severity_badge(f.severity),
+                f.check,
+                cell(&f.detail),
+                f.selector.as_deref().map(cell_code).unwrap_or_default()
+            )
+        })
+        .collect();
+    bounded_table(
+        s,
+        "| Rule | Severity | Check | Detail | Selector |\n|---|---|---|---|---|",
+        &rows,
+        md::ROWS_OPEN,
+        md::ROWS_MAX,
+        "findings",
+    );
 }
 
 fn severity_badge(s: Severity) -> &'static str {
@@ -614,10 +778,11 @@ const TRACE_FAILURES_SHOWN: usize = 20;
 
 fn trace_audit(s: &mut String, r: &Report) {
     let Some(t) = &r.trace_audit else { return };
+    s.push_str(&anchor("trace-audit"));
     let _ = writeln!(s, "## Trace audit\n");
     let _ = writeln!(
         s,
-        "Spans from {}. {} task(s): {} passed, {} failed ({} ms).\n",
+        "Spans from {}. {} task(s): {} passed, {} failed ({}\u{a0}ms).\n",
         text(&t.source),
         t.tasks,
         t.passed,
@@ -689,109 +854,16 @@ fn errors(s: &mut String, r: &Report) {
     if r.errors.is_empty() {
         return;
     }
+    s.push_str(&anchor("errors"));
     let _ = writeln!(s, "## Errors\n");
-    for e in &r.errors {
-        let _ = writeln!(s, "- {}", text(e));
+    for (subjects, e) in md::group_by_detail(r.errors.iter().map(|e| ("", e.as_str()))) {
+        if subjects.len() > 1 {
+            let _ = writeln!(s, "- {} times: {}", subjects.len(), cell(e));
+        } else {
+            let _ = writeln!(s, "- {}", cell(e));
+        }
     }
     s.push('\n');
-}
-
-/// Keeps table cells intact: pipes and newlines would break the row.
-pub fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\r', '\n'], " ")
-}
-
-/// Free text, safe in a paragraph, a heading or a table cell: markdown
-/// punctuation that could format, link or start HTML is escaped (`<` only
-/// where it could open a tag, so `< 1500` stays readable in the raw file).
-pub fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' | '`' | '*' | '[' | ']' | '|' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '<' if chars
-                .peek()
-                .is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')) =>
-            {
-                out.push_str("\\<");
-            }
-            '\r' | '\n' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// An inline code span that survives backticks in `s`.
-pub fn code(s: &str) -> String {
-    let s = s.replace(['\r', '\n'], " ");
-    let longest = longest_run(&s, '`');
-    let ticks = "`".repeat(longest + 1);
-    if longest > 0 || s.starts_with(' ') || s.ends_with(' ') {
-        format!("{ticks} {s} {ticks}")
-    } else {
-        format!("{ticks}{s}{ticks}")
-    }
-}
-
-/// [`code`] inside a table cell (GitHub needs `\|` even in code spans).
-pub fn cell_code(s: &str) -> String {
-    code(s).replace('|', "\\|")
-}
-
-/// `[label](url)`; the URL is made safe for markdown and table cells.
-pub fn link(label: &str, url: &str) -> String {
-    let mut safe = String::with_capacity(url.len());
-    for c in url.chars() {
-        match c {
-            ' ' => safe.push_str("%20"),
-            '(' => safe.push_str("%28"),
-            ')' => safe.push_str("%29"),
-            '<' => safe.push_str("%3C"),
-            '>' => safe.push_str("%3E"),
-            '|' => safe.push_str("%7C"),
-            '`' => safe.push_str("%60"),
-            '\r' | '\n' => {}
-            _ => safe.push(c),
-        }
-    }
-    format!("[{}]({safe})", text(label))
-}
-
-/// A code fence longer than any backtick run in `body`.
-fn fence_for(body: &str) -> String {
-    "`".repeat(longest_run(body, '`').max(2) + 1)
-}
-
-fn longest_run(s: &str, ch: char) -> usize {
-    let (mut best, mut run) = (0, 0);
-    for c in s.chars() {
-        if c == ch {
-            run += 1;
-            best = best.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    best
-}
-
-/// Text for Mermaid task names and titles: no `:` `#` `;` (syntax there),
-/// no newlines.
-fn mermaid_text(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ':' | '#' | ';' | '\r' | '\n' | '`' | '"' => ' ',
-            _ => c,
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn utc(t: DateTime<Utc>) -> String {
@@ -801,49 +873,20 @@ fn utc(t: DateTime<Utc>) -> String {
 /// [`human_ms`] with an explicit sign for offsets (`+0.695 s`, `-0.120 s`).
 fn signed_ms(ms: i64) -> String {
     if ms < 0 {
-        format!("-{}", human_ms(-ms))
+        format!("-{}", dur(-ms))
     } else {
-        format!("+{}", human_ms(ms))
+        format!("+{}", dur(ms))
     }
+}
+
+/// [`human_ms`] with its unit kept on the number (a non-breaking space).
+fn dur(ms: i64) -> String {
+    human_ms(ms).replace(' ', "\u{a0}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_escapes_what_would_format_or_break_a_row() {
-        assert_eq!(
-            text("a|b <html> *x* [l](u) `c`\nnext < 1500 </p>"),
-            "a\\|b \\<html> \\*x\\* \\[l\\](u) \\`c\\` next < 1500 \\</p>"
-        );
-        assert_eq!(text("histogram_quantile"), "histogram_quantile");
-    }
-
-    #[test]
-    fn code_spans_survive_backticks_and_pipes() {
-        assert_eq!(code("up"), "`up`");
-        assert_eq!(code("a`b"), "`` a`b ``");
-        assert_eq!(cell_code("{a=\"x|y\"}"), "`{a=\"x\\|y\"}`");
-        assert_eq!(fence_for("no ticks"), "```");
-        assert_eq!(fence_for("has ```` four"), "`````");
-    }
-
-    #[test]
-    fn links_are_safe_in_cells() {
-        assert_eq!(
-            link("a [b]", "http://x/y (z)|w"),
-            "[a \\[b\\]](http://x/y%20%28z%29%7Cw)"
-        );
-    }
-
-    #[test]
-    fn mermaid_text_drops_syntax_characters() {
-        assert_eq!(
-            mermaid_text("worker-image-tag: #1; ok"),
-            "worker-image-tag 1 ok"
-        );
-    }
 
     #[test]
     fn stats_over_trials() {
@@ -858,7 +901,7 @@ mod tests {
     fn durations() {
         assert_eq!(human_ms(5695), "5.695 s");
         assert_eq!(human_ms(180_000), "3m");
-        assert_eq!(signed_ms(-120), "-0.120 s");
-        assert_eq!(signed_ms(695), "+0.695 s");
+        assert_eq!(signed_ms(-120), "-0.120\u{a0}s");
+        assert_eq!(signed_ms(695), "+0.695\u{a0}s");
     }
 }

@@ -8,8 +8,10 @@ pub mod github;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod md;
 pub mod merge;
 pub mod model;
+pub mod timeline_chart;
 pub mod write;
 
 pub use model::{Report, Verdict};

@@ -26,6 +26,9 @@ pub struct ToolInfo {
     pub version: String,
     pub git_commit: Option<String>,
     pub git_ref: Option<String>,
+    /// Why `git_commit` is unknown (e.g. not run from a git checkout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_unknown_because: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -374,6 +377,39 @@ impl Report {
         if v != before {
             if let Ok(r) = serde_json::from_value(v) {
                 *self = r;
+            }
+        }
+    }
+
+    /// A written report is final: a check still `pending` (its step never
+    /// ran in this command) becomes `skipped`, saying so, so no report on
+    /// disk promises a result that will never come.
+    pub fn close_pending(&mut self) {
+        let closed = |reason: &str, command: &str| {
+            format!("not decided by `firedrill {command}`, so skipped: {reason}")
+        };
+        let command = self.command.clone();
+        for c in &mut self.criteria {
+            if c.verdict == Verdict::Pending {
+                c.verdict = Verdict::Skipped;
+                c.reason = closed(&c.reason, &command);
+            }
+        }
+        for d in &mut self.drills {
+            if d.verdict == Verdict::Pending {
+                d.verdict = Verdict::Skipped;
+                d.reason = closed(&d.reason, &command);
+            }
+            for t in &mut d.trials {
+                if t.verdict == Verdict::Pending {
+                    t.verdict = Verdict::Skipped;
+                    t.reason = closed(&t.reason, &command);
+                }
+            }
+        }
+        for p in &mut self.probes {
+            if p.verdict == Verdict::Pending {
+                p.verdict = Verdict::Skipped;
             }
         }
     }
