@@ -413,3 +413,47 @@ fn merge_command_exit_codes_and_baseline_notes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a firedrill report.json"));
 }
+
+/// `regression = "+10%"` on a criterion or drill sets its threshold; a
+/// threshold that is not a percentage is a spec error naming file and line.
+#[test]
+fn spec_regression_thresholds() {
+    use firedrill::spec::{load_plan, LoadOptions};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let (acc, drills) = (tmp.path().join("acceptance"), tmp.path().join("drills"));
+    std::fs::create_dir_all(&acc).unwrap();
+    std::fs::create_dir_all(&drills).unwrap();
+    let phase5 = std::fs::read_to_string(repo.join("acceptance/phase5.toml")).unwrap();
+    let phase5 = phase5.replacen("id = \"AC1\"", "id = \"AC1\"\nregression = \"+10%\"", 1);
+    std::fs::write(acc.join("phase5.toml"), &phase5).unwrap();
+    let drill =
+        std::fs::read_to_string(repo.join("induced-failures/worker-image-tag.toml")).unwrap();
+    let drill = drill.replacen(
+        "name = \"worker-image-tag\"",
+        "name = \"worker-image-tag\"\nregression = \"+50%\"",
+        1,
+    );
+    std::fs::write(drills.join("worker-image-tag.toml"), &drill).unwrap();
+    let mut opts = LoadOptions::new("local");
+    opts.root = tmp.path().to_path_buf();
+    opts.acceptance_dir = Some(acc.clone());
+    opts.drills_dir = Some(drills.clone());
+    let plan = load_plan(&opts).unwrap();
+    let t = firedrill::commands::baseline::thresholds(&plan);
+    assert_eq!(t.by_subject.get("criterion AC1"), Some(&10.0));
+    assert_eq!(t.by_subject.get("drill worker-image-tag"), Some(&50.0));
+    assert_eq!(t.by_subject.len(), 2, "{t:?}");
+
+    std::fs::write(
+        drills.join("worker-image-tag.toml"),
+        drill.replace("\"+50%\"", "\"faster\""),
+    )
+    .unwrap();
+    let err = load_plan(&opts).unwrap_err().to_string();
+    assert!(
+        err.contains("worker-image-tag.toml:6")
+            && err.contains("invalid regression threshold \"faster\""),
+        "{err}"
+    );
+}

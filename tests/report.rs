@@ -50,6 +50,7 @@ fn promql(id: &str, title: &str, query: &str, pass_if: &str, evidence: Evidence)
             on_empty: OnEmpty::Fail,
         },
         evidence,
+        regression: None,
         source: SourceLoc {
             file: "acceptance/phase5.toml".into(),
             line: 1,
@@ -106,6 +107,7 @@ fn criteria() -> Vec<firedrill::report::model::CriterionResult> {
             dashboard: Some("fleet-overview".into()),
             ..Evidence::default()
         },
+        regression: None,
         source: SourceLoc { file: "acceptance/phase5.toml".into(), line: 30 },
     };
     let runs = [

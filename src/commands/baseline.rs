@@ -23,8 +23,17 @@ pub fn attach(report: &mut Report, args: &BaselineArgs, thresholds: &Thresholds)
 
 /// The regression thresholds the plan's criteria and drills set.
 pub fn thresholds(plan: &crate::spec::Plan) -> Thresholds {
-    let _ = plan;
-    Thresholds::default()
+    let criteria = plan
+        .criteria
+        .iter()
+        .filter_map(|c| Some((format!("criterion {}", c.id), c.regression?)));
+    let drills = plan
+        .drills
+        .iter()
+        .filter_map(|d| Some((format!("drill {}", d.name), d.regression?)));
+    Thresholds {
+        by_subject: criteria.chain(drills).collect(),
+    }
 }
 
 /// The exit code once regressions are counted (`--fail-on-regression`).

@@ -222,6 +222,7 @@ fn spec(deadline: Duration) -> DrillSpec {
         trials: 1,
         silence: false,
         expect_receiver: None,
+        regression: None,
         fault: Fault::Exec(ExecFault {
             inject: vec!["true".into()],
             revert: vec!["true".into()],
