@@ -457,3 +457,114 @@ fn spec_regression_thresholds() {
         "{err}"
     );
 }
+
+/// Two real smoke runs (real stack, real drill), merged by the binary: the
+/// merged round trips count both runs' and the second run's baseline
+/// section compares it with the first.
+#[test]
+fn merges_two_real_smoke_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let smoke = |dir: &str, baseline: Option<&std::path::Path>| {
+        let mut cmd = Command::cargo_bin("firedrill").unwrap();
+        cmd.env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT")
+            .arg("--reports-dir")
+            .arg(tmp.path().join(dir))
+            .args(["smoke", "--count", "30"]);
+        if let Some(b) = baseline {
+            cmd.arg("--baseline").arg(b);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = std::fs::read_dir(tmp.path().join(dir))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        run.join("report.json")
+    };
+    let a = smoke("a", None);
+    let b = smoke("b", Some(a.parent().unwrap()));
+    let second: Report = serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
+    let base = second.baseline.expect("a baseline section");
+    assert_eq!(base.note, None);
+    for subject in [
+        "drill worker-image-tag",
+        "criterion AC1",
+        "probe sentinel (copilot)",
+        "trace audit",
+    ] {
+        assert!(
+            base.changes.iter().any(|c| c.subject == subject),
+            "{subject}: {:#?}",
+            base.changes
+        );
+    }
+
+    let out_dir = tmp.path().join("merged");
+    let out = Command::cargo_bin("firedrill")
+        .unwrap()
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_OUTPUT")
+        .arg("merge")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Report =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let inputs: Vec<Report> = [&a, &b]
+        .iter()
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(merged.verdict, Verdict::Pass);
+    assert_eq!(merged.inputs.len(), 2);
+    assert_eq!(merged.probes[0].outcome.latency.count, 60);
+    // Exactly the sum of the two runs' histograms.
+    let mut all = hdr::decode(
+        inputs[0].probes[0]
+            .outcome
+            .latency
+            .histogram
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    hdr::add(
+        &mut all,
+        &hdr::decode(
+            inputs[1].probes[0]
+                .outcome
+                .latency
+                .histogram
+                .as_deref()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        merged.probes[0].outcome.latency,
+        LatencySummary::from_histogram(&all)
+    );
+    assert_eq!(merged.drills[0].trials.len(), 2);
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    for r in &inputs {
+        assert!(md.contains(&format!("`{}`", r.run_id)), "{md}");
+    }
+    assert!(out_dir.join("junit.xml").exists());
+}
