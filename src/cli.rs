@@ -162,6 +162,39 @@ pub enum Command {
     ///
     /// Example: firedrill trace-audit --target local --tasks 100
     TraceAudit(TraceAuditArgs),
+    /// Merge reports (e.g. a matrix job's legs) into one: percentiles over
+    /// all samples (exact HDR histogram merge), the worst verdict, each
+    /// input's run id, target and agent types kept in its tables. Refuses
+    /// reports of different schema versions and run ids given twice.
+    ///
+    /// Example: firedrill merge legs/*/report.json --out reports/merged --baseline previous-merged/report.json
+    Merge(MergeArgs),
+}
+
+/// Compare with an earlier report (`run`, `drill`, `smoke`, `merge`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct BaselineArgs {
+    /// An earlier report.json (or its directory) to compare with: the report
+    /// gets a "Change since baseline" section. A missing or unreadable
+    /// baseline is a note in the report, not a failure.
+    #[arg(long, env = "FIREDRILL_BASELINE")]
+    pub baseline: Option<String>,
+    /// A regression past its threshold (the criterion's or drill's
+    /// `regression`, else +25%) fails the run: exit 1.
+    #[arg(long, env = "FIREDRILL_FAIL_ON_REGRESSION", requires = "baseline")]
+    pub fail_on_regression: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The reports to merge (`report.json` files, or directories holding one).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Directory to write the merged report.json, report.md and junit.xml into.
+    #[arg(long, env = "FIREDRILL_MERGE_OUT")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +210,8 @@ pub struct SmokeArgs {
         default_value = "worker-image-tag"
     )]
     pub drills: Vec<String>,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -379,6 +414,8 @@ pub struct RunArgs {
     /// Open (or comment on) a GitHub issue when a drill fails.
     #[arg(long, env = "FIREDRILL_OPEN_ISSUE_ON_FAILURE")]
     pub open_issue_on_failure: bool,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -415,6 +452,8 @@ pub struct DrillArgs {
     /// drill in this run, e.g. `80%`. Without it coverage is only reported.
     #[arg(long, env = "FIREDRILL_MIN_COVERAGE", value_parser = parse_percent)]
     pub min_coverage: Option<f64>,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
 }
 
 #[derive(Debug, Args)]

@@ -107,6 +107,25 @@ pub fn for_report(report: &crate::report::model::Report) -> ExitCode {
     }
 }
 
+/// `--fail-on-regression`: a regression past its threshold makes the run
+/// fail (1), unless something outranks a fail (4, 5).
+pub fn with_regressions(
+    code: ExitCode,
+    report: &crate::report::model::Report,
+    fail_on_regression: bool,
+) -> ExitCode {
+    let regressed = report
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.regressions().next().is_some());
+    match code {
+        ExitCode::Success | ExitCode::Dependency if fail_on_regression && regressed => {
+            ExitCode::Failed
+        }
+        other => other,
+    }
+}
+
 /// `snapshot`: created and read back -> 0; created but not read back -> 1;
 /// Grafana failed -> 3 (not configured is a usage error, raised earlier).
 pub fn for_snapshot(created: Option<bool>) -> ExitCode {

@@ -91,7 +91,10 @@ fn smoke_passes_and_writes_reports() {
         .path();
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
+    // The raw histograms behind the percentiles (merge reads them).
+    assert!(json["probes"][0]["latency"]["histogram"].is_string());
+    assert!(json["drills"][0]["time_to_fire_histogram"].is_string());
     assert_eq!(json["verdict"], "pass");
     assert_eq!(json["probes"][0]["verdict"], "pass");
     assert_eq!(json["probes"][0]["completed"], json["probes"][0]["sent"]);

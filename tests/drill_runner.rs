@@ -125,6 +125,7 @@ impl World {
             trials: 1,
             silence: false,
             expect_receiver: None,
+            regression: None,
             fault: Fault::Exec(ExecFault {
                 inject: sh(&format!("{before} touch {f}")),
                 revert: sh(&format!("{revert_extra} rm -f {f}")),

@@ -127,6 +127,7 @@ impl World {
             trials: 1,
             silence: false,
             expect_receiver: None,
+            regression: None,
             fault: Fault::Exec(ExecFault {
                 inject: vec!["touch".into(), f.to_string()],
                 revert: vec!["rm".into(), "-f".into(), f.to_string()],

@@ -50,6 +50,7 @@ fn promql(id: &str, title: &str, query: &str, pass_if: &str, evidence: Evidence)
             on_empty: OnEmpty::Fail,
         },
         evidence,
+        regression: None,
         source: SourceLoc {
             file: "acceptance/phase5.toml".into(),
             line: 1,
@@ -106,6 +107,7 @@ fn criteria() -> Vec<firedrill::report::model::CriterionResult> {
             dashboard: Some("fleet-overview".into()),
             ..Evidence::default()
         },
+        regression: None,
         source: SourceLoc { file: "acceptance/phase5.toml".into(), line: 30 },
     };
     let runs = [
@@ -184,6 +186,7 @@ fn probe() -> ProbeResult {
             .into_iter()
             .map(|(le_ms, count)| LatencyBucket { le_ms, count })
             .collect(),
+            histogram: None,
         },
         throughput_per_s: 22.2,
         sentinel: Some(SentinelRef {
@@ -266,6 +269,7 @@ fn drill() -> DrillResult {
         ],
         manual_recovery: None,
         time_to_fire: None,
+        time_to_fire_histogram: None,
         notes: Vec::new(),
         journal: None,
     }
@@ -307,6 +311,8 @@ fn report() -> Report {
         routes: Vec::new(),
         trace_audit: None,
         coverage: None,
+        inputs: Vec::new(),
+        baseline: None,
     };
     r.verdict = r.compute_verdict();
     r

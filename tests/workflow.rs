@@ -134,7 +134,7 @@ fn the_run_step_takes_inputs_from_env_only() {
         assert!(script.contains(flag), "{flag} missing from:\n{script}");
     }
     for env in [
-        "TARGET: ${{ inputs.target }}",
+        "TARGET: ${{ matrix.target }}",
         "GRAFANA_TOKEN: ${{ secrets.GRAFANA_TOKEN }}",
         "GITHUB_TOKEN: ${{ github.token }}",
     ] {
@@ -142,6 +142,52 @@ fn the_run_step_takes_inputs_from_env_only() {
     }
     let build = step(&wf, "Build firedrill");
     assert!(has(&build, "run: cargo build --release --locked"));
+}
+
+/// Many targets fan out as a matrix; a final job always merges the legs'
+/// reports, uploads the merged report and writes the job summary.
+#[test]
+fn the_matrix_fans_out_and_a_final_job_merges() {
+    let wf = read(".github/workflows/acceptance.yml");
+    let plan = step(&wf, "List targets");
+    assert!(has(&plan, "TARGETS: ${{ inputs.target }}"), "{plan:#?}");
+    assert!(wf.contains("        target: ${{ fromJSON(needs.plan.outputs.targets) }}\n"));
+    assert!(wf.contains("      fail-fast: false\n"));
+    let upload = step(&wf, "Upload report");
+    assert!(
+        upload
+            .iter()
+            .any(|l| l.trim().ends_with("-${{ matrix.target }}")),
+        "{upload:#?}"
+    );
+    let merge_job = &wf[wf.find("\n  merge:\n").expect("a merge job")..];
+    assert!(
+        merge_job.contains("\n    needs: acceptance\n    if: always()\n"),
+        "{merge_job}"
+    );
+    let download = step(&wf, "Download the legs' reports");
+    assert!(
+        has(
+            &download,
+            "pattern: firedrill-report-${{ github.run_id }}-${{ github.run_attempt }}-*"
+        ),
+        "{download:#?}"
+    );
+    let merge = step(&wf, "Merge reports");
+    let script = merge.join("\n");
+    assert!(
+        script.contains("./target/release/firedrill merge \"${reports[@]}\" --out merged/"),
+        "{script}"
+    );
+    assert!(
+        !script.split("run: |").nth(1).unwrap().contains("${{"),
+        "{script}"
+    );
+    let merged = step(&wf, "Upload merged report");
+    assert!(
+        has(&merged, "if: always()") && has(&merged, "path: merged/"),
+        "{merged:#?}"
+    );
 }
 
 #[test]

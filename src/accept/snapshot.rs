@@ -328,6 +328,7 @@ mod tests {
             title: id.into(),
             kind,
             evidence: Evidence::default(),
+            regression: None,
             source: crate::spec::SourceLoc {
                 file: "acceptance/phase5.toml".into(),
                 line: 1,

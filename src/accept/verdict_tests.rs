@@ -18,6 +18,7 @@ fn criterion(pass_if: &str, on_empty: OnEmpty) -> Criterion {
             panel: Some("Cold-start latency".into()),
             link_template: None,
         },
+        regression: None,
         source: SourceLoc {
             file: "acceptance/phase5.toml".into(),
             line: 1,

@@ -67,7 +67,14 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     for e in &report.errors {
         eprintln!("error: {e}");
     }
-    finish(&mut report, &global.reports_dir)
+    report.verdict = report.compute_verdict();
+    super::baseline::attach(
+        &mut report,
+        &args.baseline,
+        &super::baseline::thresholds(&plan),
+    );
+    let code = finish(&mut report, &global.reports_dir)?;
+    Ok(super::baseline::exit_code(code, &report, &args.baseline))
 }
 
 async fn drill_on(

@@ -2,10 +2,12 @@
 //! report, write it. Returns the exit code.
 
 pub mod accept;
+pub mod baseline;
 pub mod bench;
 pub mod coverage;
 pub mod drill;
 pub mod fleet;
+pub mod merge;
 pub mod pipeline;
 pub mod probe;
 pub mod recover;
@@ -106,6 +108,8 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         routes: Vec::new(),
         trace_audit: None,
         coverage: None,
+        inputs: Vec::new(),
+        baseline: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub struct RunOptions {
     pub open_issue_on_failure: bool,
     /// `--min-coverage` in percent.
     pub min_coverage: Option<f64>,
+    pub baseline: crate::cli::BaselineArgs,
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
@@ -47,6 +48,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
             github_check: args.github_check,
             open_issue_on_failure: args.open_issue_on_failure,
             min_coverage: args.min_coverage,
+            baseline: args.baseline.clone(),
         },
     )
     .await
@@ -156,10 +158,17 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     for e in &report.errors {
         eprintln!("error: {e}");
     }
+    report.verdict = report.compute_verdict();
+    super::baseline::attach(
+        &mut report,
+        &opts.baseline,
+        &super::baseline::thresholds(&plan),
+    );
     let dir = write_report(&mut report, &global.reports_dir)?;
     publish_to_github(&report, &dir, opts.github_check, opts.open_issue_on_failure).await;
     print_verdict(&report, &dir);
-    Ok(exit_code_for(&report).max(refused.unwrap_or(ExitCode::Success)))
+    let code = exit_code_for(&report).max(refused.unwrap_or(ExitCode::Success));
+    Ok(super::baseline::exit_code(code, &report, &opts.baseline))
 }
 
 #[allow(clippy::too_many_arguments)]

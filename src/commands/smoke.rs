@@ -25,6 +25,7 @@ pub async fn run(global: &Global, args: &SmokeArgs) -> Result<ExitCode, Error> {
             github_check: false,
             open_issue_on_failure: false,
             min_coverage: None,
+            baseline: args.baseline.clone(),
         },
     )
     .await

@@ -131,6 +131,7 @@ async fn run_drill(
         alert_urls: Vec::new(),
         manual_recovery: None,
         time_to_fire: None,
+        time_to_fire_histogram: None,
         notes: Vec::new(),
         journal: Some(env.journal_path().display().to_string()),
     };

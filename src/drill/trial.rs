@@ -167,6 +167,13 @@ pub fn conclude(result: &mut DrillResult) {
         .filter_map(|t| t.time_to_fire_ms)
         .collect();
     result.time_to_fire = stats(&fired);
+    result.time_to_fire_histogram = (!fired.is_empty()).then(|| {
+        let mut h = crate::model::hdr::time_to_fire_histogram();
+        for &ms in &fired {
+            crate::model::hdr::record_ms(&mut h, ms);
+        }
+        crate::model::hdr::encode(&h)
+    });
     result.verdict = result
         .trials
         .iter()

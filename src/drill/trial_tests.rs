@@ -222,6 +222,7 @@ fn spec(deadline: Duration) -> DrillSpec {
         trials: 1,
         silence: false,
         expect_receiver: None,
+        regression: None,
         fault: Fault::Exec(ExecFault {
             inject: vec!["true".into()],
             revert: vec!["true".into()],
@@ -284,6 +285,7 @@ fn result(trials: Vec<DrillTrial>) -> DrillResult {
         alert_urls: Vec::new(),
         manual_recovery: None,
         time_to_fire: None,
+        time_to_fire_histogram: None,
         notes: Vec::new(),
         journal: None,
     }

@@ -4,6 +4,7 @@
 //! need it, so that neither has to import the other (see `tests/layering.rs`).
 
 pub mod duration;
+pub mod hdr;
 pub mod labels;
 pub mod probe;
 pub mod snapshot;

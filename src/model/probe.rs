@@ -144,6 +144,54 @@ pub struct LatencySummary {
     pub mean_ms: f64,
     /// Non-cumulative counts per bucket `(previous le, le_ms]`.
     pub buckets: Vec<LatencyBucket>,
+    /// The HDR histogram (µs) these figures come from, V2 deflate, base64
+    /// ([`crate::model::hdr`]); absent in reports before schema 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
+}
+
+impl LatencySummary {
+    /// The figures of a histogram of round trips in microseconds, with the
+    /// histogram itself kept so that reports can be merged exactly.
+    pub fn from_histogram(hist: &hdrhistogram::Histogram<u64>) -> LatencySummary {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if hist.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: hist.len(),
+            min_ms: ms(hist.min()),
+            p50_ms: ms(hist.value_at_quantile(0.50)),
+            p90_ms: ms(hist.value_at_quantile(0.90)),
+            p99_ms: ms(hist.value_at_quantile(0.99)),
+            max_ms: ms(hist.max()),
+            mean_ms: hist.mean() / 1000.0,
+            buckets: buckets(hist),
+            histogram: Some(crate::model::hdr::encode(hist)),
+        }
+    }
+}
+
+/// A coarse distribution for charts: counts per power-of-two ms bucket.
+fn buckets(hist: &hdrhistogram::Histogram<u64>) -> Vec<LatencyBucket> {
+    let mut out: Vec<LatencyBucket> = Vec::new();
+    let mut upper_ms = 1.0f64;
+    let max_ms = hist.max() as f64 / 1000.0;
+    let mut below = 0u64;
+    loop {
+        let upper_us = (upper_ms * 1000.0) as u64;
+        let cum = hist.count_between(0, upper_us);
+        out.push(LatencyBucket {
+            le_ms: upper_ms,
+            count: cum - below,
+        });
+        below = cum;
+        if upper_ms >= max_ms || out.len() >= 24 {
+            break;
+        }
+        upper_ms *= 2.0;
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

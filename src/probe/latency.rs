@@ -1,6 +1,6 @@
 //! HDR latency recording for round trips.
 
-use crate::model::probe::{LatencyBucket, LatencySummary};
+use crate::model::probe::LatencySummary;
 use hdrhistogram::Histogram;
 use std::time::Duration;
 
@@ -25,42 +25,7 @@ impl Latencies {
     }
 
     pub fn summary(&self) -> LatencySummary {
-        let ms = |us: u64| us as f64 / 1000.0;
-        if self.hist.is_empty() {
-            return LatencySummary::default();
-        }
-        LatencySummary {
-            count: self.hist.len(),
-            min_ms: ms(self.hist.min()),
-            p50_ms: ms(self.hist.value_at_quantile(0.50)),
-            p90_ms: ms(self.hist.value_at_quantile(0.90)),
-            p99_ms: ms(self.hist.value_at_quantile(0.99)),
-            max_ms: ms(self.hist.max()),
-            mean_ms: self.hist.mean() / 1000.0,
-            buckets: self.buckets(),
-        }
-    }
-
-    /// A coarse distribution for charts: counts per power-of-two ms bucket.
-    fn buckets(&self) -> Vec<LatencyBucket> {
-        let mut out: Vec<LatencyBucket> = Vec::new();
-        let mut upper_ms = 1.0f64;
-        let max_ms = self.hist.max() as f64 / 1000.0;
-        let mut below = 0u64;
-        loop {
-            let upper_us = (upper_ms * 1000.0) as u64;
-            let cum = self.hist.count_between(0, upper_us);
-            out.push(LatencyBucket {
-                le_ms: upper_ms,
-                count: cum - below,
-            });
-            below = cum;
-            if upper_ms >= max_ms || out.len() >= 24 {
-                break;
-            }
-            upper_ms *= 2.0;
-        }
-        out
+        LatencySummary::from_histogram(&self.hist)
     }
 }
 

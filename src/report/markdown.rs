@@ -33,6 +33,7 @@ pub fn render(r: &Report) -> String {
     rule_audit(&mut s, r);
     trace_audit(&mut s, r);
     coverage(&mut s, r);
+    super::compare_md::sections(&mut s, r);
     errors(&mut s, r);
     md::bound(s, md::REPORT_LIMIT)
 }
@@ -44,6 +45,7 @@ pub fn render_summary(r: &Report) -> String {
     let mut s = String::new();
     head(&mut s, r);
     verdict_table(&mut s, r, false);
+    super::compare_md::sections(&mut s, r);
     s
 }
 

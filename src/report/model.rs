@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 /// Bumped on any breaking change to the JSON shape or a value's meaning.
 /// 2: a criterion's `series` lists at most [`SERIES_LISTED`] series, worst
 /// first, with `series_total` and `series_failing` counting all of them.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: the raw HDR histograms behind the percentiles (`latency.histogram`,
+/// `time_to_fire_histogram`), merged reports (`inputs`) and the change
+/// since a baseline (`baseline`). Version 2 reports still load.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Series a criterion lists in the report (the worst ones). Every series is
 /// still evaluated and counted; the rest are left out so that an answer of
@@ -188,6 +191,10 @@ pub struct DrillResult {
     /// Time-to-fire over the trials that fired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_fire: Option<TimingStats>,
+    /// The HDR histogram (ms) of the same times to fire, V2 deflate, base64
+    /// ([`crate::model::hdr`]); absent before schema 3 and when none fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_fire_histogram: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// The run's journal (`reports/<run-id>/journal.json`).
@@ -390,6 +397,12 @@ pub struct Report {
     /// `coverage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// The runs a merged report (`firedrill merge`) was made of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<super::merge::InputRun>,
+    /// The change since a baseline report (`--baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<super::baseline::BaselineComparison>,
 }
 
 /// Every alerting rule loaded in Prometheus against the drills that

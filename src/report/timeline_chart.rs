@@ -261,6 +261,7 @@ mod tests {
             alert_urls: Vec::new(),
             manual_recovery: None,
             time_to_fire: None,
+            time_to_fire_histogram: None,
             notes: Vec::new(),
             journal: None,
         }

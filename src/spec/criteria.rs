@@ -28,6 +28,9 @@ pub struct Criterion {
     pub title: String,
     pub kind: CriterionKind,
     pub evidence: Evidence,
+    /// `regression = "+25%"`: a worsening past this (percent) since a
+    /// baseline report is a regression; `None`: the default.
+    pub regression: Option<f64>,
     pub source: SourceLoc,
 }
 
@@ -224,6 +227,8 @@ struct CriterionFields {
     on_empty: Option<OnEmpty>,
     #[serde(default)]
     evidence: Option<RawEvidence>,
+    #[serde(default)]
+    regression: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -396,7 +401,9 @@ fn build(
         }
     };
 
+    let regression = regression(file, &format!("{key}.regression"), f.regression.as_ref())?;
     Ok(Criterion {
+        regression,
         id: f.id.get_ref().0.clone(),
         title: f.title.0,
         kind,
@@ -407,6 +414,20 @@ fn build(
         },
         source: file.loc(&f.id.span()),
     })
+}
+
+/// A `regression` threshold (`"+25%"`), checked at load.
+pub(super) fn regression(
+    file: &SourceFile,
+    key: &str,
+    raw: Option<&Spanned<String>>,
+) -> Result<Option<f64>, SpecError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    crate::report::baseline::parse_threshold(raw.get_ref())
+        .map(Some)
+        .map_err(|e| file.error(SpecErrorKind::InvalidValue, &raw.span(), key, e))
 }
 
 fn check_template(

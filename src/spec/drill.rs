@@ -51,6 +51,9 @@ pub struct DrillSpec {
     pub silence: bool,
     /// Alertmanager receiver the alert must be routed to (rendered), if set.
     pub expect_receiver: Option<String>,
+    /// `regression = "+25%"`: a time to fire worse by more than this
+    /// (percent) since a baseline report is a regression; `None`: the default.
+    pub regression: Option<f64>,
     pub fault: Fault,
     pub trigger: Option<Trigger>,
     pub source: SourceLoc,
@@ -307,6 +310,8 @@ struct RawDrill {
     silence: bool,
     #[serde(default)]
     expect_receiver: Option<Spanned<String>>,
+    #[serde(default)]
+    regression: Option<Spanned<String>>,
     fault: RawFault,
     #[serde(default)]
     trigger: Option<RawTrigger>,
@@ -507,6 +512,7 @@ fn build(
         trials: raw.trials.map(|t| t.0).unwrap_or(1),
         silence: raw.silence,
         expect_receiver,
+        regression: super::criteria::regression(file, "regression", raw.regression.as_ref())?,
         fault,
         trigger,
         source: file.loc(&raw.name.span()),
