@@ -335,6 +335,11 @@ fn is_label_name(s: &str) -> bool {
 impl<'de> Deserialize<'de> for LabelName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        if s == "alertname" || s.starts_with("__") {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is set by Prometheus on every alert (or is internal), so requiring it checks nothing; list the static labels your routes match on, e.g. \"namespace\""
+            )));
+        }
         if !is_label_name(&s) {
             return Err(serde::de::Error::custom(format!(
                 "invalid label name {s:?} (expected [a-zA-Z_][a-zA-Z0-9_]*)"

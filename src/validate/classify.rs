@@ -400,7 +400,7 @@ pub fn classify_rule(
                         Severity::Warning,
                         Check::AbsentGuard,
                         format!(
-                            "compares {} to zero with no absent() leg over it: when the object is missing there is no series, the comparison is empty and the alert never fires (the seed's finding 4). Add `or absent({})`",
+                            "compares {} to zero with no absent() leg over it: when the object is missing there is no series, the comparison is empty and the alert never fires when it matters most. Add `or absent({})`",
                             z.selector, z.selector
                         ),
                         Some(z.selector.clone()),

@@ -405,6 +405,13 @@ fn plan_panel(
                 ));
                 continue;
             }
+            DsKind::Missing(name) => {
+                plan.notes.push(format!(
+                    "panel {} query {ref_id} names data source \"{name}\", which this Grafana does not have (Grafana shows the panel as an error); it is not queried and shows no data. Fix the dashboard's data source, or import it with the right one",
+                    plan.title
+                ));
+                continue;
+            }
             DsKind::Unknown | DsKind::Mixed => {
                 plan.notes.push(format!(
                     "panel {} query {ref_id} names no data source type and has no `expr`, so it is not a Prometheus query; it shows no data",
@@ -481,6 +488,9 @@ enum DsKind {
     Mixed,
     /// No data source named (the default one) or one firedrill cannot place.
     Unknown,
+    /// A name or uid Grafana's own data source list does not have: Grafana
+    /// shows the panel as an error, so it is never queried as Prometheus.
+    Missing(String),
 }
 
 /// The data sources a Grafana has, by name and by uid, and which is the
@@ -539,6 +549,11 @@ impl DsCatalog {
             default_type,
             prometheus_time_interval,
         }
+    }
+
+    /// Grafana's list was read (else every name is unknown, not missing).
+    fn is_known(&self) -> bool {
+        !self.types.is_empty()
     }
 
     fn kind_of(&self, name_or_uid: &str) -> Option<DsKind> {
@@ -610,7 +625,11 @@ fn ds_kind(ds: Option<&Value>, dashboard: &Value, sources: &DsCatalog) -> DsKind
             _ => DsKind::Unknown,
         };
     }
-    sources.kind_of(uid).unwrap_or(DsKind::Unknown)
+    match sources.kind_of(uid) {
+        Some(k) => k,
+        None if !uid.is_empty() && sources.is_known() => DsKind::Missing(uid.to_string()),
+        None => DsKind::Unknown,
+    }
 }
 
 /// One series as a Grafana data frame.
@@ -1775,6 +1794,21 @@ mod tests {
             "{:?}",
             p.panels[0].notes
         );
+        // A name Grafana's list does not have is an error panel in Grafana:
+        // never queried as Prometheus (it once made AC5 pass on up{}).
+        let missing = json!({"panels": [
+            {"id": 4, "title": "Gone", "datasource": "Loki-Prod", "targets": [{"refId": "A", "expr": "up"}]},
+            {"id": 5, "title": "Gone too", "datasource": {"uid": "NoSuchDS"}, "targets": [{"refId": "A", "expr": "up"}]}
+        ]});
+        let p = plan_with_sources(&missing, &vars, w, SnapshotSettings::default(), &sources);
+        for panel in &p.panels {
+            assert!(panel.queries.is_empty(), "{:?}", panel.queries);
+            assert!(
+                panel.notes[0].contains("which this Grafana does not have"),
+                "{:?}",
+                panel.notes
+            );
+        }
         // Without Grafana's list, a named data source with an expr is taken as Prometheus.
         let p = plan(&d, &vars, w, SnapshotSettings::default());
         assert_eq!(p.panels[0].queries.len(), 1);
