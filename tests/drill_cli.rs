@@ -2,6 +2,9 @@
 //! mid-wait reverts (exit 4); SIGKILL leaves a journal that blocks the next
 //! drill until `recover` reverts it; a second `recover` does nothing.
 
+mod common;
+
+use common::run::report_json;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,16 +46,6 @@ fn start_drill(reports: &Path, fault_file: &Path) -> Child {
     child
 }
 
-/// The report.json of the (one) run under `reports`.
-fn report_json(reports: &Path) -> serde_json::Value {
-    let run = std::fs::read_dir(reports)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().join("report.json").exists())
-        .expect("a report was written");
-    serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap()
-}
-
 fn wait_for_file(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
@@ -70,17 +63,7 @@ fn signal(child: &Child, sig: nix::sys::signal::Signal) {
 }
 
 fn wait(child: &mut Child) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "firedrill did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::run::wait(child, Duration::from_secs(60))
 }
 
 #[test]

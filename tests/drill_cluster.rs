@@ -3,6 +3,9 @@
 //! target pointed at a running `firedrill stack` the way the cluster job
 //! sees the cluster (URLs and a token; no stack started by the run).
 
+mod common;
+
+use common::run::report_json;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -29,16 +32,6 @@ fn firedrill(reports: &Path) -> Command {
         .arg("--reports-dir")
         .arg(reports);
     c
-}
-
-/// The report.json of the (one) run under `reports`.
-fn report_json(reports: &Path) -> Value {
-    let run = std::fs::read_dir(reports)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().join("report.json").exists())
-        .expect("a report was written");
-    serde_json::from_slice(&std::fs::read(run.path().join("report.json")).unwrap()).unwrap()
 }
 
 fn events(trial: &Value) -> Vec<String> {
@@ -220,6 +213,16 @@ alert_receiver = "firedrill"
         c
     }
 
+    /// `drill worker-image-tag --target rehearsal`, in the background.
+    fn start_image_drill(&self, reports: &Path, config: &Path) -> Child {
+        self.firedrill(reports, config)
+            .args(["drill", "worker-image-tag", "--target", "rehearsal"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     fn get(&self, path: &str) -> Value {
         let out = Command::new("curl")
             .args(["-fsS", "-H"])
@@ -270,17 +273,7 @@ impl Drop for Stack {
 }
 
 fn wait(child: &mut Child) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "firedrill did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::run::wait(child, Duration::from_secs(120))
 }
 
 #[test]
@@ -316,13 +309,7 @@ fn sigkill_mid_drill_then_recover_restores_the_object_exactly() {
     let reports = dir.path().join("reports");
     let before = stack.get(SCALED_JOB);
     let original = before.pointer(IMAGE).unwrap().as_str().unwrap().to_string();
-    let mut child = stack
-        .firedrill(&reports, &config)
-        .args(["drill", "worker-image-tag", "--target", "rehearsal"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stack.start_image_drill(&reports, &config);
     let broken = stack.wait_for_image(&original);
     assert_eq!(broken, "ghcr.io/daedalus/worker:firedrill-no-such-tag");
     nix::sys::signal::kill(
@@ -364,13 +351,7 @@ fn an_edit_made_during_the_drill_is_reported_not_overwritten() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut child = stack
-        .firedrill(&reports, &config)
-        .args(["drill", "worker-image-tag", "--target", "rehearsal"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stack.start_image_drill(&reports, &config);
     stack.wait_for_image(&original);
     // Someone rolls out a hotfix image while the drill is live.
     let hotfix = "ghcr.io/daedalus/worker:1.0.1-hotfix";

@@ -5,3 +5,4 @@ pub mod grafana;
 pub mod nats;
 pub mod prom_text;
 pub mod prometheus;
+pub mod run;
