@@ -223,27 +223,36 @@ alert_receiver = "firedrill"
             .unwrap()
     }
 
-    fn get(&self, path: &str) -> Value {
-        let out = Command::new("curl")
-            .args(["-fsS", "-H"])
-            .arg(format!("Authorization: Bearer {}", self.token))
-            .arg(format!("{}{path}", self.kube))
-            .output()
+    /// One request to the stack's Kubernetes API (reqwest, so the test
+    /// needs no curl on the machine).
+    fn call(&self, method: reqwest::Method, path: &str, merge_patch: Option<Value>) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-        assert!(out.status.success(), "GET {path}: {:?}", out);
-        serde_json::from_slice(&out.stdout).unwrap()
+        rt.block_on(async {
+            let mut req = reqwest::Client::new()
+                .request(method.clone(), format!("{}{path}", self.kube))
+                .bearer_auth(&self.token);
+            if let Some(body) = merge_patch {
+                req = req
+                    .header("content-type", "application/merge-patch+json")
+                    .body(body.to_string());
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            assert!(status.is_success(), "{method} {path}: {status} {body}");
+            serde_json::from_str(&body).unwrap()
+        })
+    }
+
+    fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None)
     }
 
     fn merge_patch(&self, path: &str, body: Value) {
-        let out = Command::new("curl")
-            .args(["-fsS", "-X", "PATCH", "-H"])
-            .arg(format!("Authorization: Bearer {}", self.token))
-            .args(["-H", "Content-Type: application/merge-patch+json", "-d"])
-            .arg(body.to_string())
-            .arg(format!("{}{path}", self.kube))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "PATCH {path}: {:?}", out);
+        self.call(reqwest::Method::PATCH, path, Some(body));
     }
 
     fn wait_for_image(&self, unlike: &str) -> String {
