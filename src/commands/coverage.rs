@@ -34,7 +34,7 @@ pub async fn run(global: &Global, args: &CoverageArgs) -> Result<ExitCode, Error
     }
     let coverage = crate::drill::coverage::coverage(&coverage?, &plan.drills, &[], None);
     print!("{}", table(&coverage));
-    let drilled = percent(coverage.drilled(), coverage.rules.len());
+    let drilled = coverage.drilled_percent();
     println!(
         "{}/{} alerting rules have a drill ({drilled:.1}%); run `firedrill drill --all` to prove them",
         coverage.drilled(),
@@ -47,14 +47,6 @@ pub async fn run(global: &Global, args: &CoverageArgs) -> Result<ExitCode, Error
         }
         _ => ExitCode::Success,
     })
-}
-
-fn percent(n: usize, of: usize) -> f64 {
-    if of == 0 {
-        100.0
-    } else {
-        n as f64 * 100.0 / of as f64
-    }
 }
 
 /// Uncovered page-severity alerts first (the rows are sorted that way).

@@ -470,6 +470,12 @@ impl Coverage {
         percent(self.proven(), self.rules.len())
     }
 
+    /// Rules with a drill, in percent of all (`firedrill coverage`, which
+    /// runs no drill).
+    pub fn drilled_percent(&self) -> f64 {
+        percent(self.drilled(), self.rules.len())
+    }
+
     /// (proven, total) per severity label, `""` for rules without one.
     pub fn by_severity(&self) -> BTreeMap<String, (usize, usize)> {
         let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();

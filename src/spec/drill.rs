@@ -641,31 +641,9 @@ pub fn plan_drills<'a>(
         "targets.{}",
         super::source::join_path(&[target.name.as_str()])
     );
-    let selected: Vec<&DrillSpec> = if names.is_empty() {
-        match &target.drills {
-            None => drills.iter().collect(),
-            Some(chosen) => chosen
-                .iter()
-                .map(|name| {
-                    drills.iter().find(|d| &d.name == name).ok_or_else(|| {
-                        let known: Vec<&str> = drills.iter().map(|d| d.name.as_str()).collect();
-                        SpecError::new(
-                            SpecErrorKind::UnknownReference,
-                            &target.source.file,
-                            Some(target.source.line),
-                            Some(format!("{target_key}.drills")),
-                            format!(
-                                "target \"{}\" lists drill \"{name}\", which is not loaded (loaded drills: {}); fix the list or the drills directory",
-                                target.name,
-                                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                            ),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        }
-    } else {
-        names
+    // Each name must be a loaded drill; `unknown` says where the name came from.
+    let pick = |wanted: &[String], unknown: &dyn Fn(&str, String) -> SpecError| {
+        wanted
             .iter()
             .map(|name| {
                 drills.iter().find(|d| &d.name == name).ok_or_else(|| {
@@ -675,16 +653,34 @@ pub fn plan_drills<'a>(
                     } else {
                         known.join(", ")
                     };
-                    SpecError::new(
-                        SpecErrorKind::UnknownReference,
-                        "<command line>",
-                        None,
-                        None,
-                        format!("unknown drill \"{name}\" (loaded drills: {known})"),
-                    )
+                    unknown(name, known)
                 })
             })
-            .collect::<Result<_, _>>()?
+            .collect::<Result<Vec<&DrillSpec>, SpecError>>()
+    };
+    let selected: Vec<&DrillSpec> = match (names.is_empty(), &target.drills) {
+        (true, None) => drills.iter().collect(),
+        (true, Some(chosen)) => pick(chosen, &|name, known| {
+            SpecError::new(
+                SpecErrorKind::UnknownReference,
+                &target.source.file,
+                Some(target.source.line),
+                Some(format!("{target_key}.drills")),
+                format!(
+                    "target \"{}\" lists drill \"{name}\", which is not loaded (loaded drills: {known}); fix the list or the drills directory",
+                    target.name
+                ),
+            )
+        })?,
+        (false, _) => pick(names, &|name, known| {
+            SpecError::new(
+                SpecErrorKind::UnknownReference,
+                "<command line>",
+                None,
+                None,
+                format!("unknown drill \"{name}\" (loaded drills: {known})"),
+            )
+        })?,
     };
     let at_target = |kind, key: &str, message: String| {
         SpecError::new(

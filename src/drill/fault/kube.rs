@@ -48,13 +48,19 @@ impl KubeAccess {
     }
 
     pub fn with_api(url: &str, token: Option<String>) -> Self {
+        KubeAccess::build(url, token, None, false)
+    }
+
+    /// The one constructor for an explicit API URL; registers the token
+    /// as a secret so no report or message shows it.
+    fn build(url: &str, token: Option<String>, token_env: Option<&str>, local_stack: bool) -> Self {
         if let Some(t) = &token {
             crate::secrets::register(t);
         }
         KubeAccess {
             api: Some((url.trim_end_matches('/').to_string(), token)),
-            token_env: None,
-            local_stack: false,
+            token_env: token_env.map(str::to_string),
+            local_stack,
         }
     }
 
@@ -72,16 +78,12 @@ impl KubeAccess {
                 }
             },
         };
-        let mut access = KubeAccess::with_api(url, token);
-        access.token_env = token_env.map(str::to_string);
-        Ok(access)
+        Ok(KubeAccess::build(url, token, token_env, false))
     }
 
     /// The local stack's rehearsal API (its URL and the token it issued).
     pub fn local_stack(url: &str, token: &str) -> Self {
-        let mut access = KubeAccess::with_api(url, Some(token.to_string()));
-        access.local_stack = true;
-        access
+        KubeAccess::build(url, Some(token.to_string()), None, true)
     }
 
     /// The API URL, when one was given (not kubeconfig).
@@ -107,10 +109,7 @@ impl KubeAccess {
                 if let (Some(var), None) = (token_env, &token) {
                     tracing::warn!("${var} (the token this fault was injected with) is unset here; the API server will likely refuse");
                 }
-                let mut access = KubeAccess::with_api(url, token);
-                access.token_env = token_env.map(str::to_string);
-                access.local_stack = local_stack;
-                access
+                KubeAccess::build(url, token, token_env, local_stack)
             }
         }
     }
