@@ -81,6 +81,10 @@ pub struct Global {
         value_parser = crate::clients::http::parse_size
     )]
     pub max_response_bytes: u64,
+    /// Set a target variable for this run, over the target's
+    /// `[variables]` (repeatable): `--var port=8080`.
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Log filter, e.g. `debug` or `firedrill=trace`.
     #[arg(long, global = true, env = "FIREDRILL_LOG", default_value = "warn")]
     pub log: String,
@@ -199,17 +203,17 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
+    /// A local-stack target (`stack = "local"`): the built-in `local`, or
+    /// one of yours with its own rules, scrape jobs and specs.
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
     /// Sentinels to send (overrides the probe spec's `count`).
     #[arg(long, env = "FIREDRILL_COUNT")]
     pub count: Option<usize>,
-    /// Drills to run on the local stack after the probe (none: `--drills ""`).
-    #[arg(
-        long,
-        env = "FIREDRILL_SMOKE_DRILLS",
-        value_delimiter = ' ',
-        default_value = "worker-image-tag"
-    )]
-    pub drills: Vec<String>,
+    /// Drills to run on the local stack after the probe (default: the
+    /// target's `smoke_drills`; none: `--drills ""`; every one: `all`).
+    #[arg(long, env = "FIREDRILL_SMOKE_DRILLS", value_delimiter = ' ')]
+    pub drills: Option<Vec<String>>,
     #[command(flatten)]
     pub baseline: BaselineArgs,
 }
@@ -275,6 +279,14 @@ pub struct FleetArgs {
     /// Target whose `[targets.<name>.fleet]` naming to use.
     #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
     pub target: String,
+}
+
+/// `NAME=VALUE` of `--var`.
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE (e.g. --var port=8080)")),
+    }
 }
 
 /// A point in time: RFC 3339 (`2026-11-23T09:00:00Z`) or unix seconds.

@@ -17,6 +17,7 @@ mod github;
 mod grafana_dashboards;
 mod layering;
 mod merge;
+mod platform;
 mod probe;
 mod report;
 mod report_render;

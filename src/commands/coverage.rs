@@ -9,7 +9,14 @@ use crate::report::model::{Coverage, CoverageStatus};
 use crate::signals::shutdown_signal;
 
 pub async fn run(global: &Global, args: &CoverageArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            drills: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let env = if plan.target.is_local() {
         Some(tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,

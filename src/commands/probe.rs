@@ -2,13 +2,19 @@
 
 use super::*;
 use crate::cli::ProbeArgs;
-use crate::clients::nats;
 use crate::exit::ExitCode;
 use crate::signals::shutdown_signal;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            probes: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let specs: Vec<&ProbeSpec> = match &args.probe {
         Some(name) => vec![plan.probe(name).ok_or_else(|| {
             let known: Vec<&str> = plan.probes.iter().map(|p| p.name.as_str()).collect();
@@ -29,7 +35,7 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let env = start_local(&plan.target).await?;
     let live = Live::of(&plan.target, env.as_ref());
     let work = async {
-        let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
+        let client = live.nats(&plan.target, "a NATS probe").await?;
         let mut outcomes = Vec::new();
         for spec in &specs {
             let cfg = probe_config(spec, args.count, args.concurrency);

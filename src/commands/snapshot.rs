@@ -7,7 +7,7 @@ use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
 
 pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(global, &args.target, crate::spec::Parts::NONE)?;
     if args.from >= args.to {
         return Err(Error::Usage("--from must be before --to".into()));
     }

@@ -16,7 +16,15 @@ use std::time::Duration;
 const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            criteria: true,
+            drills: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let start = Utc::now();
     let (info, audited) = if plan.target.is_local() {
         let env = tokio::select! {
@@ -74,7 +82,8 @@ async fn audit_live(
     local: bool,
 ) -> Result<(Vec<Finding>, Vec<AlertRoute>), Error> {
     let prom = Prometheus::new(&live.prometheus);
-    if local && !wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT).await {
+    let fleet = local && plan.target.fleet().is_some();
+    if fleet && !wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT).await {
         tracing::warn!(
             "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
         );
