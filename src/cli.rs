@@ -6,7 +6,8 @@ use std::path::PathBuf;
 const AFTER_HELP: &str = concat!(
     "Examples:
   firedrill smoke                              # whole pipeline on a local real stack
-  firedrill drill --all --target local         # time all seven structural alerts
+  firedrill drill --all --target local         # time every drill's alert on the local stack
+  firedrill smoke --target my-compose --var api_addr=127.0.0.1:8080
   firedrill run --target aks-test              # the acceptance job against a cluster
   firedrill stack                              # keep a local stack up for exploring
 
@@ -377,7 +378,7 @@ pub struct AcceptArgs {
     /// Window = the last D up to now (default 30m when no window is given; at most 30 days).
     #[arg(long, value_parser = parse_duration)]
     pub since: Option<std::time::Duration>,
-    /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` (AC2).
+    /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` in criteria.
     #[arg(
         long,
         env = "FIREDRILL_SENTINEL_TASK_ID",
@@ -407,7 +408,7 @@ pub struct RunArgs {
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
     /// Widen the evaluation window to start this long before the run (e.g. to
-    /// cover the deploy before it for AC1).
+    /// cover a deploy that happened just before it).
     #[arg(long, env = "FIREDRILL_EXTRA_WINDOW", value_parser = parse_duration, default_value = "0s")]
     pub extra_window: std::time::Duration,
     /// Wait this long after the probes before evaluating criteria, so
@@ -417,7 +418,8 @@ pub struct RunArgs {
     /// Sentinels to send (overrides the probe spec).
     #[arg(long, env = "FIREDRILL_COUNT")]
     pub count: Option<usize>,
-    /// Fail (instead of skip) AC5 when no snapshot can be made.
+    /// Fail (instead of skip) snapshot criteria (`kind = "snapshot"`) when no
+    /// snapshot can be made.
     #[arg(long, env = "FIREDRILL_REQUIRE_SNAPSHOT")]
     pub require_snapshot: bool,
     /// Create a GitHub check run with the verdict (needs GITHUB_TOKEN in Actions).

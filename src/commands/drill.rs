@@ -40,6 +40,10 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     let run_id = crate::runinfo::new_run_id(started);
     let env = start_local(&plan.target).await?;
     let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args).await;
+    let rule_files = env
+        .as_ref()
+        .map(|e| e.stack.rule_files.clone())
+        .unwrap_or_default();
     let lost = match env {
         Some(env) => env.shutdown().await,
         None => Vec::new(),
@@ -69,6 +73,7 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         Err(e) => report.errors.push(e),
     }
     record_lost_dependencies(&mut report, lost);
+    report.rename_rule_files(&rule_files);
     report.redact_secrets();
     print_drills(&report);
     for e in &report.errors {

@@ -120,6 +120,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     .await;
     let mut lost_deps = Vec::new();
     if let Some(env) = env {
+        report.rename_rule_files(&env.stack.rule_files);
         lost_deps = env.shutdown().await;
     }
     if let Some(rx) = receiver {

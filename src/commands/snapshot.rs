@@ -58,7 +58,7 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
                 Some(&SnapshotOutcome::Created(info.clone())),
                 true,
             );
-            println!("  AC5: {verdict}: {reason}");
+            println!("  as a snapshot criterion: {verdict}: {reason}");
             // The delete URL is a bearer secret: written to a file, never printed.
             let dir = global.reports_dir.join(&run_id);
             std::fs::create_dir_all(&dir)

@@ -26,6 +26,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
         },
     )?;
     let start = Utc::now();
+    let mut rule_files = Vec::new();
     let (info, audited) = if plan.target.is_local() {
         let env = tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,
@@ -40,6 +41,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
                 return Err(Error::Interrupted(sig));
             }
         };
+        rule_files = env.stack.rule_files.clone();
         env.shutdown().await;
         (info, audited)
     } else {
@@ -55,6 +57,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
     let mut report = new_report("validate", &crate::runinfo::new_run_id(start), info, window);
     report.validation = findings;
     report.routes = routes;
+    report.rename_rule_files(&rule_files);
     match crate::report::console::validation_table(&report) {
         Some(t) => println!("{t}"),
         None => println!("rule audit: no findings"),

@@ -220,6 +220,9 @@ pub struct LocalStack {
     pub alertmanager_url: String,
     /// Where Alertmanager sends every notification (route receiver `firedrill`).
     pub webhook: WebhookReceiver,
+    /// (the path Prometheus loaded a rule file from, the name it was given
+    /// in [`StackOptions::rules`]): reports show the user's name.
+    pub rule_files: Vec<(String, String)>,
     /// Start order; shut down together. Emptied by `shutdown()`.
     children: Vec<ManagedChild>,
     dir_path: PathBuf,
@@ -290,6 +293,13 @@ impl LocalStack {
         // looked at every target (see below).
         let rules_dir = dir_path.join(RULES_DIR);
         let rule_files = rules::stage(&opts.rules, &dir_path.join("rules-check"))?;
+        let rule_names: Vec<(String, String)> = rule_files
+            .iter()
+            .zip(&opts.rules)
+            .map(|((staged, _), (name, _))| {
+                (rules_dir.join(staged).display().to_string(), name.clone())
+            })
+            .collect();
         let am_config_path = dir_path.join("alertmanager.yml");
         write_file(&am_config_path, &config::alertmanager_yml(&webhook.url))?;
 
@@ -413,6 +423,7 @@ impl LocalStack {
 
         Ok(LocalStack {
             nats_url,
+            rule_files: rule_names,
             prometheus_url,
             alertmanager_url: format!("http://{am_addr}"),
             webhook,
