@@ -19,6 +19,8 @@ pub async fn run(global: &Global, args: &SmokeArgs) -> Result<ExitCode, Error> {
                 .cloned()
                 .collect(),
             trials: None,
+            parallel: false,
+            retry_serial: false,
             extra_window: std::time::Duration::ZERO,
             settle: None,
             require_snapshot: false,
