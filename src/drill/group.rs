@@ -146,25 +146,40 @@ impl Drop for Ticket {
 /// An alert's identity: its whole label set (alertname included).
 pub type AlertKey = Labels;
 
-/// The active alerts' identities, for the baseline taken as a group begins.
-pub fn active_keys(alerts: &[PromAlert]) -> BTreeSet<AlertKey> {
-    alerts.iter().map(|a| a.labels.clone()).collect()
+/// The alerts active as a group begins, with their `activeAt`: not
+/// crosstalk while they stay active.
+pub type Baseline = BTreeMap<AlertKey, Option<DateTime<Utc>>>;
+
+/// The baseline taken as a group begins.
+pub fn baseline(alerts: &[PromAlert]) -> Baseline {
+    alerts
+        .iter()
+        .map(|a| (a.labels.clone(), a.active_at))
+        .collect()
 }
 
 /// Adds to `seen` every alert in `alerts` that no drill of the group
-/// expects (by alertname) and that was not active when the group began
-/// (`baseline`); an alert already seen keeps its first sighting and moves
-/// to `firing` when it does.
+/// expects (by alertname) and that was not already active when the group
+/// began: an alert of the baseline that went inactive (missing from a poll,
+/// or active again since a later `activeAt`) counts when it comes back
+/// (e.g. an `absent()` rule pending from a stack's start, cleared by the
+/// first scrape, raised again by a fault). An alert already seen keeps its
+/// first sighting and moves to `firing` when it does.
 pub fn note_crosstalk(
     seen: &mut BTreeMap<AlertKey, CrosstalkAlert>,
-    baseline: &BTreeSet<AlertKey>,
+    baseline: &mut Baseline,
     expected: &BTreeSet<String>,
     alerts: &[PromAlert],
     at: DateTime<Utc>,
 ) {
+    baseline.retain(|k, since| {
+        alerts
+            .iter()
+            .any(|a| &a.labels == k && a.active_at == *since)
+    });
     for a in alerts {
         let name = a.labels.get("alertname").cloned().unwrap_or_default();
-        if expected.contains(&name) || baseline.contains(&a.labels) {
+        if expected.contains(&name) || baseline.contains_key(&a.labels) {
             continue;
         }
         let entry = seen.entry(a.labels.clone()).or_insert_with(|| {
@@ -195,7 +210,7 @@ pub(crate) struct Crosstalk {
 pub(crate) fn watch_crosstalk(
     sources: Sources,
     expected: BTreeSet<String>,
-    baseline: BTreeSet<AlertKey>,
+    mut baseline: Baseline,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Crosstalk>) {
     let (stop_tx, mut stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -208,7 +223,7 @@ pub(crate) fn watch_crosstalk(
                 biased;
                 _ = &mut stop => break,
                 _ = interval.tick() => match sources.prometheus_alerts().await {
-                    Ok(alerts) => note_crosstalk(&mut seen, &baseline, &expected, &alerts, sources.clock.now()),
+                    Ok(alerts) => note_crosstalk(&mut seen, &mut baseline, &expected, &alerts, sources.clock.now()),
                     Err(e) => {
                         failed += 1;
                         last_error = e;
@@ -255,12 +270,15 @@ mod tests {
         let t0 = Utc::now();
         let t1 = t0 + chrono::TimeDelta::seconds(1);
         let expected: BTreeSet<String> = ["A".to_string(), "B".to_string()].into();
-        let before = [alert("Old", &[("namespace", "x")], "firing")];
-        let baseline = active_keys(&before);
+        let before = [
+            alert("Old", &[("namespace", "x")], "firing"),
+            alert("Back", &[], "pending"),
+        ];
+        let mut baseline = baseline(&before);
         let mut seen = BTreeMap::new();
         note_crosstalk(
             &mut seen,
-            &baseline,
+            &mut baseline,
             &expected,
             &[
                 alert("A", &[], "firing"),
@@ -270,13 +288,15 @@ mod tests {
             ],
             t0,
         );
+        // "Back" was active when the group began, cleared, and is back.
         note_crosstalk(
             &mut seen,
-            &baseline,
+            &mut baseline,
             &expected,
             &[
                 alert("C", &[("pod", "p1")], "firing"),
                 alert("B", &[], "pending"),
+                alert("Back", &[], "pending"),
             ],
             t1,
         );
@@ -294,6 +314,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
+                ("Back".into(), "{}".into(), "pending".into(), t1),
                 ("C".into(), "{pod=\"p1\"}".into(), "firing".into(), t0),
                 (
                     "Old".into(),

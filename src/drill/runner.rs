@@ -12,7 +12,7 @@
 use super::env::{DrillEnv, DrillError, DrillRun, RunOutcome};
 use super::fault::{self, FaultRecord};
 use super::footprint::{footprint, plan_groups};
-use super::group::{active_keys, watch_crosstalk, Gate, Member, Ticket};
+use super::group::{baseline, watch_crosstalk, Gate, Member, Ticket};
 use super::journal::{scan, EntryStatus, Journal, JournalEntry};
 use super::machine::{Decision, Machine, MachineConfig, Notification};
 use super::preflight::preflight;
@@ -247,8 +247,8 @@ async fn run_group(
     let started = env.clock.now();
     let sources = env.sources();
     let mut notes = Vec::new();
-    let baseline = match sources.prometheus_alerts().await {
-        Ok(alerts) => active_keys(&alerts),
+    let before = match sources.prometheus_alerts().await {
+        Ok(alerts) => baseline(&alerts),
         Err(e) => {
             notes.push(format!(
                 "could not read the alerts active before parallel group {group} ({e}); any of them seen later is reported as crosstalk"
@@ -257,7 +257,7 @@ async fn run_group(
         }
     };
     let expected = members.iter().map(|&i| plans[i].alert.clone()).collect();
-    let (stop, watcher) = watch_crosstalk(sources, expected, baseline);
+    let (stop, watcher) = watch_crosstalk(sources, expected, before);
     let trials: Vec<u32> = members
         .iter()
         .map(|&i| trial_count(&plans[i], env))
