@@ -69,9 +69,16 @@ pub fn conflict(a: &DrillSpec, b: &DrillSpec) -> Option<String> {
     if fb.opaque {
         return Some(format!("{}'s exec fault declares no `touches`", b.name));
     }
-    let shared: Vec<&String> = fa.touches.intersection(&fb.touches).collect();
+    // Case-blind: a declared "kubernetes deployment ns/o" is that Deployment
+    // (a false conflict only costs time; a missed one, a wrong verdict).
+    let theirs: BTreeSet<String> = fb.touches.iter().map(|t| t.to_lowercase()).collect();
+    let shared: Vec<&str> = fa
+        .touches
+        .iter()
+        .filter(|t| theirs.contains(&t.to_lowercase()))
+        .map(String::as_str)
+        .collect();
     if !shared.is_empty() {
-        let shared: Vec<&str> = shared.iter().map(|s| s.as_str()).collect();
         return Some(format!("both touch {}", shared.join(", ")));
     }
     None
@@ -238,10 +245,11 @@ mod tests {
                 ],
                 vec![vec!["a"], vec!["b", "c"]],
             ),
-            // Declared touches group like objects, and may name one.
+            // Declared touches group like objects, and may name one (in
+            // any case).
             (
                 vec![
-                    drill("a", "A", 10, exec(&["kubernetes Deployment ns/o"])),
+                    drill("a", "A", 10, exec(&["kubernetes deployment ns/o"])),
                     drill("b", "B", 10, scale("ns", "o")),
                     drill("c", "C", 10, exec(&["db"])),
                 ],

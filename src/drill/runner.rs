@@ -384,8 +384,14 @@ async fn run_drill(
 
     trial::conclude(&mut result);
     if end == TrialEnd::RevertFailed {
-        let unreverted: Vec<JournalEntry> =
-            lock(journal).unreverted().into_iter().cloned().collect();
+        // Its own entries only: in a parallel group, the others' faults
+        // are theirs to revert (and to name).
+        let unreverted: Vec<JournalEntry> = lock(journal)
+            .unreverted()
+            .into_iter()
+            .filter(|e| e.drill == plan.name)
+            .cloned()
+            .collect();
         result.manual_recovery = Some(trial::manual_recovery(
             &unreverted,
             &plan.name,
