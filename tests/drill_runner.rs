@@ -708,3 +708,31 @@ async fn an_alert_active_before_its_inject_voids_the_drill() {
         b.notes
     );
 }
+
+#[tokio::test]
+async fn one_failed_revert_in_a_group_does_not_stop_the_others() {
+    let p = Pair::new().await;
+    let env = p.env("par");
+    let mut a = p.plan("a", &["file a"], "");
+    if let Fault::Exec(e) = &mut a.fault {
+        e.revert = sh("echo cannot >&2; exit 3");
+    }
+    let b = p.plan("b", &["file b"], "");
+    let run = run_drills(&[a, b], &env).await.unwrap();
+    assert_eq!(run.outcome, RunOutcome::RevertFailed);
+    assert_eq!(run.exit_code().code(), 5);
+    let (a, b) = (&run.results[0], &run.results[1]);
+    assert!(p.file("a").exists(), "a's revert cannot have worked");
+    assert!(!p.file("b").exists(), "b's fault was left live");
+    assert!(b.trials[0].reverted, "{}", b.reason);
+    let recovery = a.manual_recovery.as_ref().expect("a says how to recover");
+    // Only a's own fault: b's was reverted and is b's to name.
+    let by_hand: Vec<_> = recovery
+        .steps
+        .iter()
+        .filter(|s| s.label.contains("by hand"))
+        .collect();
+    assert_eq!(by_hand.len(), 1, "{recovery:?}");
+    assert!(by_hand[0].command.contains("exit 3"), "{recovery:?}");
+    assert!(b.manual_recovery.is_none());
+}
