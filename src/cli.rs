@@ -93,8 +93,9 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole pipeline on a local real stack (nats-server, prometheus,
-    /// alertmanager + the reference fleet), then tear it all down.
+    /// Run the whole pipeline on a local real stack (prometheus and
+    /// alertmanager; nats-server and the reference fleet when the target has
+    /// a [fleet] table), then tear it all down.
     ///
     /// Example: firedrill smoke --count 200
     Smoke(SmokeArgs),
@@ -103,12 +104,12 @@ pub enum Command {
     /// On the `local` target the local stack is started for the run.
     /// Example: firedrill probe --target aks-test --probe sentinel --count 50
     Probe(ProbeArgs),
-    /// Start the local stack and reference fleet and keep them up, printing
-    /// their URLs, until Ctrl-C.
+    /// Start a local-stack target's stack (and its reference fleet, if it
+    /// has one) and keep it up, printing the URLs, until Ctrl-C.
     ///
     /// Example: firedrill stack
     Stack(StackArgs),
-    /// Evaluate every acceptance criterion (`acceptance/*.toml`) against the
+    /// Evaluate every acceptance criterion (the target's acceptance folder) against the
     /// target's live Prometheus over a window, and print a verdict table.
     ///
     /// Example: firedrill accept --target aks-test --since 30m --sentinel-task-id sentinel-...

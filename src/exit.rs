@@ -32,6 +32,13 @@ pub fn for_error(e: &crate::error::Error) -> ExitCode {
     use crate::error::Error;
     match e {
         Error::Spec(_) | Error::Usage(_) => ExitCode::Usage,
+        // The target's own rule files, their templates and its scrape jobs:
+        // the user's input, not a dependency.
+        Error::Stack(
+            crate::stack::StackError::RulesInvalid { .. }
+            | crate::stack::StackError::RulesTemplate { .. }
+            | crate::stack::StackError::InvalidOptions(_),
+        ) => ExitCode::Usage,
         Error::Interrupted(_) => ExitCode::Interrupted,
         Error::Drill(e) => for_drill_error(e),
         Error::Stack(_)

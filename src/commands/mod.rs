@@ -257,8 +257,13 @@ impl Live {
     /// without NATS is a usage error naming `why` and the fix.
     pub async fn nats(&self, target: &Target, why: &str) -> Result<async_nats::Client, Error> {
         let Some(url) = &self.nats_url else {
+            let fix = if target.is_local() {
+                "a [fleet] table (the local stack starts nats-server only for the reference fleet)"
+            } else {
+                "nats_url"
+            };
             return Err(Error::Usage(format!(
-                "{why} needs NATS, but target `{}` has none; add nats_url to {} (or a [fleet] table to a local-stack target)",
+                "{why} needs NATS, but target `{}` has none; add {fix} to {}",
                 target.name,
                 target.table()
             )));

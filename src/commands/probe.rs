@@ -26,8 +26,15 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         })?],
         None => plan.probes.iter().collect(),
     };
+    let Some(first) = specs.first() else {
+        return Err(Error::Usage(format!(
+            "no probes loaded for target `{}`; add a probe spec (*.toml) to its probes directory (--probes-dir, or probes_dir in {})",
+            plan.target.name,
+            plan.target.table()
+        )));
+    };
     if args.bench {
-        return super::bench::run(global, args, &plan, specs[0]).await;
+        return super::bench::run(global, args, &plan, first).await;
     }
     let started = Utc::now();
     let run_id = crate::runinfo::new_run_id(started);

@@ -155,6 +155,17 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     if report.window.end == report.window.start {
         report.window.end = Utc::now();
     }
+    // An error finding fails the run: show the audit, or the verdict
+    // would come with no visible reason.
+    if report
+        .validation
+        .iter()
+        .any(|f| f.severity == crate::report::model::Severity::Error)
+    {
+        if let Some(t) = crate::report::console::validation_table(&report) {
+            println!("{t}");
+        }
+    }
     if let Some(t) = crate::report::console::probe_table(&report) {
         println!("{t}");
     }

@@ -760,6 +760,12 @@ pub fn plan_drills<'a>(
             (Endpoints::Local(local), FaultKind::Fleet) if local.fleet.is_none() => {
                 Some("this local-stack target has no [fleet] table, so there is no reference fleet to switch")
             }
+            (
+                Endpoints::Local(local),
+                FaultKind::KubernetesPatch | FaultKind::KubernetesScale,
+            ) if local.fleet.is_none() => Some(
+                "a local-stack target without a [fleet] table rehearses no Kubernetes API, and a rehearsal must never reach a real cluster",
+            ),
             _ => None,
         };
         if let Some(why) = refused {

@@ -144,10 +144,16 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
     let parts = opts.parts;
     // The command line's directory, else the target's own, else the default.
     let explicit = |cli: &Option<PathBuf>, own: &Option<PathBuf>| cli.clone().or(own.clone());
+    // A target that brings any spec folder of its own brings them all: the
+    // default folders (another platform's, perhaps) are not read for it.
+    let own_specs = target.dirs.probes.is_some()
+        || target.dirs.acceptance.is_some()
+        || target.dirs.drills.is_some();
+    let default_path = |name: &str| (!own_specs).then(|| opts.default_path(name));
     let probes = if parts.probes || parts.drills {
         match dir_to_load(
             explicit(&opts.probes_dir, &target.dirs.probes).as_deref(),
-            &opts.default_path(PROBES_DIR),
+            default_path(PROBES_DIR),
             "probes",
         )? {
             Some(dir) => load_probes(&dir, &target)?,
@@ -165,10 +171,10 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
                 Some(p.source.line),
                 Some("stream".into()),
                 format!(
-                    "probe \"{}\" publishes over NATS, but target \"{}\" has no NATS (no nats_url, or a local stack without [fleet]); \
-                     add nats_url to {}, or give the target its own probes_dir without NATS probes",
+                    "probe \"{}\" publishes over NATS, but target \"{}\" has no NATS; add {} to {}, or give the target its own probes_dir without NATS probes",
                     p.name,
                     target.name,
+                    if target.is_local() { "a [fleet] table" } else { "nats_url" },
                     target.table()
                 ),
             ));
@@ -177,7 +183,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
     let criteria = if parts.criteria {
         match dir_to_load(
             explicit(&opts.acceptance_dir, &target.dirs.acceptance).as_deref(),
-            &opts.default_path(ACCEPTANCE_DIR),
+            default_path(ACCEPTANCE_DIR),
             "acceptance",
         )? {
             Some(dir) => load_criteria(&dir, &target)?,
@@ -189,7 +195,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
     let drills = if parts.drills {
         match dir_to_load(
             explicit(&opts.drills_dir, &target.dirs.drills).as_deref(),
-            &opts.default_path(DRILLS_DIR),
+            default_path(DRILLS_DIR),
             "drills",
         )? {
             Some(dir) => load_drills(&dir, &target, &probes)?,
@@ -210,10 +216,10 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
 }
 
 /// The explicit directory (which must exist), else the default one if it
-/// exists, else `None`.
+/// exists (and is to be read at all), else `None`.
 fn dir_to_load(
     explicit: Option<&Path>,
-    default: &Path,
+    default: Option<PathBuf>,
     what: &str,
 ) -> Result<Option<PathBuf>, SpecError> {
     match explicit {
@@ -228,7 +234,7 @@ fn dir_to_load(
             dir,
             format!("{what} directory not found (create it, or point the {what} directory option at the right place)"),
         )),
-        None => Ok(default.is_dir().then(|| default.to_path_buf())),
+        None => Ok(default.filter(|d| d.is_dir())),
     }
 }
 
