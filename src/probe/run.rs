@@ -84,7 +84,9 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new(capacity: usize, timeout: Duration) -> Self {
+    fn new(count: usize, timeout: Duration) -> Self {
+        // An absurd count grows the tables as it goes rather than failing here.
+        let capacity = count.min(1 << 16);
         Tracker {
             timeout,
             slots: Vec::with_capacity(capacity),
@@ -175,14 +177,15 @@ impl Tracker {
     }
 
     /// When the oldest unsettled sentinel times out (all share one timeout,
-    /// so publish order is deadline order: the queue is the slots).
+    /// so publish order is deadline order: the queue is the slots). `None`
+    /// when none is out, or the timeout is too long to be an instant.
     fn next_deadline(&mut self) -> Option<Instant> {
         while self.oldest < self.slots.len() && self.slots[self.oldest].settled.is_some() {
             self.oldest += 1;
         }
         self.slots
             .get(self.oldest)
-            .map(|s| s.sent_at + self.timeout)
+            .and_then(|s| s.sent_at.checked_add(self.timeout))
     }
 
     /// Times out every unsettled sentinel whose deadline is at or before
@@ -585,5 +588,16 @@ mod tests {
         assert_eq!(t.expire(t0 + Duration::from_secs(10)), 2);
         assert_eq!(t.next_deadline(), None);
         assert_eq!(t.settled, 4);
+    }
+
+    #[test]
+    fn a_timeout_past_any_instant_never_expires() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(usize::MAX, Duration::MAX);
+        let (id, key) = t.new_id();
+        t.publish(id, key, TraceParent::random(), t0);
+        assert_eq!(t.next_deadline(), None);
+        assert_eq!(t.expire(t0 + Duration::from_secs(86_400)), 0);
+        assert_eq!(t.settled, 0);
     }
 }
