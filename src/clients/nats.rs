@@ -23,22 +23,27 @@ pub enum NatsError {
 /// contents of a `.creds` file (what a CI secret usually holds) or its path.
 /// The secret itself never appears in specs, logs or errors.
 pub async fn connect(url: &str, creds_env: Option<&str>) -> Result<async_nats::Client, NatsError> {
-    let mut opts = async_nats::ConnectOptions::new();
+    let mut opts = options("firedrill");
     if let Some(var) = creds_env {
         opts = with_credentials(opts, var, std::env::var_os(var)).await?;
     }
-    opts.name("firedrill")
+    opts.connect(url).await.map_err(|e| NatsError::Connect {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// What every firedrill connection is opened with (the reference fleet's
+/// too, so a probe can share the fleet's connection): `name` shows in the
+/// server's connection list.
+pub fn options(name: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .name(name)
         .connection_timeout(std::time::Duration::from_secs(5))
         // Probes need their results promptly; a large client buffer keeps
         // 10k in-flight sentinels from stalling the reader.
         .client_capacity(65_536)
         .subscription_capacity(262_144)
-        .connect(url)
-        .await
-        .map_err(|e| NatsError::Connect {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })
 }
 
 /// Adds the credentials in env var `var` (its value is `value`) to `opts`.

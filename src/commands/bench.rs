@@ -6,13 +6,20 @@
 //! (b) the minimal round trip: publish acked, a bare durable pull consumer
 //!     acks and replies, the reply is matched;
 //! (c) firedrill's sentinel round trip through the reference fleet, with
-//!     trace context and HDR recording on.
+//!     trace context and HDR recording on;
+//! (d) the latency (b) and (c) have with one message in flight, and what
+//!     the probe and fleet add to the minimal round trip.
+//!
+//! (b)'s requester and responder share one NATS connection; so do (c)'s
+//! probe and the fleet, which runs in this process.
 
 use super::*;
 use crate::cli::ProbeArgs;
 use crate::clients::nats;
 use crate::exit::ExitCode;
 use crate::local::LocalEnv;
+use crate::model::probe::LatencySummary;
+use crate::probe::latency::Latencies;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
 use serde::Serialize;
@@ -27,6 +34,8 @@ const RAW_SUBJECT: &str = "firedrill.bench.raw";
 const RT_SUBJECT: &str = "firedrill.bench.rt";
 const RT_REPLY: &str = "firedrill.bench.reply";
 const RSS_IN_FLIGHT: usize = 10_000;
+/// Round trips per side of (d): enough for a stable p99.
+const ONE_IN_FLIGHT_COUNT: usize = 2_000;
 
 #[derive(Debug, Serialize, Tabled)]
 struct Row {
@@ -55,6 +64,39 @@ struct BenchReport {
     c_over_a: f64,
     c_over_b: f64,
     peak_rss_mib_10k_in_flight: Option<f64>,
+    one_in_flight: OneInFlight,
+    /// `/proc/loadavg` (1, 5, 15 min) when the bench started and ended: the
+    /// figures of a busy machine say so.
+    load_average_before: Option<[f64; 3]>,
+    load_average_after: Option<[f64; 3]>,
+}
+
+/// (d): round-trip latency with one message in flight, in microseconds.
+#[derive(Debug, Serialize)]
+struct OneInFlight {
+    messages: usize,
+    minimal_p50_us: f64,
+    minimal_p99_us: f64,
+    sentinel_p50_us: f64,
+    sentinel_p99_us: f64,
+    /// sentinel - minimal (goal: p50 at most 100 µs).
+    added_p50_us: f64,
+    added_p99_us: f64,
+}
+
+impl OneInFlight {
+    fn new(messages: usize, minimal: &LatencySummary, sentinel: &LatencySummary) -> Self {
+        let us = |ms: f64| (ms * 1000.0).round();
+        OneInFlight {
+            messages,
+            minimal_p50_us: us(minimal.p50_ms),
+            minimal_p99_us: us(minimal.p99_ms),
+            sentinel_p50_us: us(sentinel.p50_ms),
+            sentinel_p99_us: us(sentinel.p99_ms),
+            added_p50_us: us(sentinel.p50_ms) - us(minimal.p50_ms),
+            added_p99_us: us(sentinel.p99_ms) - us(minimal.p99_ms),
+        }
+    }
 }
 
 pub async fn run(
@@ -69,6 +111,7 @@ pub async fn run(
                 .into(),
         ));
     }
+    let load_average_before = load_average();
     let count = args.count.unwrap_or(20_000);
     let in_flight = args.concurrency.unwrap_or(512);
     eprintln!("bench: starting the local stack (fleet with no simulated cold start or work)…");
@@ -85,7 +128,9 @@ pub async fn run(
     .await?;
     let result = measure(global, &env, spec, count, in_flight).await;
     env.shutdown().await;
-    let report = result?;
+    let mut report = result?;
+    report.load_average_before = load_average_before;
+    report.load_average_after = load_average();
     println!("{}", Table::new(&report.rows).with(Style::rounded()));
     println!(
         "c/a = {:.2}   c/b = {:.2} (goal >= 0.8)   peak RSS with {RSS_IN_FLIGHT} sentinels in flight: {}",
@@ -95,6 +140,27 @@ pub async fn run(
             .peak_rss_mib_10k_in_flight
             .map(|m| format!("{m:.1} MiB (goal <= 64 MiB)"))
             .unwrap_or_else(|| "unknown (no /proc)".into())
+    );
+    let d = &report.one_in_flight;
+    println!(
+        "(d) one in flight, {} each: minimal p50 {} µs p99 {} µs; sentinel p50 {} µs p99 {} µs; \
+         added p50 {:+} µs (goal <= 100 µs) p99 {:+} µs",
+        d.messages,
+        d.minimal_p50_us,
+        d.minimal_p99_us,
+        d.sentinel_p50_us,
+        d.sentinel_p99_us,
+        d.added_p50_us,
+        d.added_p99_us
+    );
+    let load = |l: Option<[f64; 3]>| {
+        l.map(|[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    println!(
+        "load average before: {}   after: {}",
+        load(report.load_average_before),
+        load(report.load_average_after)
     );
     let dir = global
         .reports_dir
@@ -137,11 +203,15 @@ async fn measure(
         .await
         .map_err(|e| dep("create scratch stream", e.to_string()))?;
 
+    // The probe shares the in-process fleet's connection, as (b)'s
+    // requester shares its responder's.
+    let probe_client = env.fleet.nats_client();
+
     // Peak RSS first: memory the allocator keeps from the throughput runs
     // would otherwise count, and VmHWM cannot be reset below current RSS.
     eprintln!("bench: {RSS_IN_FLIGHT} sentinels in flight for peak RSS…");
     let cfg = probe_config(spec, Some(RSS_IN_FLIGHT), Some(RSS_IN_FLIGHT));
-    crate::probe::run_probe(&client, &cfg, None).await?;
+    crate::probe::run_probe(&probe_client, &cfg, None).await?;
     let rss = peak_rss_mib();
 
     eprintln!("bench (a): {count} raw publishes, {in_flight} in flight…");
@@ -149,23 +219,26 @@ async fn measure(
         .await
         .map_err(|e| dep("raw publish", e))?;
     eprintln!("bench (b): {count} minimal round trips…");
-    let b = minimal_round_trip(&client, &js, &stream, count, in_flight)
+    let (b, _) = minimal_round_trip(&client, &js, &stream, count, in_flight)
         .await
         .map_err(|e| dep("minimal round trip", e))?;
     eprintln!("bench (c): {count} sentinel round trips through the fleet…");
     let cfg = probe_config(spec, Some(count), Some(in_flight));
     let (progress, bar) = progress_bar(global, count, "sentinels");
-    let c_out = crate::probe::run_probe(&client, &cfg, progress).await?;
+    let c_out = crate::probe::run_probe(&probe_client, &cfg, progress).await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let c = c_out.throughput_per_s;
-    if !c_out.passed() {
-        eprintln!(
-            "warning: sentinel round trips were not all clean: {}",
-            c_out.failure_reasons().join("; ")
-        );
-    }
+    warn_unclean(&c_out);
+
+    eprintln!("bench (d): {ONE_IN_FLIGHT_COUNT} minimal, then {ONE_IN_FLIGHT_COUNT} sentinel round trips, one in flight…");
+    let (_, minimal) = minimal_round_trip(&client, &js, &stream, ONE_IN_FLIGHT_COUNT, 1)
+        .await
+        .map_err(|e| dep("minimal round trip, one in flight", e))?;
+    let cfg = probe_config(spec, Some(ONE_IN_FLIGHT_COUNT), Some(1));
+    let d_out = crate::probe::run_probe(&probe_client, &cfg, None).await?;
+    warn_unclean(&d_out);
 
     let _ = js.delete_stream(BENCH_STREAM).await;
 
@@ -186,7 +259,19 @@ async fn measure(
             row("(c) sentinel round trip via fleet", c),
         ],
         peak_rss_mib_10k_in_flight: rss,
+        one_in_flight: OneInFlight::new(ONE_IN_FLIGHT_COUNT, &minimal, &d_out.latency),
+        load_average_before: None,
+        load_average_after: None,
     })
+}
+
+fn warn_unclean(out: &crate::probe::ProbeOutcome) {
+    if !out.passed() {
+        eprintln!(
+            "warning: sentinel round trips were not all clean: {}",
+            out.failure_reasons().join("; ")
+        );
+    }
 }
 
 async fn raw_publish(
@@ -221,7 +306,7 @@ async fn minimal_round_trip(
     stream: &stream::Stream,
     count: usize,
     in_flight: usize,
-) -> Result<f64, String> {
+) -> Result<(f64, LatencySummary), String> {
     let consumer = stream
         .get_or_create_consumer(
             "firedrill-bench-bare",
@@ -248,7 +333,9 @@ async fn minimal_round_trip(
         }
     });
 
-    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
+    // Each reply's read time goes back to the publisher, which measures
+    // from just before its publish, as the probe does.
+    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Instant>>>> = Arc::default();
     let mut replies = client
         .subscribe(RT_REPLY)
         .await
@@ -257,11 +344,12 @@ async fn minimal_round_trip(
         let pending = pending.clone();
         tokio::spawn(async move {
             while let Some(m) = replies.next().await {
+                let received = Instant::now();
                 let id = std::str::from_utf8(&m.payload)
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok());
                 if let Some(tx) = id.and_then(|id| pending.lock().expect("poisoned").remove(&id)) {
-                    let _ = tx.send(());
+                    let _ = tx.send(received);
                 }
             }
         })
@@ -275,22 +363,30 @@ async fn minimal_round_trip(
         let permit = sem.clone().acquire_owned().await.expect("open");
         let (tx, rx) = oneshot::channel();
         pending.lock().expect("poisoned").insert(i, tx);
+        let sent_at = Instant::now();
         let ack = js
             .publish(format!("{RT_SUBJECT}.x"), i.to_string().into())
             .await
             .map_err(|e| e.to_string())?;
         handles.push(tokio::spawn(async move {
-            let ok = ack.await.is_ok()
-                && tokio::time::timeout(Duration::from_secs(30), rx)
-                    .await
-                    .is_ok();
+            let latency = match ack.await {
+                Ok(_) => match tokio::time::timeout(Duration::from_secs(30), rx).await {
+                    Ok(Ok(received)) => Some(received.saturating_duration_since(sent_at)),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
             drop(permit);
-            ok
+            latency
         }));
     }
     let mut ok = 0usize;
+    let mut latencies = Latencies::default();
     for h in handles {
-        ok += usize::from(h.await.unwrap_or(false));
+        if let Some(latency) = h.await.ok().flatten() {
+            ok += 1;
+            latencies.record(latency);
+        }
     }
     let rate = ok as f64 / start.elapsed().as_secs_f64();
     responder.abort();
@@ -300,7 +396,14 @@ async fn minimal_round_trip(
             "only {ok} of {count} minimal round trips completed"
         ));
     }
-    Ok(rate)
+    Ok((rate, latencies.summary()))
+}
+
+/// The load averages of `/proc/loadavg`, when there is one.
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }
 
 /// Peak resident set size of this process so far (`VmHWM`), in MiB.

@@ -487,8 +487,7 @@ impl Fleet {
         let http_addr = listener
             .local_addr()
             .map_err(|source| FleetError::Http { source })?;
-        let client = async_nats::ConnectOptions::new()
-            .name("firedrill-fleet")
+        let client = crate::clients::nats::options("firedrill-fleet")
             .connect(cfg.nats_url.as_str())
             .await
             .map_err(|source| FleetError::Connect {
@@ -593,6 +592,12 @@ impl Fleet {
     /// Kubernetes API are served.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The fleet's NATS connection: a probe in the same process may share
+    /// it (one connection for tasks and results, as a bare consumer has).
+    pub fn nats_client(&self) -> async_nats::Client {
+        self.shared.client.clone()
     }
 
     /// The bearer token of the local Kubernetes API (all verbs).

@@ -1,8 +1,9 @@
 //! Workers: pull tasks from the durable consumer, run them, answer.
 //!
 //! One puller task issues pull requests (batches with a short expiry) and
-//! spawns a task per message, holding a semaphore permit, so at most
-//! `concurrency` tasks run at once. Pausing (ConsumerStop,
+//! runs each message as a future of its own inside that task (no spawn per
+//! message), holding a semaphore permit, so at most `concurrency` tasks run
+//! at once. Pausing (ConsumerStop,
 //! StreamUnhealthy, shutdown) lets the current batch finish and then stops
 //! issuing requests — no pull request is left open at the server, so new
 //! tasks stay in `num_pending` and none are stranded in a dead inbox.
@@ -10,20 +11,23 @@
 //! Fleet convention: a task whose `payload` has `"fail": true` finishes
 //! with status `failed` (so error-rate panels can be exercised).
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use super::faults::TamperKind;
 use super::metrics::TaskStatus;
 use super::Shared;
-use crate::probe::envelope::{ResultEnvelope, TaskMessage, TRACEPARENT_HEADER};
+use crate::probe::envelope::{ResultEnvelopeRef, TaskMessage, TRACEPARENT_HEADER};
 use crate::probe::traceparent::TraceParent;
+use std::borrow::Cow;
 
 /// Most messages asked for in one pull request.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -52,20 +56,24 @@ pub(crate) enum PullerState {
     Exited,
 }
 
-/// Pulls until told to exit.
+/// Pulls until told to exit. Tasks run inside this one task (a set of
+/// futures polled alongside each pull), not as a spawned task each: every
+/// wait below goes through [`drive`], so running tasks progress meanwhile.
+/// On exit the tasks still running are finished before it returns.
 pub(crate) async fn run_puller(
     shared: Arc<Shared>,
     mut ctl: watch::Receiver<PullCtl>,
     state: watch::Sender<PullerState>,
 ) {
-    loop {
+    let mut running = FuturesUnordered::new();
+    'pull: loop {
         let c = *ctl.borrow_and_update();
         if c.exit {
             break;
         }
         if !c.run {
             state.send_replace(PullerState::Idle { epoch: c.epoch });
-            if ctl.changed().await.is_err() {
+            if drive(&mut running, ctl.changed()).await.is_err() {
                 break;
             }
             continue;
@@ -75,15 +83,20 @@ pub(crate) async fn run_puller(
         let consumer = shared.consumer();
         let Some(consumer) = consumer else {
             // Only while the consumer is being recreated; wait for news.
-            backoff(&mut ctl).await;
+            drive(&mut running, backoff(&mut ctl)).await;
             continue;
         };
-        let first = tokio::select! {
-            permit = shared.permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = ctl.changed() => continue,
+        let first = drive(&mut running, async {
+            tokio::select! {
+                permit = shared.permits.clone().acquire_owned() => Some(permit),
+                _ = ctl.changed() => None,
+            }
+        })
+        .await;
+        let first = match first {
+            Some(Ok(p)) => p,
+            Some(Err(_)) => break,
+            None => continue,
         };
         // Ask for at least half the concurrency even when every permit is
         // taken: sizing the batch by free permits alone degrades to
@@ -92,13 +105,16 @@ pub(crate) async fn run_puller(
         let want = (1 + shared.permits.available_permits())
             .max(floor)
             .min(MAX_BATCH);
-        let mut batch = match consumer
-            .batch()
-            .max_messages(want)
-            .expires(BATCH_EXPIRES)
-            .messages()
-            .await
-        {
+        let batch = drive(
+            &mut running,
+            consumer
+                .batch()
+                .max_messages(want)
+                .expires(BATCH_EXPIRES)
+                .messages(),
+        )
+        .await;
+        let mut batch = match batch {
             Ok(batch) => batch,
             Err(err) => {
                 tracing::warn!(
@@ -107,22 +123,25 @@ pub(crate) async fn run_puller(
                     "pull request failed: {err}; retrying"
                 );
                 drop(first);
-                backoff(&mut ctl).await;
+                drive(&mut running, backoff(&mut ctl)).await;
                 continue;
             }
         };
         let mut first = Some(first);
-        while let Some(item) = batch.next().await {
+        while let Some(item) = drive(&mut running, batch.next()).await {
             match item {
                 Ok(msg) => {
                     let permit = match first.take() {
                         Some(p) => p,
-                        None => match shared.permits.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
-                        },
+                        None => {
+                            match drive(&mut running, shared.permits.clone().acquire_owned()).await
+                            {
+                                Ok(p) => p,
+                                Err(_) => break 'pull,
+                            }
+                        }
                     };
-                    tokio::spawn(handle(shared.clone(), msg, permit));
+                    running.push(handle(shared.clone(), msg, permit));
                 }
                 Err(err) => {
                     tracing::warn!(
@@ -130,13 +149,33 @@ pub(crate) async fn run_puller(
                         stream = %shared.cfg.stream,
                         "pull failed: {err}; retrying"
                     );
-                    backoff(&mut ctl).await;
+                    drive(&mut running, backoff(&mut ctl)).await;
                     break;
                 }
             }
         }
     }
+    // No pull request is open any more; finish what is running.
+    let epoch = ctl.borrow().epoch;
+    state.send_replace(PullerState::Idle { epoch });
+    while running.next().await.is_some() {}
     state.send_replace(PullerState::Exited);
+}
+
+/// Awaits `fut` while polling the running tasks.
+async fn drive<T, H: Future<Output = ()>>(
+    running: &mut FuturesUnordered<H>,
+    fut: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            // Tasks first: finishing work already taken comes before taking more.
+            Some(()) = running.next(), if !running.is_empty() => {}
+            out = &mut fut => return out,
+        }
+    }
 }
 
 async fn backoff(ctl: &mut watch::Receiver<PullCtl>) {
@@ -211,7 +250,7 @@ pub(crate) fn task_status(task: &TaskMessage) -> TaskStatus {
 
 async fn handle(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSemaphorePermit) {
     let metrics = &shared.metrics;
-    let task = match decode_task(&msg.payload, |a| metrics.agent(a).is_some()) {
+    let mut task = match decode_task(&msg.payload, |a| metrics.agent(a).is_some()) {
         Ok(task) => task,
         Err(invalid) => {
             tracing::debug!(subject = %msg.subject, "rejecting message: {}", invalid.reason);
@@ -268,27 +307,25 @@ async fn handle(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSema
     }
     let tamper = shared.faults.next_tamper();
     if tamper != Some(TamperKind::Dropped) {
-        let envelope = ResultEnvelope {
-            task_id: task.task_id.clone(),
-            trace_id: match tamper {
-                Some(TamperKind::CorruptedTraceId) => corrupt_trace_id(&trace_id),
-                _ => trace_id,
-            },
-            status: status.as_str().to_string(),
-            agent_type: task.agent_type.clone(),
+        let corrupted;
+        let envelope = ResultEnvelopeRef {
+            task_id: Cow::Borrowed(&task.task_id),
+            trace_id: Cow::Borrowed(match tamper {
+                Some(TamperKind::CorruptedTraceId) => {
+                    corrupted = corrupt_trace_id(&trace_id);
+                    &corrupted
+                }
+                _ => &trace_id,
+            }),
+            status: Cow::Borrowed(status.as_str()),
+            agent_type: Cow::Borrowed(&task.agent_type),
             duration_seconds: duration,
-            worker: metrics
-                .worker_pod(&task.agent_type)
-                .unwrap_or_default()
-                .to_string(),
+            worker: Cow::Borrowed(metrics.worker_pod(&task.agent_type).unwrap_or_default()),
         };
         match serde_json::to_vec(&envelope) {
             Ok(body) => {
-                if let Err(err) = shared
-                    .client
-                    .publish(task.reply_subject.clone(), body.into())
-                    .await
-                {
+                let reply = std::mem::take(&mut task.reply_subject);
+                if let Err(err) = shared.client.publish(reply, body.into()).await {
                     tracing::warn!(task_id = %task.task_id, "cannot publish result: {err}");
                 }
             }

@@ -33,21 +33,24 @@ impl TraceParent {
 
     /// Parses a `traceparent` header value; `None` if it is malformed.
     pub fn parse(s: &str) -> Option<Self> {
-        let parts: Vec<&str> = s.trim().split('-').collect();
-        if parts.len() < 4 || parts[0].len() != 2 || parts[0] == "ff" {
+        // Split in place: one per task a worker runs, so no Vec of parts.
+        let mut parts = s.trim().split('-');
+        let (version, trace, span, flags_hex) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version.len() != 2 || version == "ff" {
             return None;
         }
-        let version = u8::from_str_radix(parts[0], 16).ok()?;
+        let version = u8::from_str_radix(version, 16).ok()?;
         // Version 00 has exactly four fields; later versions may append more.
-        if version == 0 && parts.len() != 4 {
+        if version == 0 && parts.next().is_some() {
             return None;
         }
         let mut trace_id = [0u8; 16];
         let mut span_id = [0u8; 8];
         let mut flags = [0u8; 1];
-        decode_hex(parts[1], &mut trace_id)?;
-        decode_hex(parts[2], &mut span_id)?;
-        decode_hex(parts[3], &mut flags)?;
+        decode_hex(trace, &mut trace_id)?;
+        decode_hex(span, &mut span_id)?;
+        decode_hex(flags_hex, &mut flags)?;
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
