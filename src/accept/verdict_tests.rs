@@ -1,6 +1,7 @@
 use super::*;
 use crate::accept::SNAPSHOT_PENDING;
-use crate::clients::prometheus::{decode, MatrixSeries, VectorSample};
+use crate::clients::prometheus::{decode, MatrixSeries, PromError, VectorSample};
+use crate::spec::criteria::CriterionKind;
 use crate::spec::criteria::CmpOp;
 use crate::spec::SourceLoc;
 

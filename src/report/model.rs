@@ -96,8 +96,13 @@ pub struct CriterionResult {
     /// The worst [`SERIES_LISTED`] series at most, worst first: NaN/±Inf,
     /// then the furthest past the condition, then the closest to failing.
     pub series: Vec<SeriesValue>,
-    /// Prometheus graph UI link for the same query over the window.
+    /// Prometheus graph UI link for the same query over the window (for
+    /// LogQL: Grafana Explore on Loki, when the target has a Grafana).
     pub query_url: Option<String>,
+    /// `"logql"` for a LogQL criterion; `None` is PromQL (as in reports
+    /// written before LogQL criteria existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     pub evidence: Vec<Link>,
 }
 
