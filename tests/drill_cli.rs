@@ -2,7 +2,7 @@
 //! mid-wait reverts (exit 4); SIGKILL leaves a journal that blocks the next
 //! drill until `recover` reverts it; a second `recover` does nothing.
 
-mod common;
+use crate::common;
 
 use common::run::report_json;
 use std::path::Path;

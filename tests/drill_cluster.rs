@@ -3,7 +3,7 @@
 //! target pointed at a running `firedrill stack` the way the cluster job
 //! sees the cluster (URLs and a token; no stack started by the run).
 
-mod common;
+use crate::common;
 
 use common::run::report_json;
 use serde_json::{json, Value};

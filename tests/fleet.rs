@@ -1,7 +1,7 @@
 //! The reference fleet against a real nats-server: task round trips, the
 //! `/metrics` exposition, every fault switch, and throughput.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::future::IntoFuture;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 use common::grafana::{fixture, imported};
 use common::prometheus::{start_prometheus, wait_for_scrapes, Prom};
 
