@@ -16,6 +16,7 @@ mod fleet;
 mod github;
 mod grafana_dashboards;
 mod layering;
+mod logql;
 mod merge;
 mod probe;
 mod report;

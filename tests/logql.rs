@@ -9,10 +9,8 @@
 //! query as LogQL with a Grafana Explore link on Loki; a logql criterion on
 //! a target without `loki_url` is a spec error (exit 2).
 
-mod common;
-
-use common::loki::{self, LokiAnswer};
-use common::run::report_json;
+use crate::common::loki::{self, LokiAnswer};
+use crate::common::run::report_json;
 use std::path::Path;
 use std::process::Command;
 
@@ -40,6 +38,8 @@ grafana_url = "https://grafana.aegis.example"
 fn write_criteria(dir: &Path, text: &str) {
     let acc = dir.join("acceptance");
     std::fs::create_dir_all(&acc).unwrap();
+    // This platform takes no NATS sentinels: no probe specs.
+    std::fs::create_dir_all(dir.join("probes")).unwrap();
     std::fs::write(acc.join("logs.toml"), text).unwrap();
 }
 
@@ -52,8 +52,19 @@ async fn accept(dir: &Path) -> (i32, String) {
             .env("CI", "true")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env_remove("GITHUB_OUTPUT")
-            .args(["--config", "firedrill.toml", "--acceptance-dir", "acceptance"])
-            .args(["--reports-dir", "reports", "accept", "--target", "aegis-test"])
+            .args([
+                "--config",
+                "firedrill.toml",
+                "--acceptance-dir",
+                "acceptance",
+            ])
+            .args([
+                "--reports-dir",
+                "reports",
+                "accept",
+                "--target",
+                "aegis-test",
+            ])
             .args(["--window-start", START, "--window-end", END])
             .output()
             .unwrap()
@@ -123,7 +134,10 @@ async fn logql_criteria_pass_on_lokis_answers_with_explore_links() {
     let report = report_json(&dir.path().join("reports"));
     let log1 = criterion(&report, "LOG1");
     assert_eq!(log1["verdict"], "pass");
-    assert!(log1["reason"].as_str().unwrap().contains("on_empty = \"pass\""));
+    assert!(log1["reason"]
+        .as_str()
+        .unwrap()
+        .contains("on_empty = \"pass\""));
     let log2 = criterion(&report, "LOG2");
     assert_eq!(log2["verdict"], "pass", "{log2}");
     assert_eq!(log2["series_total"], 2);
@@ -202,19 +216,28 @@ pass_if = "< 1"
     assert_eq!(over["verdict"], "fail");
     assert_eq!(over["series_failing"], 1);
     assert!(
-        over["reason"].as_str().unwrap().contains("/var/hostlog/syslog"),
+        over["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/var/hostlog/syslog"),
         "{over}"
     );
     let nan = criterion(&report, "NAN");
     assert_eq!(nan["verdict"], "error");
-    assert!(nan["reason"].as_str().unwrap().contains("non-finite"), "{nan}");
+    assert!(
+        nan["reason"].as_str().unwrap().contains("non-finite"),
+        "{nan}"
+    );
     let empty = criterion(&report, "EMPTY");
     assert_eq!(empty["verdict"], "fail");
     assert!(empty["reason"].as_str().unwrap().starts_with("no data"));
     let lines = criterion(&report, "LINES");
     assert_eq!(lines["verdict"], "error");
     assert!(
-        lines["reason"].as_str().unwrap().contains("needs a metric query"),
+        lines["reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs a metric query"),
         "{lines}"
     );
 }
@@ -266,7 +289,10 @@ async fn an_unreachable_loki_is_a_verdict_error_exit_3() {
         let c = criterion(&report, id);
         assert_eq!(c["verdict"], "error", "{c}");
         let reason = c["reason"].as_str().unwrap();
-        assert!(reason.contains(&format!("Loki at http://{closed} is unreachable")), "{reason}");
+        assert!(
+            reason.contains(&format!("Loki at http://{closed} is unreachable")),
+            "{reason}"
+        );
         assert!(reason.contains("loki_url"), "{reason}");
     }
 }

@@ -2,10 +2,11 @@
 //! target's Loki (thin I/O around [`super::verdict`]).
 
 use super::verdict::{
-    evaluate, evidence_links, missing_variable, render_query, snapshot_pending, unsafe_variable,
+    evaluate, evaluate_answer, evidence_links, missing_variable, render_query, snapshot_pending,
+    unsafe_variable,
 };
 use crate::clients::loki::{explore_url, Loki};
-use crate::clients::prometheus::{Prometheus, QueryResult};
+use crate::clients::prometheus::Prometheus;
 use crate::probe::SentinelRef;
 use crate::report::model::{CriterionResult, RunWindow};
 use crate::spec::criteria::{Criterion, QueryLanguage};
@@ -83,7 +84,7 @@ pub async fn run_criteria(
             Ok(Some(query)) => match (criterion.kind.query(), &loki) {
                 (Some((QueryLanguage::Logql, ..)), Some(loki)) => {
                     let answer = loki.query(&query, window.end).await;
-                    let mut r = evaluate(criterion, &query, answer);
+                    let mut r = evaluate_answer(criterion, &query, answer.map_err(|e| e.to_string()));
                     r.query_url = grafana.map(|(base, _, _)| {
                         explore_url(
                             base,
@@ -97,10 +98,10 @@ pub async fn run_criteria(
                 }
                 // Load refuses a logql criterion on a target without
                 // loki_url; a plan built otherwise still never passes.
-                (Some((QueryLanguage::Logql, ..)), None) => evaluate(
+                (Some((QueryLanguage::Logql, ..)), None) => evaluate_answer(
                     criterion,
                     &query,
-                    Err::<QueryResult, _>(format!(
+                    Err(format!(
                         "target `{}` has no loki_url to ask this LogQL query; add loki_url to [targets.{}]",
                         target.name, target.name
                     )),

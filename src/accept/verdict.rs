@@ -10,7 +10,7 @@
 //! [`SERIES_LISTED`] of them, worst first (see [`rank_worst_first`]).
 
 use super::snapshot::snapshot_verdict;
-use crate::clients::prometheus::{Labels, QueryResult, Sample};
+use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
 use crate::model::format_labels;
 use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict, SERIES_LISTED};
 use crate::spec::criteria::{CmpOp, Condition, Criterion, Evidence, OnEmpty, QueryLanguage};
@@ -28,10 +28,20 @@ const REASON_SERIES_CAP: usize = 10;
 /// LogQL from Loki: one policy). `rendered_query` is the query that ran
 /// (templates filled). The result carries no `query_url` and
 /// evidence without rendered links; [`super::run`] adds those.
-pub fn evaluate<E: std::fmt::Display>(
+pub fn evaluate(
     criterion: &Criterion,
     rendered_query: &str,
-    result: Result<QueryResult, E>,
+    result: Result<QueryResult, PromError>,
+) -> CriterionResult {
+    evaluate_answer(criterion, rendered_query, result.map_err(|e| e.to_string()))
+}
+
+/// [`evaluate`] for an answer from any query backend (Loki's too): an
+/// error is its text.
+pub fn evaluate_answer(
+    criterion: &Criterion,
+    rendered_query: &str,
+    result: Result<QueryResult, String>,
 ) -> CriterionResult {
     let Some((_, _, pass_if, on_empty)) = criterion.kind.query() else {
         return snapshot_pending(criterion);
@@ -39,7 +49,7 @@ pub fn evaluate<E: std::fmt::Display>(
     let (pass_if, on_empty) = (&pass_if, &on_empty);
     let mut out = base(criterion, Some(rendered_query), Some(*pass_if));
     let mut series = match result {
-        Err(e) => return decided(out, Verdict::Error, e.to_string()),
+        Err(e) => return decided(out, Verdict::Error, e),
         Ok(QueryResult::String(s)) => {
             return decided(
                 out,
@@ -120,7 +130,9 @@ pub fn render_query(
     // LogQL writes its string literals as PromQL does (Go's quoting), so
     // the same escaping and refusals keep a value from changing the query.
     match criterion.kind.query() {
-        Some((_, query_template, ..)) => template::render_promql(query_template, run_vars).map(Some),
+        Some((_, query_template, ..)) => {
+            template::render_promql(query_template, run_vars).map(Some)
+        }
         None => Ok(None),
     }
 }

@@ -321,7 +321,10 @@ mod tests {
         assert!(matches!(err, JaegerError::Decode { .. }), "{err:?}");
         let bad = br#"{"data":[{"spans":[{"traceID":"xyz","spanID":"1"}],"processes":{}}]}"#;
         let err = decode_answer("j", "abc", 200, bad).unwrap_err();
-        assert!(err.to_string().contains("traceID \"xyz\" is not a hex id"), "{err}");
+        assert!(
+            err.to_string().contains("traceID \"xyz\" is not a hex id"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -93,15 +93,13 @@ impl Loki {
             .await
             .map_err(|e| unreachable(&e))?;
         let status = resp.status().as_u16();
-        let body = read_body(resp, self.max_body)
-            .await
-            .map_err(|e| match e {
-                BodyError::TooLarge(detail) => LokiError::TooLarge {
-                    url: self.base.clone(),
-                    detail,
-                },
-                BodyError::Read(e) => unreachable(&e),
-            })?;
+        let body = read_body(resp, self.max_body).await.map_err(|e| match e {
+            BodyError::TooLarge(detail) => LokiError::TooLarge {
+                url: self.base.clone(),
+                detail,
+            },
+            BodyError::Read(e) => unreachable(&e),
+        })?;
         decode(&self.base, status, &body)
     }
 }
@@ -195,13 +193,15 @@ mod tests {
 
     #[test]
     fn decodes_loki_vector_and_matrix() {
-        let QueryResult::Vector(v) = decode("l", 200, &fixture("query-vector.json")).unwrap() else {
+        let QueryResult::Vector(v) = decode("l", 200, &fixture("query-vector.json")).unwrap()
+        else {
             panic!("not a vector")
         };
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].metric["filename"], "/var/hostlog/syslog");
         assert_eq!(v[1].value.value(), 3.45);
-        let QueryResult::Matrix(m) = decode("l", 200, &fixture("query-matrix.json")).unwrap() else {
+        let QueryResult::Matrix(m) = decode("l", 200, &fixture("query-matrix.json")).unwrap()
+        else {
             panic!("not a matrix")
         };
         assert_eq!(m[1].values.len(), 2);
@@ -236,13 +236,18 @@ mod tests {
             message,
             "parse error at line 1, col 1: syntax error: unexpected IDENTIFIER"
         );
-        assert!(err.to_string().contains("rejected the query (HTTP 400): parse error at line 1, col 1"));
+        assert!(err
+            .to_string()
+            .contains("rejected the query (HTTP 400): parse error at line 1, col 1"));
     }
 
     #[test]
     fn a_server_error_without_body_is_unreadable() {
         let err = decode("l", 502, b"").unwrap_err();
-        assert!(matches!(err, LokiError::Unreadable { status: 502, .. }), "{err:?}");
+        assert!(
+            matches!(err, LokiError::Unreadable { status: 502, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

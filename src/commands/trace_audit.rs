@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::cli::TraceAuditArgs;
-use crate::clients::nats;
 use crate::clients::jaeger::JaegerClient;
+use crate::clients::nats;
 use crate::clients::tempo::TempoClient;
 use crate::exit::ExitCode;
 use crate::fleet::FleetSwitch;
@@ -92,7 +92,12 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
                     )))
                 }
             };
-            (r.nats_url.to_string(), r.nats_creds_env.clone(), source, name)
+            (
+                r.nats_url.to_string(),
+                r.nats_creds_env.clone(),
+                source,
+                name,
+            )
         }
         _ => unreachable!("a target is either local or remote"),
     };
