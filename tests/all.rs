@@ -15,6 +15,7 @@ mod drill_watch;
 mod fleet;
 mod github;
 mod grafana_dashboards;
+mod jaeger;
 mod layering;
 mod logql;
 mod merge;

@@ -214,7 +214,6 @@ fn verdict_rows(r: &Report) -> Vec<VerdictRow> {
     }
     rows.extend(rule_audit_rows(r));
     if let Some(t) = &r.trace_audit {
-        let pass = t.is_pass();
         let mut detail = format!(
             "{} of {} task(s) passed, {} failed",
             t.passed, t.tasks, t.failed
@@ -242,7 +241,7 @@ fn verdict_rows(r: &Report) -> Vec<VerdictRow> {
         rows.push(VerdictRow {
             check: "trace audit".into(),
             kind: "trace audit",
-            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+            verdict: t.verdict(),
             detail: cell(&detail),
             anchor: "trace-audit".into(),
         });

@@ -603,13 +603,7 @@ impl Report {
             .map(|p| p.verdict)
             .chain(self.criteria.iter().map(|c| c.verdict))
             .chain(self.drills.iter().map(|d| d.verdict))
-            .chain(self.trace_audit.iter().map(|t| {
-                if t.is_pass() {
-                    Verdict::Pass
-                } else {
-                    Verdict::Fail
-                }
-            }));
+            .chain(self.trace_audit.iter().map(|t| t.verdict()));
         // An error-level audit finding is a broken rule: the stack fails.
         let audit = self
             .validation
