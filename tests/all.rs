@@ -15,6 +15,7 @@ mod drill_watch;
 mod fleet;
 mod github;
 mod grafana_dashboards;
+mod http_probe;
 mod jaeger;
 mod layering;
 mod logql;

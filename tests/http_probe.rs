@@ -1,0 +1,256 @@
+//! HTTP probes against real HTTP services this test starts (axum on
+//! loopback): one that returns the trace id, one that drops it, one that
+//! answers 500, one that never answers; and a closed port.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Json;
+use firedrill::model::probe::HTTP_PROBE_KIND;
+use firedrill::probe::http::{run_http_probe, HttpExpect, HttpProbeConfig, TraceIdFrom};
+use firedrill::probe::traceparent::TraceParent;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A task API: 202 with the task's trace id in the body and the
+/// `traceparent` echoed, as an instrumented gateway answers.
+fn gateway() -> axum::Router {
+    axum::Router::new().route(
+        "/v1/tasks",
+        post(
+            |headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
+                let tp = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let trace_id = TraceParent::parse(&tp)
+                    .map(|t| t.trace_id_hex())
+                    .unwrap_or_default();
+                (
+                    StatusCode::ACCEPTED,
+                    [("traceparent", tp)],
+                    Json(serde_json::json!({
+                        "status": "accepted",
+                        "task_id": body["task_id"],
+                        "trace_id": trace_id,
+                    })),
+                )
+            },
+        ),
+    )
+}
+
+fn probe(url: &str) -> HttpProbeConfig {
+    HttpProbeConfig {
+        name: "gateway".into(),
+        method: "POST".into(),
+        url: format!("{url}/v1/tasks"),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Some(r#"{"task_id":"{{request.id}}","kind":"sentinel"}"#.into()),
+        count: 60,
+        concurrency: 12,
+        timeout: Duration::from_secs(5),
+        expect: HttpExpect {
+            status: vec![202],
+            json_pointer: Some("/status".into()),
+            json_value: Some(serde_json::json!("accepted")),
+            trace_id: Some(TraceIdFrom::Body("/trace_id".into())),
+        },
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+#[tokio::test]
+async fn every_request_passes_with_its_trace_id_back() {
+    let url = serve(gateway()).await;
+    let out = run_http_probe(&probe(&url), &client()).await;
+    assert_eq!(out.agent_type, HTTP_PROBE_KIND);
+    assert_eq!((out.sent, out.acked, out.completed), (60, 60, 60));
+    assert!(out.passed(), "{:?}", out.failure_reasons());
+    assert_eq!(out.latency.count, 60);
+    assert!(out.latency.histogram.is_some());
+    // Fresh trace per request.
+    let mut ids: Vec<&str> = out.tasks.iter().map(|t| t.trace_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 60);
+    assert_eq!(out.sentinel.as_ref().unwrap().task_id, out.tasks[0].task_id);
+
+    // The same service judged on the echoed header.
+    let mut by_header = probe(&url);
+    by_header.expect.trace_id = Some(TraceIdFrom::Header("traceparent".into()));
+    let out = run_http_probe(&by_header, &client()).await;
+    assert!(out.passed(), "{:?}", out.failure_reasons());
+}
+
+#[tokio::test]
+async fn a_service_dropping_the_trace_header_fails_every_request_by_id() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async {
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"status": "accepted"})),
+            )
+        }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 7;
+    cfg.expect.trace_id = Some(TraceIdFrom::Header("traceparent".into()));
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!((out.acked, out.completed), (7, 0));
+    assert_eq!(out.trace_mismatches.len(), 7);
+    let sent: Vec<&str> = out.tasks.iter().map(|t| t.task_id.as_str()).collect();
+    for m in &out.trace_mismatches {
+        assert!(sent.contains(&m.task_id.as_str()));
+        assert_eq!(m.received, "");
+    }
+    let reasons = out.failure_reasons().join("\n");
+    assert!(
+        reasons.contains("7 answer(s) did not carry their request's trace id back"),
+        "{reasons}"
+    );
+    assert!(reasons.contains(&out.tasks[0].task_id), "{reasons}");
+}
+
+#[tokio::test]
+async fn a_service_answering_500_fails_every_request_with_the_status() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 5;
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!((out.acked, out.completed), (5, 0));
+    assert_eq!(out.publish_failures.len(), 5);
+    assert_eq!(out.publish_failures[0].reason, "HTTP 500, expected 202");
+    let reasons = out.failure_reasons().join("\n");
+    assert!(
+        reasons.contains(
+            "5 request(s) failed or were answered unexpectedly (first: HTTP 500, expected 202)"
+        ),
+        "{reasons}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_never_answers_times_every_request_out() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 6;
+    cfg.concurrency = 6;
+    cfg.timeout = Duration::from_millis(300);
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!(out.timed_out.len(), 6);
+    assert_eq!((out.acked, out.completed), (0, 0));
+    let mut want: Vec<String> = out.tasks.iter().map(|t| t.task_id.clone()).collect();
+    want.sort();
+    assert_eq!(out.timed_out, want);
+}
+
+#[tokio::test]
+async fn a_closed_port_lists_every_request_as_failed() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut cfg = probe(&format!("http://{closed}"));
+    cfg.count = 9;
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!((out.sent, out.acked, out.completed), (9, 0, 0));
+    assert_eq!(out.publish_failures.len(), 9);
+    for f in &out.publish_failures {
+        assert!(f.reason.starts_with("request failed:"), "{}", f.reason);
+        assert!(f.reason.to_lowercase().contains("connect"), "{}", f.reason);
+    }
+}
+
+/// The HTTP probe's cost over a bare reqwest loop on the same service, in
+/// one run (run with `--ignored --nocapture`; prints, asserts nothing timed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_against_a_bare_reqwest_loop() {
+    let url = serve(gateway()).await;
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let conc = 16;
+    let http = client();
+    // Warm the connection pool.
+    let mut cfg = probe(&url);
+    cfg.count = 200;
+    cfg.concurrency = conc;
+    run_http_probe(&cfg, &http).await;
+
+    // Bare: the same request, a traceparent, no judging beyond the status.
+    let target = format!("{url}/v1/tasks");
+    let wall = Instant::now();
+    let lat: Vec<Duration> = futures::stream::iter(0..n)
+        .map(|i| {
+            let http = http.clone();
+            let target = target.clone();
+            async move {
+                let tp = TraceParent::random();
+                let start = Instant::now();
+                let r = http
+                    .post(&target)
+                    .header("content-type", "application/json")
+                    .header("traceparent", tp.to_string())
+                    .body(format!(r#"{{"task_id":"bare-{i}","kind":"sentinel"}}"#))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+                r.bytes().await.unwrap();
+                start.elapsed()
+            }
+        })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    let bare_secs = wall.elapsed().as_secs_f64();
+    let mut sorted = lat.clone();
+    sorted.sort();
+    let bare_p50 = sorted[sorted.len() / 2].as_secs_f64() * 1000.0;
+
+    cfg.count = n;
+    let out = run_http_probe(&cfg, &http).await;
+    assert!(out.passed());
+    let probe_secs = (out.finished_at - out.started_at).num_milliseconds() as f64 / 1000.0;
+    println!(
+        "bench n={n} concurrency={conc}: bare reqwest {:.0} req/s p50 {:.3} ms; http probe {:.0} req/s p50 {:.3} ms (p99 {:.3} ms); overhead p50 {:+.3} ms, throughput {:+.1}%",
+        n as f64 / bare_secs,
+        bare_p50,
+        out.throughput_per_s,
+        out.latency.p50_ms,
+        out.latency.p99_ms,
+        out.latency.p50_ms - bare_p50,
+        (out.throughput_per_s / (n as f64 / bare_secs) - 1.0) * 100.0,
+    );
+    let _ = probe_secs;
+}
