@@ -254,3 +254,140 @@ async fn bench_against_a_bare_reqwest_loop() {
     );
     let _ = probe_secs;
 }
+
+fn write_plan(dir: &std::path::Path, probe_toml: &str) {
+    std::fs::write(
+        dir.join("firedrill.toml"),
+        r#"[targets.aegis-test]
+namespace = "aegis"
+nats_url = "nats://127.0.0.1:4222"
+prometheus_url = "http://127.0.0.1:9"
+
+[targets.aegis-test.variables]
+tenant = "acme"
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("probes")).unwrap();
+    std::fs::write(dir.join("probes/gateway.toml"), probe_toml).unwrap();
+}
+
+fn probe_toml(base: &str) -> String {
+    format!(
+        r#"kind = "http"
+method = "post"
+url = "{base}/v1/tasks?tenant={{{{tenant}}}}"
+headers = {{ content-type = "application/json" }}
+body = '{{"task_id":"{{{{request.id}}}}","kind":"sentinel"}}'
+count = 12
+concurrency = 4
+timeout = "5s"
+
+[expect]
+status = [202]
+json_pointer = "/status"
+json_value = "accepted"
+trace_id_pointer = "/trace_id"
+"#
+    )
+}
+
+/// `firedrill probe` in `dir`; (exit code, stderr).
+async fn firedrill_probe(dir: &std::path::Path) -> (i32, String) {
+    let dir = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .current_dir(&dir)
+            .env("CI", "true")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT")
+            .args(["--config", "firedrill.toml", "--probes-dir", "probes"])
+            .args([
+                "--reports-dir",
+                "reports",
+                "probe",
+                "--target",
+                "aegis-test",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn firedrill_probe_runs_an_http_probe_spec_without_nats() {
+    let url = serve(gateway()).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &probe_toml(&url));
+    let (code, stderr) = firedrill_probe(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let report = crate::common::run::report_json(&dir.path().join("reports"));
+    let p = &report["probes"][0];
+    assert_eq!(p["verdict"], "pass", "{p}");
+    assert_eq!(p["agent_type"], "http");
+    assert_eq!(p["completed"], 12);
+    let subject = p["subject"].as_str().unwrap();
+    assert!(subject.starts_with("POST http://"), "{subject}");
+    assert!(subject.ends_with("/v1/tasks?tenant=acme"), "{subject}");
+}
+
+#[tokio::test]
+async fn firedrill_probe_to_a_closed_port_fails_every_request() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &probe_toml(&format!("http://{closed}")));
+    let (code, stderr) = firedrill_probe(dir.path()).await;
+    assert_eq!(code, 1, "{stderr}");
+    let report = crate::common::run::report_json(&dir.path().join("reports"));
+    let p = &report["probes"][0];
+    assert_eq!(p["verdict"], "fail");
+    assert_eq!(p["completed"], 0);
+    assert_eq!(p["publish_failures"].as_array().unwrap().len(), 12);
+    let reasons = p["reasons"].to_string();
+    assert!(reasons.contains("12 request(s) failed"), "{reasons}");
+}
+
+#[tokio::test]
+async fn http_probe_spec_errors_name_the_key() {
+    for (bad, key, says) in [
+        (
+            "json_pointer = \"status\"",
+            "expect.json_pointer",
+            "is not a JSON pointer",
+        ),
+        (
+            "trace_id_header = \"traceparent\"\ntrace_id_pointer = \"/t\"",
+            "expect.trace_id_pointer",
+            "keep trace_id_header or trace_id_pointer",
+        ),
+        ("status = [99]", "status", ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "kind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ncount = 1\ntimeout = \"1s\"\n[expect]\n{bad}\n"
+        );
+        write_plan(dir.path(), &text);
+        let (code, stderr) = firedrill_probe(dir.path()).await;
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(stderr.contains("gateway.toml"), "{stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(
+        dir.path(),
+        "kind = \"grpc\"\nurl = \"http://x\"\ncount = 1\ntimeout = \"1s\"\n",
+    );
+    let (code, stderr) = firedrill_probe(dir.path()).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown probe kind \"grpc\""), "{stderr}");
+}

@@ -5,13 +5,28 @@ use crate::cli::ProbeArgs;
 use crate::clients::nats;
 use crate::exit::ExitCode;
 use crate::signals::shutdown_signal;
+use crate::spec::http_probe::HttpProbeSpec;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let plan = load(global, &args.target)?;
+    let http_specs: Vec<&HttpProbeSpec> = match &args.probe {
+        Some(name) => plan
+            .http_probes
+            .iter()
+            .filter(|p| &p.config.name == name)
+            .collect(),
+        None => plan.http_probes.iter().collect(),
+    };
     let specs: Vec<&ProbeSpec> = match &args.probe {
+        Some(_) if !http_specs.is_empty() => Vec::new(),
         Some(name) => vec![plan.probe(name).ok_or_else(|| {
-            let known: Vec<&str> = plan.probes.iter().map(|p| p.name.as_str()).collect();
+            let known: Vec<&str> = plan
+                .probes
+                .iter()
+                .map(|p| p.name.as_str())
+                .chain(plan.http_probes.iter().map(|p| p.config.name.as_str()))
+                .collect();
             Error::Usage(format!(
                 "no probe named `{name}` in {}; known probes: {}",
                 global.probes_dir.display(),
@@ -20,7 +35,7 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         })?],
         None => plan.probes.iter().collect(),
     };
-    if args.bench {
+    if args.bench && !specs.is_empty() {
         return super::bench::run(global, args, &plan, specs[0]).await;
     }
     let started = Utc::now();
@@ -29,12 +44,32 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let env = start_local(&plan.target).await?;
     let live = Live::of(&plan.target, env.as_ref());
     let work = async {
-        let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
         let mut outcomes = Vec::new();
-        for spec in &specs {
+        // HTTP probes need no NATS: connect only for NATS probes.
+        let client = if specs.is_empty() {
+            None
+        } else {
+            Some(nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?)
+        };
+        for spec in http_specs.iter() {
+            let mut cfg = spec.config.clone();
+            if let Some(n) = args.count {
+                cfg.count = n;
+            }
+            if let Some(c) = args.concurrency {
+                cfg.concurrency = c;
+            }
+            let http = reqwest::Client::builder()
+                .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::Usage(format!("HTTP client: {e}")))?;
+            outcomes.push(crate::probe::http::run_http_probe(&cfg, &http).await);
+        }
+        for spec in specs.iter().filter(|_| client.is_some()) {
+            let client = client.as_ref().expect("connected for NATS probes");
             let cfg = probe_config(spec, args.count, args.concurrency);
             let (progress, bar) = progress_bar(global, cfg.count, &cfg.name);
-            let out = crate::probe::run_probe(&client, &cfg, progress).await?;
+            let out = crate::probe::run_probe(client, &cfg, progress).await?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }

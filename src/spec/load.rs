@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::criteria::{load_criteria, Criterion};
 use super::drill::{load_drills, DrillSpec};
 use super::error::{SpecError, SpecErrorKind};
+use super::http_probe::{load_http_probes, HttpProbeSpec};
 use super::probe::{builtin_probes, load_probes, ProbeSpec};
 use super::target::{builtin_local_target, load_target, Target, LOCAL_TARGET};
 use super::template::Vars;
@@ -70,6 +71,8 @@ pub struct Plan {
     pub target_name: String,
     pub target: Target,
     pub probes: Vec<ProbeSpec>,
+    /// `kind = "http"` probes from the same directory.
+    pub http_probes: Vec<HttpProbeSpec>,
     pub criteria: Vec<Criterion>,
     pub drills: Vec<DrillSpec>,
     /// The `firedrill.toml` that was read, if any (the target itself may
@@ -116,13 +119,16 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         }
     };
 
-    let probes = match dir_to_load(
+    let (probes, http_probes) = match dir_to_load(
         opts.probes_dir.as_deref(),
         &opts.default_path(PROBES_DIR),
         "probes",
     )? {
-        Some(dir) => load_probes(&dir, &target)?,
-        None => builtin_probes(&target)?,
+        Some(dir) => (
+            load_probes(&dir, &target)?,
+            load_http_probes(&dir, &target)?,
+        ),
+        None => (builtin_probes(&target)?, Vec::new()),
     };
     let criteria = match dir_to_load(
         opts.acceptance_dir.as_deref(),
@@ -145,6 +151,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         target_name: target.name.clone(),
         target,
         probes,
+        http_probes,
         criteria,
         drills,
         config_path,
