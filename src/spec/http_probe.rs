@@ -30,7 +30,9 @@ use super::source::SourceFile;
 use super::target::Target;
 use super::template;
 use super::value::{check_name, parse_url, Name, Ranged};
-use crate::probe::http::{HttpExpect, HttpProbeConfig, TraceIdFrom, TASK_ID_VAR, TRACE_ID_VAR};
+use crate::model::http_probe::{
+    HttpExpect, HttpProbeConfig, TraceIdFrom, TASK_ID_VAR, TRACE_ID_VAR,
+};
 
 /// A validated HTTP probe and where it was written.
 #[derive(Debug, Clone, PartialEq)]
