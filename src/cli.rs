@@ -6,7 +6,8 @@ use std::path::PathBuf;
 const AFTER_HELP: &str = concat!(
     "Examples:
   firedrill smoke                              # whole pipeline on a local real stack
-  firedrill drill --all --target local         # time all seven structural alerts
+  firedrill drill --all --target local         # time every drill's alert on the local stack
+  firedrill smoke --target my-compose --var api_addr=127.0.0.1:8080
   firedrill run --target aks-test              # the acceptance job against a cluster
   firedrill stack                              # keep a local stack up for exploring
 
@@ -81,6 +82,10 @@ pub struct Global {
         value_parser = crate::clients::http::parse_size
     )]
     pub max_response_bytes: u64,
+    /// Set a target variable for this run, over the target's
+    /// `[variables]` (repeatable): `--var port=8080`.
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Log filter, e.g. `debug` or `firedrill=trace`.
     #[arg(long, global = true, env = "FIREDRILL_LOG", default_value = "warn")]
     pub log: String,
@@ -199,17 +204,17 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
+    /// A local-stack target (`stack = "local"`): the built-in `local`, or
+    /// one of yours with its own rules, scrape jobs and specs.
+    #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
+    pub target: String,
     /// Sentinels to send (overrides the probe spec's `count`).
     #[arg(long, env = "FIREDRILL_COUNT")]
     pub count: Option<usize>,
-    /// Drills to run on the local stack after the probe (none: `--drills ""`).
-    #[arg(
-        long,
-        env = "FIREDRILL_SMOKE_DRILLS",
-        value_delimiter = ' ',
-        default_value = "worker-image-tag"
-    )]
-    pub drills: Vec<String>,
+    /// Drills to run on the local stack after the probe (default: the
+    /// target's `smoke_drills`; none: `--drills ""`; every one: `all`).
+    #[arg(long, env = "FIREDRILL_SMOKE_DRILLS", value_delimiter = ' ')]
+    pub drills: Option<Vec<String>>,
     #[command(flatten)]
     pub baseline: BaselineArgs,
 }
@@ -275,6 +280,14 @@ pub struct FleetArgs {
     /// Target whose `[targets.<name>.fleet]` naming to use.
     #[arg(long, short, env = "FIREDRILL_TARGET", default_value = "local")]
     pub target: String,
+}
+
+/// `NAME=VALUE` of `--var`.
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE (e.g. --var port=8080)")),
+    }
 }
 
 /// A point in time: RFC 3339 (`2026-11-23T09:00:00Z`) or unix seconds.
@@ -365,7 +378,7 @@ pub struct AcceptArgs {
     /// Window = the last D up to now (default 30m when no window is given; at most 30 days).
     #[arg(long, value_parser = parse_duration)]
     pub since: Option<std::time::Duration>,
-    /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` (AC2).
+    /// Task id of a sentinel an earlier run published, for `{{sentinel.task_id}}` in criteria.
     #[arg(
         long,
         env = "FIREDRILL_SENTINEL_TASK_ID",
@@ -395,7 +408,7 @@ pub struct RunArgs {
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
     /// Widen the evaluation window to start this long before the run (e.g. to
-    /// cover the deploy before it for AC1).
+    /// cover a deploy that happened just before it).
     #[arg(long, env = "FIREDRILL_EXTRA_WINDOW", value_parser = parse_duration, default_value = "0s")]
     pub extra_window: std::time::Duration,
     /// Wait this long after the probes before evaluating criteria, so
@@ -405,7 +418,8 @@ pub struct RunArgs {
     /// Sentinels to send (overrides the probe spec).
     #[arg(long, env = "FIREDRILL_COUNT")]
     pub count: Option<usize>,
-    /// Fail (instead of skip) AC5 when no snapshot can be made.
+    /// Fail (instead of skip) snapshot criteria (`kind = "snapshot"`) when no
+    /// snapshot can be made.
     #[arg(long, env = "FIREDRILL_REQUIRE_SNAPSHOT")]
     pub require_snapshot: bool,
     /// Create a GitHub check run with the verdict (needs GITHUB_TOKEN in Actions).

@@ -1,25 +1,25 @@
-//! The local environment: the real stack plus the reference fleet, wired
-//! together from the `local` target's spec.
+//! The local environment: the real stack plus, for a target with a
+//! `[fleet]` table, the reference fleet, wired together from the target's
+//! spec. A target without a fleet gets Prometheus and Alertmanager only,
+//! with its own rule files and scrape jobs.
 
 use crate::error::Error;
 use crate::fleet::{Fleet, FleetConfig};
-use crate::spec::{FleetSpec, Target};
-use crate::stack::{render_local_rules, LocalStack, ScrapeJob, StackOptions};
+use crate::spec::{FleetSpec, LocalSpec, Target};
+use crate::stack::{render_local_rules, rules::render_rules, LocalStack, ScrapeJob, StackOptions};
 use std::time::Duration;
 
-/// Prometheus job name of the OTel collector stand-in; the local rules'
-/// `OTelCollectorDown` selects `up{job="otel-collector"}`.
-pub const COLLECTOR_JOB: &str = "otel-collector";
 /// Prometheus job name of the fleet's own metrics.
 pub const FLEET_JOB: &str = "fleet";
 
 pub struct LocalEnv {
     pub stack: LocalStack,
-    pub fleet: Fleet,
+    /// `None` for a local-stack target without a `[fleet]` table.
+    pub fleet: Option<Fleet>,
 }
 
 impl LocalEnv {
-    /// Starts nats-server, alertmanager and prometheus, then the fleet.
+    /// Starts the stack (and the fleet, when the target has one).
     /// Children started before a failure are stopped before returning.
     pub async fn start(target: &Target) -> Result<LocalEnv, Error> {
         Self::start_with(target, |_| {}).await
@@ -31,12 +31,30 @@ impl LocalEnv {
         target: &Target,
         adjust: impl FnOnce(&mut FleetConfig),
     ) -> Result<LocalEnv, Error> {
-        let fleet_spec = target.fleet().ok_or_else(|| {
+        let local = target.local().ok_or_else(|| {
             Error::Usage(format!(
-                "target `{}` is not a local-stack target (it has no `stack = \"local\"`); use --target local, or a target with a [targets.<name>.fleet] table",
+                "target `{}` is not a local-stack target (it has no `stack = \"local\"`); use --target local, or a target with stack = \"local\"",
                 target.name
             ))
         })?;
+        let vars = target.vars();
+        let mut rules = Vec::new();
+        for file in &local.rules {
+            let name = file.path.display().to_string();
+            let text = render_rules(&name, &file.text, &vars)?;
+            rules.push((name, text));
+        }
+        let mut scrape_jobs = target_scrape_jobs(local, &vars)?;
+        let Some(fleet_spec) = &local.fleet else {
+            let opts = StackOptions {
+                scrape_jobs,
+                rules,
+                nats: false,
+                ..StackOptions::default()
+            };
+            let stack = LocalStack::start(opts).await?;
+            return Ok(LocalEnv { stack, fleet: None });
+        };
         // Bound first: Prometheus needs the fleet's address before the fleet
         // can start (the fleet needs the NATS URL the stack hands out).
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -46,14 +64,25 @@ impl LocalEnv {
             .local_addr()
             .map_err(|e| Error::Local(format!("cannot read the fleet's port: {e}")))?
             .to_string();
-        let rules_yaml = render_local_rules(&target.vars())?;
+        if rules.is_empty() {
+            rules.push((
+                "rules/local-structural.yml".to_string(),
+                render_local_rules(&vars)?,
+            ));
+        }
+        scrape_jobs.extend(scrape_jobs_for_fleet(fleet_spec, &addr));
         let opts = StackOptions {
-            scrape_jobs: scrape_jobs(&addr),
-            rules_yaml,
+            scrape_jobs,
+            rules,
             ..StackOptions::default()
         };
         let stack = LocalStack::start(opts).await?;
-        let mut cfg = fleet_config(fleet_spec, &target.namespace, &stack.nats_url);
+        let nats_url = stack.nats_url.clone().unwrap_or_default();
+        let mut cfg = fleet_config(
+            fleet_spec,
+            target.namespace.as_deref().unwrap_or_default(),
+            &nats_url,
+        );
         adjust(&mut cfg);
         let fleet = match Fleet::start(cfg, listener).await {
             Ok(fleet) => fleet,
@@ -68,24 +97,28 @@ impl LocalEnv {
         if !wait_for_first_scrape(&prom, Duration::from_secs(15)).await {
             tracing::warn!("Prometheus has not scraped the fleet successfully within 15 s");
         }
-        Ok(LocalEnv { stack, fleet })
+        Ok(LocalEnv {
+            stack,
+            fleet: Some(fleet),
+        })
     }
 
-    pub fn fleet_url(&self) -> String {
-        format!("http://{}", self.fleet.http_addr())
+    /// The fleet's address, when there is a fleet.
+    pub fn fleet_url(&self) -> Option<String> {
+        self.fleet
+            .as_ref()
+            .map(|f| format!("http://{}", f.http_addr()))
     }
 
-    /// The fleet's rehearsal of the Kubernetes API (same address as the fleet).
-    pub fn kube_api_url(&self) -> String {
-        self.fleet_url()
-    }
-
-    /// Access to [`LocalEnv::kube_api_url`] with the token the fleet issued.
+    /// Access to the fleet's rehearsal of the Kubernetes API (same address
+    /// as the fleet) with the token it issued; without a fleet, kubeconfig.
     pub fn kube_access(&self) -> crate::drill::fault::kube::KubeAccess {
-        crate::drill::fault::kube::KubeAccess::local_stack(
-            &self.kube_api_url(),
-            self.fleet.kube_token(),
-        )
+        match (&self.fleet, self.fleet_url()) {
+            (Some(fleet), Some(url)) => {
+                crate::drill::fault::kube::KubeAccess::local_stack(&url, fleet.kube_token())
+            }
+            _ => crate::drill::fault::kube::KubeAccess::from_env(),
+        }
     }
 
     /// Stops the fleet, then the stack (children and temp dir). Returns one
@@ -93,7 +126,9 @@ impl LocalEnv {
     /// lost, which makes its verdict `error`.
     pub async fn shutdown(mut self) -> Vec<String> {
         let lost = self.stack.exited_children();
-        self.fleet.shutdown().await;
+        if let Some(fleet) = self.fleet.take() {
+            fleet.shutdown().await;
+        }
         if let Err(e) = self.stack.shutdown().await {
             tracing::warn!("local stack shutdown: {e}");
         }
@@ -101,18 +136,49 @@ impl LocalEnv {
     }
 }
 
+/// The target's own `[[scrape]]` jobs, `{{variables}}` rendered.
+fn target_scrape_jobs(
+    local: &LocalSpec,
+    vars: &crate::spec::Vars,
+) -> Result<Vec<ScrapeJob>, Error> {
+    local
+        .scrape
+        .iter()
+        .map(|s| {
+            let targets = s
+                .targets
+                .iter()
+                .map(|t| {
+                    crate::spec::template::render(t, vars).map_err(|missing| {
+                        Error::Usage(format!(
+                            "scrape job `{}`: target {t:?} uses `{missing}`, which has no value; set it in the target's [variables] or with --var {missing}=...",
+                            s.job
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ScrapeJob {
+                job_name: s.job.clone(),
+                targets,
+                metrics_path: s.metrics_path.clone(),
+            })
+        })
+        .collect()
+}
+
 /// Prometheus' jobs for a fleet at `addr`: its own metrics, and its OTel
-/// collector stand-in (which the local rules' `OTelCollectorDown` watches).
-pub fn scrape_jobs(addr: &str) -> Vec<ScrapeJob> {
+/// collector stand-in, scraped as job `<collector_deployment>` (which the
+/// shipped rules' collector-down alert watches).
+pub fn scrape_jobs_for_fleet(spec: &FleetSpec, addr: &str) -> Vec<ScrapeJob> {
     vec![
         ScrapeJob {
             job_name: FLEET_JOB.into(),
-            target: addr.to_string(),
+            targets: vec![addr.to_string()],
             metrics_path: "/metrics".into(),
         },
         ScrapeJob {
-            job_name: COLLECTOR_JOB.into(),
-            target: addr.to_string(),
+            job_name: spec.collector_deployment.clone(),
+            targets: vec![addr.to_string()],
             metrics_path: "/collector/metrics".into(),
         },
     ]

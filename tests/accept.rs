@@ -91,7 +91,7 @@ async fn start_stack(exporter: std::net::SocketAddr) -> LocalStack {
     LocalStack::start(StackOptions {
         scrape_jobs: vec![ScrapeJob {
             job_name: "fleet".into(),
-            target: exporter.to_string(),
+            targets: vec![exporter.to_string()],
             metrics_path: "/metrics".into(),
         }],
         ..StackOptions::default()

@@ -20,6 +20,7 @@ mod jaeger;
 mod layering;
 mod logql;
 mod merge;
+mod platform;
 mod probe;
 mod report;
 mod report_render;

@@ -137,6 +137,7 @@ impl World {
                 file: "test.toml".into(),
                 line: 1,
             },
+            fault_line: 1,
         }
     }
 }

@@ -84,10 +84,10 @@ impl World {
         let stack = LocalStack::start(StackOptions {
             scrape_jobs: vec![ScrapeJob {
                 job_name: "fleet".into(),
-                target: addr,
+                targets: vec![addr],
                 metrics_path: "/metrics".into(),
             }],
-            rules_yaml: RULES.into(),
+            rules: vec![("rules.yml".into(), RULES.into())],
             scrape_interval: INTERVAL,
             evaluation_interval: INTERVAL,
             ..StackOptions::default()
@@ -139,6 +139,7 @@ impl World {
                 file: "test.toml".into(),
                 line: 1,
             },
+            fault_line: 1,
         }
     }
 
@@ -431,7 +432,7 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
         "local",
         true,
         Prometheus::new(&local.stack.prometheus_url),
-        FaultContext::new(Some(local.fleet_url()), local.kube_access()),
+        FaultContext::new(local.fleet_url(), local.kube_access()),
     );
     env.alertmanager = Some(Alertmanager::new(&local.stack.alertmanager_url));
     env.notifications = Some(forward(local.stack.webhook.subscribe()));
@@ -441,7 +442,7 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
     let r = &run.results[0];
     assert_eq!(r.verdict, Verdict::Pass, "{} {:?}", r.reason, r.trials);
     assert!(
-        local.fleet.active_faults().is_empty(),
+        local.fleet.as_ref().unwrap().active_faults().is_empty(),
         "fleet fault left on"
     );
     assert!(all_reverted(&env.journal_path()));
@@ -465,10 +466,10 @@ async fn repo_worker_image_tag_drill_against_the_reference_fleet() {
         t.time_to_pending_ms,
         t.time_to_notify_ms,
         t.time_to_resolve_ms,
-        local.fleet.kube_calls()
+        local.fleet.as_ref().unwrap().kube_calls()
     );
     // Two access reviews and a GET to prepare, the PATCH, a GET and a
     // PATCH to revert: nothing more reaches the API server.
-    assert_eq!(local.fleet.kube_calls(), 6);
+    assert_eq!(local.fleet.as_ref().unwrap().kube_calls(), 6);
     local.shutdown().await;
 }

@@ -34,7 +34,7 @@ async fn traces_read_from_jaeger_pass_and_a_dropped_context_is_named() {
     let store = receiver.store();
     let jaeger_url = jaeger::start(move |id| store.trace(id)).await;
     let source = SpanSource::Jaeger(JaegerClient::new(&jaeger_url));
-    let client = firedrill::clients::nats::connect(&env.stack.nats_url, None)
+    let client = firedrill::clients::nats::connect(env.stack.nats_url.as_deref().unwrap(), None)
         .await
         .unwrap();
     let tree = builtin_trace_tree();
@@ -56,6 +56,8 @@ async fn traces_read_from_jaeger_pass_and_a_dropped_context_is_named() {
     // Context dropped at session/prompt: those hops' spans start another
     // trace, so Jaeger's trace for the task lacks them.
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::DropTraceContext, true)
         .await
         .unwrap();
@@ -63,6 +65,8 @@ async fn traces_read_from_jaeger_pass_and_a_dropped_context_is_named() {
         .await
         .unwrap();
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::DropTraceContext, false)
         .await
         .unwrap();

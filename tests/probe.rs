@@ -25,7 +25,7 @@ async fn env() -> (LocalEnv, firedrill::spec::ProbeSpec) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_reported_exactly() {
     let (env, spec) = env().await;
-    let client = firedrill::clients::nats::connect(&env.stack.nats_url, None)
+    let client = firedrill::clients::nats::connect(env.stack.nats_url.as_deref().unwrap(), None)
         .await
         .unwrap();
 
@@ -42,10 +42,14 @@ async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_re
     // Tampered run: the fleet drops every 7th result and corrupts every 5th
     // trace id; the probe must name exactly those tasks, nothing more.
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::DropResults { every: 7 }, true)
         .await
         .unwrap();
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::CorruptTraceIds { every: 5 }, true)
         .await
         .unwrap();
@@ -53,15 +57,19 @@ async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_re
     cfg.timeout = Duration::from_secs(3);
     let out = run_probe(&client, &cfg, None).await.unwrap();
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::DropResults { every: 7 }, false)
         .await
         .unwrap();
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::CorruptTraceIds { every: 5 }, false)
         .await
         .unwrap();
 
-    let tampered = env.fleet.tampered();
+    let tampered = env.fleet.as_ref().unwrap().tampered();
     let dropped: BTreeSet<String> = tampered
         .iter()
         .filter(|t| t.what == TamperKind::Dropped)

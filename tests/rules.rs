@@ -30,6 +30,18 @@ fn rendered() -> String {
     let vars = Vars::from([
         ("namespace".to_string(), "daedalus".to_string()),
         ("stream".to_string(), "DAEDALUS_TASKS".to_string()),
+        (
+            "worker_pod_prefix".to_string(),
+            "daedalus-worker-".to_string(),
+        ),
+        (
+            "orchestrator_deployment".to_string(),
+            "daedalus-orchestrator".to_string(),
+        ),
+        (
+            "collector_deployment".to_string(),
+            "otel-collector".to_string(),
+        ),
     ]);
     render_local_rules(&vars).expect("rules render")
 }

@@ -86,7 +86,7 @@ const CASES: &[Case] = &[
     case("bad-env-var-name", "aks-test", "firedrill.toml", Some(6), Some("targets.aks-test.grafana_token_env"), K::InvalidValue, "invalid environment variable name"),
     case("snapshot-with-query", "local", "acceptance/phase5.toml", Some(1), Some("criterion[0].query"), K::InvalidValue, "does not apply to kind = \"snapshot\""),
     case("probe-outside-fleet", "local", "probes/sentinel.toml", Some(3), Some("subject"), K::InvalidValue, "not captured by the local fleet's stream (subjects: daedalus.tasks.>)"),
-    case("drill-unknown-variable", "local", "induced-failures/keda-error.toml", Some(3), Some("expect_labels.cluster"), K::UnknownVariable, "unknown template variable {{cluster}} (available here: alert_receiver, broken_worker_image, collector_deployment, collector_namespace, consumer, missing_stream, namespace, orchestrator_deployment, stream, worker_scaledjob;"),
+    case("drill-unknown-variable", "local", "induced-failures/keda-error.toml", Some(3), Some("expect_labels.cluster"), K::UnknownVariable, "unknown template variable {{cluster}} (available here: alert_receiver, broken_worker_image, collector_deployment, collector_namespace, consumer, missing_stream, namespace, orchestrator_deployment, stream, worker_pod_prefix, worker_scaledjob;"),
     case("spaced-template", "local", "acceptance/phase5.toml", Some(4), Some("criterion[0].query"), K::InvalidValue, "write {{sentinel.task_id}} without spaces"),
     case("unbalanced-query", "local", "acceptance/phase5.toml", Some(4), Some("criterion[0].query"), K::InvalidValue, "query is not valid PromQL: '(' at character 4 is never closed"),
     // Checked once, at load: the fault drivers take these as given.
@@ -400,9 +400,10 @@ fn builtin_fallback_in_an_empty_directory() {
         plan.target.source.file,
         Path::new("<built-in>/local-target.toml")
     );
-    let Endpoints::Local(fleet) = &plan.target.endpoints else {
+    let Endpoints::Local(local) = &plan.target.endpoints else {
         panic!("built-in local is a local stack")
     };
+    let fleet = local.fleet.as_ref().expect("built-in local has a fleet");
     assert_eq!(fleet.stream, "DAEDALUS_TASKS");
     assert_eq!(
         (fleet.cold_start, fleet.work),

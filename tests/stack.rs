@@ -21,16 +21,15 @@ use nix::unistd::Pid;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn rules() -> String {
-    let vars = Vars::from([
-        ("namespace".to_string(), "daedalus".to_string()),
-        ("stream".to_string(), "DAEDALUS_TASKS".to_string()),
-    ]);
+    let vars = firedrill::spec::builtin_local_target(&Vars::new())
+        .unwrap()
+        .vars();
     render_local_rules(&vars).unwrap()
 }
 
 fn options() -> StackOptions {
     StackOptions {
-        rules_yaml: rules(),
+        rules: vec![("rules.yml".into(), rules())],
         ..StackOptions::default()
     }
 }
@@ -112,7 +111,7 @@ async fn stack_starts_wires_up_and_shuts_down_clean() {
     for name in [
         "prometheus.yml",
         "alertmanager.yml",
-        "rules.yml",
+        "rules/rules.yml",
         "nats-server.log",
     ] {
         assert!(
@@ -121,7 +120,11 @@ async fn stack_starts_wires_up_and_shuts_down_clean() {
             dir.display()
         );
     }
-    assert!(stack.nats_url.starts_with("nats://127.0.0.1:"));
+    assert!(stack
+        .nats_url
+        .as_deref()
+        .unwrap()
+        .starts_with("nats://127.0.0.1:"));
     assert!(stack.prometheus_url.starts_with("http://127.0.0.1:"));
     assert!(stack.alertmanager_url.starts_with("http://127.0.0.1:"));
 
@@ -165,7 +168,9 @@ async fn stack_starts_wires_up_and_shuts_down_clean() {
 
     // NATS with JetStream: create a stream and get a publish ack.
     let t_nats = Instant::now();
-    let client = async_nats::connect(&stack.nats_url).await.unwrap();
+    let client = async_nats::connect(stack.nats_url.as_deref().unwrap())
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client.clone());
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "FIREDRILL_STACK_TEST".to_string(),
@@ -317,23 +322,28 @@ async fn missing_binary_names_the_package_to_install() {
 }
 
 #[tokio::test]
-async fn a_failed_start_kills_what_was_started_and_removes_the_dir() {
+async fn rules_promtool_rejects_start_nothing_and_leave_no_dir() {
     let _serial = SERIAL.lock().await;
     // A private TMPDIR, so whatever this start leaves behind is visible.
     let tmp = tempfile::tempdir().unwrap();
     let _env = EnvGuard::set("TMPDIR", tmp.path());
-    // All three start; prometheus then refuses these rules.
+    // promtool refuses these rules before anything starts; the message
+    // names the file and quotes promtool.
     let opts = StackOptions {
-        rules_yaml: rules().replacen("[20s]) > 0", "[20s] > 0", 1),
+        rules: vec![(
+            "rules.yml".into(),
+            rules().replacen("[20s]) > 0", "[20s] > 0", 1),
+        )],
         ..StackOptions::default()
     };
     let err = LocalStack::start(opts).await.unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, StackError::RulesRejected { .. }), "{err:?}");
+    assert!(matches!(err, StackError::RulesInvalid { .. }), "{err:?}");
     assert!(
-        msg.contains("WorkerCrashLoopBackOff"),
-        "the log tail should show why:\n{msg}"
+        msg.starts_with("rules.yml: `promtool check rules` rejects it"),
+        "{msg}"
     );
+    assert!(msg.contains("WorkerCrashLoopBackOff"), "{msg}");
 
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()

@@ -26,7 +26,7 @@ async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
     })
     .await
     .expect("local stack starts");
-    let client = firedrill::clients::nats::connect(&env.stack.nats_url, None)
+    let client = firedrill::clients::nats::connect(env.stack.nats_url.as_deref().unwrap(), None)
         .await
         .unwrap();
     let tree = builtin_trace_tree();
@@ -51,6 +51,8 @@ async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
     // Context dropped at session/prompt: every task names that hop (and its
     // child) missing, and the trace its spans escaped to.
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::DropTraceContext, true)
         .await
         .unwrap();
@@ -58,6 +60,8 @@ async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
         .await
         .unwrap();
     env.fleet
+        .as_ref()
+        .unwrap()
         .set_fault(FleetSwitch::DropTraceContext, false)
         .await
         .unwrap();

@@ -104,13 +104,17 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     let addr = listener.local_addr().unwrap().to_string();
     let rules_yaml = render_local_rules(&target.vars()).unwrap() + DEFECTS;
     let stack = LocalStack::start(StackOptions {
-        scrape_jobs: firedrill::local::scrape_jobs(&addr),
-        rules_yaml,
+        scrape_jobs: firedrill::local::scrape_jobs_for_fleet(target.fleet().unwrap(), &addr),
+        rules: vec![("rules.yml".into(), rules_yaml)],
         ..StackOptions::default()
     })
     .await
     .expect("local stack starts");
-    let cfg = fleet_config(target.fleet().unwrap(), &target.namespace, &stack.nats_url);
+    let cfg = fleet_config(
+        target.fleet().unwrap(),
+        target.namespace.as_deref().unwrap(),
+        stack.nats_url.as_deref().unwrap(),
+    );
     let fleet = Fleet::start(cfg, listener).await.expect("fleet starts");
     let prom = Prometheus::new(&stack.prometheus_url);
     assert!(wait_for_first_scrape(&prom, Duration::from_secs(30)).await);

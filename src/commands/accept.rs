@@ -9,7 +9,14 @@ use crate::probe::SentinelRef;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            criteria: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     if plan.target.is_local() {
         return Err(Error::Usage(format!(
             "target `{}` is the local stack, which only lives during a run: use `firedrill smoke` (or `firedrill run --target {}`), which evaluate the criteria over their own window",
@@ -18,8 +25,9 @@ pub async fn run(global: &Global, args: &AcceptArgs) -> Result<ExitCode, Error> 
     }
     if plan.criteria.is_empty() {
         return Err(Error::Usage(format!(
-            "no criteria found in {}; add a *.toml with [[criterion]] tables, or pass --acceptance-dir",
-            global.acceptance_dir.display()
+            "no criteria loaded for target `{}`; add a *.toml with [[criterion]] tables to its acceptance directory (--acceptance-dir, or acceptance_dir in {})",
+            plan.target.name,
+            plan.target.table()
         )));
     }
     let now = Utc::now();

@@ -121,7 +121,10 @@ async fn measure(
     count: usize,
     in_flight: usize,
 ) -> Result<BenchReport, Error> {
-    let client = nats::connect(&env.stack.nats_url, None).await?;
+    let url = env.stack.nats_url.as_deref().ok_or_else(|| {
+        Error::Usage("bench needs a local-stack target with a [fleet] table (it measures the NATS round trip)".into())
+    })?;
+    let client = nats::connect(url, None).await?;
     let js = jetstream::new(client.clone());
     let dep = |what: &str, e: String| Error::Usage(format!("bench: {what}: {e}"));
     let stream = js

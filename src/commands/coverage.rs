@@ -9,7 +9,14 @@ use crate::report::model::{Coverage, CoverageStatus};
 use crate::signals::shutdown_signal;
 
 pub async fn run(global: &Global, args: &CoverageArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            drills: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let env = if plan.target.is_local() {
         Some(tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,
@@ -29,10 +36,13 @@ pub async fn run(global: &Global, args: &CoverageArgs) -> Result<ExitCode, Error
             return Err(Error::Interrupted(sig));
         }
     };
+    let mut rule_files = Vec::new();
     if let Some(env) = env {
+        rule_files = env.stack.rule_files.clone();
         env.shutdown().await;
     }
-    let coverage = crate::drill::coverage::coverage(&coverage?, &plan.drills, &[], None);
+    let mut coverage = crate::drill::coverage::coverage(&coverage?, &plan.drills, &[], None);
+    coverage.rename_rule_files(&rule_files);
     print!("{}", table(&coverage));
     let drilled = coverage.drilled_percent();
     println!(

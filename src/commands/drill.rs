@@ -3,13 +3,19 @@
 use super::pipeline::{run_drills, DrillLive};
 use super::*;
 use crate::cli::DrillArgs;
-use crate::clients::nats;
 use crate::exit::ExitCode;
 use crate::local::LocalEnv;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            drills: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let names = if args.all {
         Vec::new()
     } else {
@@ -18,8 +24,9 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     let specs = crate::spec::plan_drills(&plan.target, &plan.drills, &names)?;
     if specs.is_empty() {
         return Err(Error::Usage(format!(
-            "no drills found in {}; add one *.toml per fault, or pass --drills-dir",
-            global.drills_dir.display()
+            "no drills loaded for target `{}`; add one *.toml per fault to its drills directory (--drills-dir, or drills_dir in {})",
+            plan.target.name,
+            plan.target.table()
         )));
     }
     // Refuse on a dead run's unrecovered journal before starting anything
@@ -33,6 +40,10 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
     let run_id = crate::runinfo::new_run_id(started);
     let env = start_local(&plan.target).await?;
     let result = drill_on(global, &plan, &specs, env.as_ref(), &run_id, args).await;
+    let rule_files = env
+        .as_ref()
+        .map(|e| e.stack.rule_files.clone())
+        .unwrap_or_default();
     let lost = match env {
         Some(env) => env.shutdown().await,
         None => Vec::new(),
@@ -62,6 +73,7 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         Err(e) => report.errors.push(e),
     }
     record_lost_dependencies(&mut report, lost);
+    report.rename_rule_files(&rule_files);
     report.redact_secrets();
     print_drills(&report);
     for e in &report.errors {
@@ -93,11 +105,18 @@ async fn drill_on(
     Error,
 > {
     let live = Live::of(&plan.target, env);
-    let client = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?;
+    // NATS only when a drill's trigger publishes to it.
+    let client = match specs.iter().find(|s| s.trigger.is_some()) {
+        Some(s) => Some(
+            live.nats(&plan.target, &format!("drill `{}`'s trigger", s.name))
+                .await?,
+        ),
+        None => None,
+    };
     let drill_live = DrillLive {
         prometheus: &live.prometheus,
         alertmanager: live.alertmanager.as_deref(),
-        fleet_url: env.map(LocalEnv::fleet_url),
+        fleet_url: env.and_then(LocalEnv::fleet_url),
         kube: super::pipeline::kube_access(&plan.target, env)?,
         webhook: env.map(|e| &e.stack.webhook),
         client,

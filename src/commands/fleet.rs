@@ -6,7 +6,7 @@ use crate::exit::ExitCode;
 use crate::signals::shutdown_signal;
 
 pub async fn run(global: &Global, args: &FleetArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(global, &args.target, crate::spec::Parts::NONE)?;
     let spec = plan.target.fleet().ok_or_else(|| {
         Error::Usage(format!(
             "target `{}` has no [targets.{}.fleet] table naming the stream, consumer and pods; pick a target that has one (e.g. --target local)",
@@ -21,7 +21,11 @@ pub async fn run(global: &Global, args: &FleetArgs) -> Result<ExitCode, Error> {
                 args.listen
             ))
         })?;
-    let cfg = crate::local::fleet_config(spec, &plan.target.namespace, &args.nats_url);
+    let cfg = crate::local::fleet_config(
+        spec,
+        plan.target.namespace.as_deref().unwrap_or_default(),
+        &args.nats_url,
+    );
     let fleet = crate::fleet::Fleet::start(cfg, listener).await?;
     let url = format!("http://{}", fleet.http_addr());
     println!(

@@ -28,7 +28,15 @@ use std::path::{Path, PathBuf};
 
 /// Loads and validates every spec for `target` before any network I/O.
 pub fn load(global: &Global, target: &str) -> Result<Plan, Error> {
+    load_parts(global, target, crate::spec::Parts::ALL)
+}
+
+/// [`load`], reading only the spec folders in `parts` (a command that uses
+/// no drills does not fail on a drill another platform wrote).
+pub fn load_parts(global: &Global, target: &str, parts: crate::spec::Parts) -> Result<Plan, Error> {
     let mut opts = LoadOptions::new(target);
+    opts.parts = parts;
+    opts.vars = global.vars.iter().cloned().collect();
     // Only paths the user named explicitly must exist; defaults may be absent
     // (then the built-in local target and sentinel probe are used).
     opts.config = explicit(&global.config, "firedrill.toml");
@@ -77,7 +85,7 @@ pub fn target_info(
         } else {
             "remote".into()
         },
-        namespace: target.namespace.clone(),
+        namespace: target.namespace.clone().unwrap_or_default(),
         nats_url: nats_url.to_string(),
         prometheus_url: prometheus.map(str::to_string),
         alertmanager_url: alertmanager.map(str::to_string),
@@ -218,7 +226,8 @@ pub fn progress_bar(
 
 /// The live endpoints of a run: the local stack's, or the remote target's.
 pub struct Live {
-    pub nats_url: String,
+    /// `None`: the target has no NATS.
+    pub nats_url: Option<String>,
     pub nats_creds_env: Option<String>,
     pub prometheus: String,
     pub alertmanager: Option<String>,
@@ -234,7 +243,7 @@ impl Live {
                 alertmanager: Some(env.stack.alertmanager_url.clone()),
             },
             (None, Some(r)) => Live {
-                nats_url: r.nats_url.to_string(),
+                nats_url: r.nats_url.as_ref().map(|u| u.to_string()),
                 nats_creds_env: r.nats_creds_env.clone(),
                 prometheus: r.prometheus_url.to_string(),
                 alertmanager: r.alertmanager_url.as_ref().map(|u| u.to_string()),
@@ -243,10 +252,23 @@ impl Live {
         }
     }
 
+    /// Connects to NATS for `why` (e.g. `probe "sentinel"`); a target
+    /// without NATS is a usage error naming `why` and the fix.
+    pub async fn nats(&self, target: &Target, why: &str) -> Result<async_nats::Client, Error> {
+        let Some(url) = &self.nats_url else {
+            return Err(Error::Usage(format!(
+                "{why} needs NATS, but target `{}` has none; add nats_url to {} (or a [fleet] table to a local-stack target)",
+                target.name,
+                target.table()
+            )));
+        };
+        Ok(crate::clients::nats::connect(url, self.nats_creds_env.as_deref()).await?)
+    }
+
     pub fn target_info(&self, target: &Target) -> TargetInfo {
         target_info(
             target,
-            &self.nats_url,
+            self.nats_url.as_deref().unwrap_or_default(),
             Some(&self.prometheus),
             self.alertmanager.as_deref(),
         )
@@ -268,20 +290,28 @@ pub async fn start_local_with(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    eprintln!(
-        "starting the local stack (nats-server, alertmanager, prometheus) and the reference fleet…"
-    );
+    if target.fleet().is_some() {
+        eprintln!(
+            "starting the local stack (nats-server, alertmanager, prometheus) and the reference fleet…"
+        );
+    } else {
+        eprintln!("starting the local stack (alertmanager, prometheus)…");
+    }
     let env = tokio::select! {
         env = crate::local::LocalEnv::start_with(target, |c| c.otlp_endpoint = otlp_endpoint) => env?,
         sig = crate::signals::shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
-    eprintln!(
-        "stack up in {:.1} s: NATS {}  Prometheus {}  Alertmanager {}  fleet {}",
-        started.elapsed().as_secs_f64(),
-        env.stack.nats_url,
-        env.stack.prometheus_url,
-        env.stack.alertmanager_url,
-        env.fleet_url()
-    );
+    let mut line = format!("stack up in {:.1} s:", started.elapsed().as_secs_f64());
+    if let Some(nats) = &env.stack.nats_url {
+        line.push_str(&format!(" NATS {nats} "));
+    }
+    line.push_str(&format!(
+        " Prometheus {}  Alertmanager {}",
+        env.stack.prometheus_url, env.stack.alertmanager_url
+    ));
+    if let Some(fleet) = env.fleet_url() {
+        line.push_str(&format!("  fleet {fleet}"));
+    }
+    eprintln!("{line}");
     Ok(Some(env))
 }

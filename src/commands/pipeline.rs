@@ -83,8 +83,7 @@ pub async fn snapshot(
         Ok(c) => c,
         Err(e) => return SnapshotOutcome::Failed(e.to_string()),
     };
-    let mut vars = t.vars();
-    vars.insert("namespace".into(), t.namespace.clone());
+    let vars = t.vars();
     let name = snapshot_name(uid, &t.name, run_id);
     // 0 = never expires: the snapshot is the run's proof.
     SnapshotOutcome::from(
@@ -204,7 +203,8 @@ pub struct DrillLive<'a> {
     /// How `kubernetes-*` faults reach the API server.
     pub kube: crate::drill::fault::kube::KubeAccess,
     pub webhook: Option<&'a crate::stack::WebhookReceiver>,
-    pub client: async_nats::Client,
+    /// NATS, when a drill of the run triggers a probe.
+    pub client: Option<async_nats::Client>,
 }
 
 /// The Kubernetes API a run's drills use: the local stack's rehearsal,
@@ -272,6 +272,12 @@ pub async fn run_drills(
         let client = client.clone();
         async move {
             let spec = spec.ok_or_else(|| "the trigger's probe is not loaded".to_string())?;
+            let client = client.ok_or_else(|| {
+                format!(
+                    "the trigger's probe \"{}\" needs NATS, and this run has no NATS connection",
+                    spec.name
+                )
+            })?;
             let cfg = probe_config(&spec, count, None);
             crate::probe::publish_only(&client, &cfg).await.map(|_| ())
         }

@@ -2,14 +2,20 @@
 
 use super::*;
 use crate::cli::ProbeArgs;
-use crate::clients::nats;
 use crate::exit::ExitCode;
 use crate::signals::shutdown_signal;
 use crate::spec::http_probe::HttpProbeSpec;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            probes: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let http_specs: Vec<&HttpProbeSpec> = match &args.probe {
         Some(name) => plan
             .http_probes
@@ -49,7 +55,7 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         let client = if specs.is_empty() {
             None
         } else {
-            Some(nats::connect(&live.nats_url, live.nats_creds_env.as_deref()).await?)
+            Some(live.nats(&plan.target, "a NATS probe").await?)
         };
         for spec in http_specs.iter() {
             let mut cfg = spec.config.clone();

@@ -7,7 +7,6 @@ use super::pipeline::{
 };
 use super::*;
 use crate::cli::RunArgs;
-use crate::clients::nats;
 use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
 use crate::local::LocalEnv;
@@ -20,7 +19,8 @@ pub struct RunOptions {
     pub command: &'static str,
     pub target: String,
     pub count: Option<usize>,
-    pub drills: Vec<String>,
+    /// `None`: the target's `smoke_drills`.
+    pub drills: Option<Vec<String>>,
     pub trials: Option<u32>,
     pub extra_window: Duration,
     pub settle: Option<Duration>,
@@ -40,7 +40,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
             command: "run",
             target: args.target.clone(),
             count: args.count,
-            drills,
+            drills: Some(drills),
             trials: args.trials,
             extra_window: args.extra_window,
             settle: args.settle,
@@ -56,13 +56,17 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
 
 pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Error> {
     let plan = load(global, &opts.target)?;
+    let drills = opts
+        .drills
+        .clone()
+        .unwrap_or_else(|| plan.target.smoke_drills.clone());
     // Drill names are checked (and drills_allowed enforced) before any I/O.
-    let drill_names: Vec<String> = if opts.drills.iter().any(|d| d == "all") {
+    let drill_names: Vec<String> = if drills.iter().any(|d| d == "all") {
         Vec::new()
     } else {
-        opts.drills.clone()
+        drills.clone()
     };
-    let drill_specs = if opts.drills.is_empty() {
+    let drill_specs = if drills.is_empty() {
         Vec::new()
     } else {
         crate::spec::plan_drills(&plan.target, &plan.drills, &drill_names)?
@@ -77,7 +81,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
 
     // On the local stack the fleet exports a span per hop to firedrill's own
     // OTLP receiver, so the run includes a small trace audit of its sentinels.
-    let receiver = if plan.target.is_local() {
+    let receiver = if plan.target.fleet().is_some() {
         Some(
             crate::trace::receiver::OtlpReceiver::start()
                 .await
@@ -116,6 +120,7 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
     .await;
     let mut lost_deps = Vec::new();
     if let Some(env) = env {
+        report.rename_rule_files(&env.stack.rule_files);
         lost_deps = env.shutdown().await;
     }
     if let Some(rx) = receiver {
@@ -187,9 +192,21 @@ async fn body(
     let prom = Prometheus::new(&live.prometheus);
     // Probes and criteria stop at once on a signal; drills watch the same
     // signal themselves so that it reverts their fault before stopping.
-    let client = tokio::select! {
-        r = nats::connect(&live.nats_url, live.nats_creds_env.as_deref()) => r?,
-        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    // NATS only when a probe or a drill's trigger of this run uses it.
+    let needs_nats = if let Some(p) = plan.probes.first() {
+        Some(format!("probe \"{}\"", p.name))
+    } else {
+        drill_specs
+            .iter()
+            .find(|d| d.trigger.is_some())
+            .map(|d| format!("drill `{}`'s trigger", d.name))
+    };
+    let client = match needs_nats {
+        Some(why) => Some(tokio::select! {
+            r = live.nats(&plan.target, &why) => r?,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        }),
+        None => None,
     };
     // The rule audit first: it injects nothing, and a rule that can never
     // fire explains a drill that then times out. Prometheus failing here is
@@ -204,7 +221,12 @@ async fn body(
     }
     let specs: Vec<&ProbeSpec> = plan.probes.iter().collect();
     let outcomes = tokio::select! {
-        r = run_probes(global, &client, &specs, opts.count, None) => r?,
+        r = async {
+            match &client {
+                Some(client) => run_probes(global, client, &specs, opts.count, None).await,
+                None => Ok(Vec::new()),
+            }
+        } => r?,
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
     let sentinel = first_sentinel(&outcomes).cloned();
@@ -261,7 +283,7 @@ async fn body(
         let live_drill = DrillLive {
             prometheus: &live.prometheus,
             alertmanager: live.alertmanager.as_deref(),
-            fleet_url: env.map(LocalEnv::fleet_url),
+            fleet_url: env.and_then(LocalEnv::fleet_url),
             kube: super::pipeline::kube_access(&plan.target, env)?,
             webhook: env.map(|e| &e.stack.webhook),
             client: client.clone(),

@@ -7,7 +7,7 @@ use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
 
 pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(global, &args.target, crate::spec::Parts::NONE)?;
     if args.from >= args.to {
         return Err(Error::Usage("--from must be before --to".into()));
     }
@@ -58,7 +58,7 @@ pub async fn run(global: &Global, args: &SnapshotArgs) -> Result<ExitCode, Error
                 Some(&SnapshotOutcome::Created(info.clone())),
                 true,
             );
-            println!("  AC5: {verdict}: {reason}");
+            println!("  as a snapshot criterion: {verdict}: {reason}");
             // The delete URL is a bearer secret: written to a file, never printed.
             let dir = global.reports_dir.join(&run_id);
             std::fs::create_dir_all(&dir)

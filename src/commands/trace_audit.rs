@@ -18,7 +18,14 @@ use chrono::Utc;
 use std::time::Instant;
 
 pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            probes: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let tree = load_tree(global, args)?;
     let spec = match &args.probe {
         Some(name) => plan
@@ -27,7 +34,13 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
         None => plan
             .probes
             .first()
-            .ok_or_else(|| Error::Usage("no probe spec to take subjects from".into()))?,
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "trace-audit publishes sentinels with a probe spec's stream and subjects, and none is loaded for target `{}`; add a probe (*.toml) to the probes directory (--probes-dir, or probes_dir in {})",
+                    plan.target.name,
+                    plan.target.table()
+                ))
+            })?,
     };
     if args.tasks == 0 {
         return Err(Error::Usage("--tasks must be at least 1".into()));
@@ -61,8 +74,15 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
             env = LocalEnv::start_with(&plan.target, |c| c.otlp_endpoint = Some(endpoint)) => env?,
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
         };
+        let Some(fleet) = env.fleet.as_ref() else {
+            return Err(Error::Usage(format!(
+                "trace-audit publishes sentinels over NATS to the reference fleet, and target `{}` has no [fleet] table; add one to {}",
+                plan.target.name,
+                plan.target.table()
+            )));
+        };
         for f in &faults {
-            env.fleet.set_fault(*f, true).await?;
+            fleet.set_fault(*f, true).await?;
         }
         (Some(env), Some(receiver))
     } else {
@@ -70,7 +90,7 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
     };
     let (nats_url, creds, source, source_name) = match (&env, &receiver, plan.target.remote()) {
         (Some(env), Some(rx), _) => (
-            env.stack.nats_url.clone(),
+            env.stack.nats_url.clone().unwrap_or_default(),
             None,
             SpanSource::Local(rx.store()),
             format!("firedrill's OTLP receiver ({})", rx.endpoint()),
@@ -93,7 +113,13 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
                 }
             };
             (
-                r.nats_url.to_string(),
+                r.nats_url.as_ref().map(|u| u.to_string()).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "trace-audit publishes sentinels over NATS, and target `{}` has no nats_url; add it to {}",
+                        plan.target.name,
+                        plan.target.table()
+                    ))
+                })?,
                 r.nats_creds_env.clone(),
                 source,
                 name,

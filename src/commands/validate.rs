@@ -16,8 +16,17 @@ use std::time::Duration;
 const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error> {
-    let plan = load(global, &args.target)?;
+    let plan = load_parts(
+        global,
+        &args.target,
+        crate::spec::Parts {
+            criteria: true,
+            drills: true,
+            ..crate::spec::Parts::NONE
+        },
+    )?;
     let start = Utc::now();
+    let mut rule_files = Vec::new();
     let (info, audited) = if plan.target.is_local() {
         let env = tokio::select! {
             env = LocalEnv::start(&plan.target) => env?,
@@ -32,6 +41,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
                 return Err(Error::Interrupted(sig));
             }
         };
+        rule_files = env.stack.rule_files.clone();
         env.shutdown().await;
         (info, audited)
     } else {
@@ -47,6 +57,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
     let mut report = new_report("validate", &crate::runinfo::new_run_id(start), info, window);
     report.validation = findings;
     report.routes = routes;
+    report.rename_rule_files(&rule_files);
     match crate::report::console::validation_table(&report) {
         Some(t) => println!("{t}"),
         None => println!("rule audit: no findings"),
@@ -74,7 +85,8 @@ async fn audit_live(
     local: bool,
 ) -> Result<(Vec<Finding>, Vec<AlertRoute>), Error> {
     let prom = Prometheus::new(&live.prometheus);
-    if local && !wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT).await {
+    let fleet = local && plan.target.fleet().is_some();
+    if fleet && !wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT).await {
         tracing::warn!(
             "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
         );

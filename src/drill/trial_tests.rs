@@ -234,6 +234,7 @@ fn spec(deadline: Duration) -> DrillSpec {
             file: "worker-image-tag.toml".into(),
             line: 1,
         },
+        fault_line: 1,
     }
 }
 

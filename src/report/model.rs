@@ -352,6 +352,41 @@ pub struct Finding {
     pub group: Option<String>,
 }
 
+impl Report {
+    /// Replaces rule file paths as Prometheus reported them (`(loaded,
+    /// shown)` pairs) in findings, routes and coverage rows: the local stack
+    /// loads copies from its temp dir, and the user knows the originals.
+    pub fn rename_rule_files(&mut self, names: &[(String, String)]) {
+        let rename = |f: &mut String| rename_rule_file(names, f);
+        for f in &mut self.validation {
+            if let Some(file) = f.file.as_mut() {
+                rename(file);
+            }
+        }
+        for r in &mut self.routes {
+            rename(&mut r.file);
+        }
+        if let Some(c) = self.coverage.as_mut() {
+            c.rename_rule_files(names);
+        }
+    }
+}
+
+impl Coverage {
+    /// See [`Report::rename_rule_files`].
+    pub fn rename_rule_files(&mut self, names: &[(String, String)]) {
+        for row in &mut self.rules {
+            rename_rule_file(names, &mut row.file);
+        }
+    }
+}
+
+fn rename_rule_file(names: &[(String, String)], f: &mut String) {
+    if let Some((_, shown)) = names.iter().find(|(loaded, _)| loaded == f) {
+        *f = shown.clone();
+    }
+}
+
 /// Where Alertmanager routes one alerting rule's alerts, from its static
 /// labels (`firedrill validate`'s routing audit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,9 @@ pub struct DrillSpec {
     pub fault: Fault,
     pub trigger: Option<Trigger>,
     pub source: SourceLoc,
+    /// The `[fault]` table's line (where a fault a target cannot run is
+    /// reported).
+    pub fault_line: usize,
 }
 
 /// The fault to induce.
@@ -516,6 +519,9 @@ fn build(
         fault,
         trigger,
         source: file.loc(&raw.name.span()),
+        fault_line: file
+            .header_line(&["fault"])
+            .unwrap_or_else(|| file.line_at(raw.name.span().start)),
     })
 }
 
@@ -714,7 +720,10 @@ pub fn plan_drills<'a>(
         let kind = drill.fault.kind();
         let refused = match (&target.endpoints, kind) {
             (Endpoints::Remote(_), FaultKind::Fleet) => {
-                Some("the reference fleet only exists on the local stack (stack = \"local\")")
+                Some("the reference fleet only exists on a local stack with a [fleet] table")
+            }
+            (Endpoints::Local(local), FaultKind::Fleet) if local.fleet.is_none() => {
+                Some("this local-stack target has no [fleet] table, so there is no reference fleet to switch")
             }
             _ => None,
         };
@@ -722,10 +731,11 @@ pub fn plan_drills<'a>(
             return Err(SpecError::new(
                 SpecErrorKind::NotAllowed,
                 &drill.source.file,
-                Some(drill.source.line),
+                Some(drill.fault_line),
                 Some("fault.kind".into()),
                 format!(
-                    "drill \"{}\" (kind = \"{kind}\") cannot run against target \"{}\": {why}",
+                    "drill \"{}\" (kind = \"{kind}\") cannot run against target \"{}\": {why}; \
+                     use an exec or kubernetes-* fault for this target, or leave the drill out of its `drills` list",
                     drill.name, target.name
                 ),
             ));

@@ -39,6 +39,30 @@ pub struct LoadOptions {
     /// Extra target variables (e.g. `--var k=v`), layered over the
     /// target's `variables`.
     pub vars: Vars,
+    /// Which spec folders this command uses; the others are not read.
+    pub parts: Parts,
+}
+
+/// The spec folders a command reads. Drills always bring the probes (their
+/// triggers name probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub probes: bool,
+    pub criteria: bool,
+    pub drills: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        probes: true,
+        criteria: true,
+        drills: true,
+    };
+    pub const NONE: Parts = Parts {
+        probes: false,
+        criteria: false,
+        drills: false,
+    };
 }
 
 impl LoadOptions {
@@ -52,6 +76,7 @@ impl LoadOptions {
             acceptance_dir: None,
             drills_dir: None,
             vars: Vars::new(),
+            parts: Parts::ALL,
         }
     }
 
@@ -119,32 +144,65 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         }
     };
 
-    let (probes, http_probes) = match dir_to_load(
-        opts.probes_dir.as_deref(),
-        &opts.default_path(PROBES_DIR),
-        "probes",
-    )? {
-        Some(dir) => (
-            load_probes(&dir, &target)?,
-            load_http_probes(&dir, &target)?,
-        ),
-        None => (builtin_probes(&target)?, Vec::new()),
+    let parts = opts.parts;
+    // The command line's directory, else the target's own, else the default.
+    let explicit = |cli: &Option<PathBuf>, own: &Option<PathBuf>| cli.clone().or(own.clone());
+    let (probes, http_probes) = if parts.probes || parts.drills {
+        match dir_to_load(
+            explicit(&opts.probes_dir, &target.dirs.probes).as_deref(),
+            &opts.default_path(PROBES_DIR),
+            "probes",
+        )? {
+            Some(dir) => (
+                load_probes(&dir, &target)?,
+                load_http_probes(&dir, &target)?,
+            ),
+            None if target.has_nats() => (builtin_probes(&target)?, Vec::new()),
+            None => (Vec::new(), Vec::new()),
+        }
+    } else {
+        (Vec::new(), Vec::new())
     };
-    let criteria = match dir_to_load(
-        opts.acceptance_dir.as_deref(),
-        &opts.default_path(ACCEPTANCE_DIR),
-        "acceptance",
-    )? {
-        Some(dir) => load_criteria(&dir, &target)?,
-        None => Vec::new(),
+    if !target.has_nats() {
+        if let Some(p) = probes.first() {
+            return Err(SpecError::new(
+                SpecErrorKind::NotAllowed,
+                p.source.file.clone(),
+                Some(p.source.line),
+                Some("stream".into()),
+                format!(
+                    "probe \"{}\" publishes over NATS, but target \"{}\" has no NATS (no nats_url, or a local stack without [fleet]); \
+                     add nats_url to {}, or give the target its own probes_dir without NATS probes",
+                    p.name,
+                    target.name,
+                    target.table()
+                ),
+            ));
+        }
+    }
+    let criteria = if parts.criteria {
+        match dir_to_load(
+            explicit(&opts.acceptance_dir, &target.dirs.acceptance).as_deref(),
+            &opts.default_path(ACCEPTANCE_DIR),
+            "acceptance",
+        )? {
+            Some(dir) => load_criteria(&dir, &target)?,
+            None => Vec::new(),
+        }
+    } else {
+        Vec::new()
     };
-    let drills = match dir_to_load(
-        opts.drills_dir.as_deref(),
-        &opts.default_path(DRILLS_DIR),
-        "drills",
-    )? {
-        Some(dir) => load_drills(&dir, &target, &probes)?,
-        None => Vec::new(),
+    let drills = if parts.drills {
+        match dir_to_load(
+            explicit(&opts.drills_dir, &target.dirs.drills).as_deref(),
+            &opts.default_path(DRILLS_DIR),
+            "drills",
+        )? {
+            Some(dir) => load_drills(&dir, &target, &probes)?,
+            None => Vec::new(),
+        }
+    } else {
+        Vec::new()
     };
 
     Ok(Plan {

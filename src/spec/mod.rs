@@ -32,10 +32,11 @@ pub use drill::{
 };
 pub use duration::{format_duration, parse_duration, MAX_DURATION, MAX_DURATION_TEXT};
 pub use error::{SourceLoc, SpecError, SpecErrorKind};
-pub use load::{load_plan, LoadOptions, Plan};
+pub use load::{load_plan, LoadOptions, Parts, Plan};
 pub use probe::{builtin_probes, load_probes, ProbeSpec};
 pub use target::{
-    builtin_local_target, load_target, Endpoints, FleetSpec, RemoteEndpoints, Target,
+    builtin_local_target, load_target, Endpoints, FleetSpec, LocalSpec, RemoteEndpoints, RuleFile,
+    ScrapeSpec, SpecDirs, Target,
 };
 pub use template::Vars;
 pub use trace_tree::{builtin_trace_tree, load_trace_tree, parse_trace_tree, TREE_FILE};

@@ -11,7 +11,7 @@ use super::duration::PositiveDuration;
 use super::error::{SourceLoc, SpecError, SpecErrorKind};
 use super::load::toml_files;
 use super::source::SourceFile;
-use super::target::{Endpoints, Target};
+use super::target::Target;
 use super::value::{check_name, check_nats_name, check_subject, JsonTable, Name, NonEmpty, Ranged};
 use super::vars::{render_at_load, render_json_at_load};
 
@@ -161,7 +161,7 @@ fn build(
     })?;
     let agent_type = raw.agent_type.get_ref().0.clone();
 
-    if let Endpoints::Local(fleet) = &target.endpoints {
+    if let Some(fleet) = target.fleet() {
         // The local fleet only consumes what its own stream captures; a
         // mismatch would make every sentinel time out for no visible reason.
         let at = |span: Range<usize>, key: &str, message: String| {

@@ -13,8 +13,8 @@ use super::error::{SourceLoc, SpecError, SpecErrorKind};
 use super::source::{deserialize_checked, SourceFile, TableError};
 use super::template::{self, Vars};
 use super::value::{
-    check_name, check_object_name, check_var_name, parse_url, EnvVarName, HttpUrl, Name, Namespace,
-    NatsName, NatsUrl, NonEmpty, NonEmptyList, Ranged, SubjectFilter, VarName,
+    check_name, check_object_name, check_var_name, parse_url, EnvVarName, HttpUrl, Name, NatsName,
+    NatsUrl, NonEmpty, NonEmptyList, Ranged, SubjectFilter, VarName,
 };
 use super::vars::{self, Scope, TemplateProblem};
 
@@ -35,8 +35,9 @@ pub const LOCAL_TARGET: &str = "local";
 pub struct Target {
     pub name: String,
     pub description: String,
-    /// Kubernetes namespace of the platform; the `{{namespace}}` variable.
-    pub namespace: String,
+    /// The platform's namespace, if it has one (Kubernetes, or any other
+    /// grouping its labels use); the `{{namespace}}` variable when set.
+    pub namespace: Option<String>,
     /// Drills refuse to run unless this is true.
     pub drills_allowed: bool,
     /// Grafana dashboard UID for the run-window snapshot.
@@ -53,6 +54,9 @@ pub struct Target {
     /// The drills this target runs when none are named (`None` = every
     /// drill loaded).
     pub drills: Option<Vec<String>>,
+    /// The drills `firedrill smoke` runs on this (local-stack) target when
+    /// `--drills` is not given.
+    pub smoke_drills: Vec<String>,
     pub endpoints: Endpoints,
     /// Loki for `kind = "logql"` criteria (local or deployed platform).
     pub loki_url: Option<Url>,
@@ -63,8 +67,21 @@ pub struct Target {
     pub jaeger_url: Option<Url>,
     /// What `firedrill validate` asks of the rules and routing (`[validate]`).
     pub validate: ValidateSettings,
+    /// Spec directories this target names (`probes_dir`, ...), resolved
+    /// against the directory of its `firedrill.toml`.
+    pub dirs: SpecDirs,
     /// The target's table in its file.
     pub source: SourceLoc,
+}
+
+/// `probes_dir`, `acceptance_dir`, `drills_dir` of a target (already
+/// resolved against its file's directory). `None`: the command line's or
+/// the default directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecDirs {
+    pub probes: Option<std::path::PathBuf>,
+    pub acceptance: Option<std::path::PathBuf>,
+    pub drills: Option<std::path::PathBuf>,
 }
 
 /// `[targets.<name>.validate]`: the rule audit's policy for this platform.
@@ -101,19 +118,52 @@ pub struct ExpectedReceiver {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoints {
-    /// `stack = "local"`: firedrill starts NATS, Prometheus and Alertmanager
-    /// itself (so it knows their URLs) plus this reference fleet.
-    Local(FleetSpec),
+    /// `stack = "local"`: firedrill starts Prometheus and Alertmanager itself
+    /// (so it knows their URLs), plus NATS and the reference fleet when the
+    /// target has a `[fleet]` table.
+    Local(LocalSpec),
     /// A deployed platform.
     Remote(RemoteEndpoints),
+}
+
+/// What the local stack runs for a `stack = "local"` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSpec {
+    /// The reference fleet (and with it nats-server); `None`: Prometheus and
+    /// Alertmanager only, scraping `scrape`.
+    pub fleet: Option<FleetSpec>,
+    /// Rule files to load (`rules = [...]`, globs resolved against the
+    /// target's file). Empty with a fleet: the shipped rules for the fleet.
+    pub rules: Vec<RuleFile>,
+    /// Extra scrape jobs (`[[targets.X.scrape]]`): the services a compose
+    /// or bare-metal platform runs beside the stack.
+    pub scrape: Vec<ScrapeSpec>,
+}
+
+/// One rule file a local-stack target loads; `{{var}}` templates in it are
+/// rendered with the target's variables before Prometheus reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFile {
+    pub path: std::path::PathBuf,
+    pub text: String,
+}
+
+/// A Prometheus scrape job of a local-stack target. `targets` may use the
+/// target's `{{variables}}` (e.g. a port given with `--var`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeSpec {
+    pub job: String,
+    pub targets: Vec<String>,
+    pub metrics_path: String,
 }
 
 /// Endpoints of a deployed platform. Secrets are only ever named (env var
 /// names), never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteEndpoints {
-    /// `nats://` or `tls://`.
-    pub nats_url: Url,
+    /// `nats://` or `tls://`; `None` on a platform without NATS (then no
+    /// probe, trigger or trace audit of the run may need it).
+    pub nats_url: Option<Url>,
     /// Env var holding a NATS `.creds` file's contents or its path.
     pub nats_creds_env: Option<String>,
     pub prometheus_url: Url,
@@ -176,9 +226,30 @@ impl Target {
 
     pub fn fleet(&self) -> Option<&FleetSpec> {
         match &self.endpoints {
-            Endpoints::Local(fleet) => Some(fleet),
+            Endpoints::Local(local) => local.fleet.as_ref(),
             Endpoints::Remote(_) => None,
         }
+    }
+
+    pub fn local(&self) -> Option<&LocalSpec> {
+        match &self.endpoints {
+            Endpoints::Local(local) => Some(local),
+            Endpoints::Remote(_) => None,
+        }
+    }
+
+    /// Whether this target has NATS: a local stack with a fleet, or a
+    /// deployed platform with `nats_url`.
+    pub fn has_nats(&self) -> bool {
+        match &self.endpoints {
+            Endpoints::Local(local) => local.fleet.is_some(),
+            Endpoints::Remote(r) => r.nats_url.is_some(),
+        }
+    }
+
+    /// The target's `[targets.X]` header, for messages.
+    pub fn table(&self) -> String {
+        format!("[targets.{}] in {}", self.name, self.source.file.display())
     }
 
     pub fn remote(&self) -> Option<&RemoteEndpoints> {
@@ -194,9 +265,11 @@ impl Target {
     /// sets them.
     pub fn vars(&self) -> Vars {
         let mut vars = self.variables.clone();
-        vars.insert(vars::NAMESPACE.to_string(), self.namespace.clone());
-        if let Endpoints::Local(fleet) = &self.endpoints {
-            for (k, v) in fleet.cluster_vars(&self.namespace) {
+        if let Some(ns) = &self.namespace {
+            vars.insert(vars::NAMESPACE.to_string(), ns.clone());
+        }
+        if let (Some(fleet), Some(ns)) = (self.fleet(), &self.namespace) {
+            for (k, v) in fleet.cluster_vars(ns) {
                 vars.entry(k.to_string()).or_insert(v);
             }
         }
@@ -237,7 +310,18 @@ struct TargetFields {
     description: Option<String>,
     #[serde(default)]
     stack: Option<StackKind>,
-    namespace: Spanned<Namespace>,
+    #[serde(default)]
+    namespace: Option<NonEmpty>,
+    #[serde(default)]
+    probes_dir: Option<NonEmpty>,
+    #[serde(default)]
+    acceptance_dir: Option<NonEmpty>,
+    #[serde(default)]
+    drills_dir: Option<NonEmpty>,
+    #[serde(default)]
+    rules: Option<Vec<NonEmpty>>,
+    #[serde(default)]
+    scrape: Option<Vec<RawScrape>>,
     #[serde(default)]
     drills_allowed: bool,
     #[serde(default)]
@@ -276,6 +360,8 @@ struct TargetFields {
     drill_time_scale: Option<TimeScale>,
     #[serde(default)]
     drills: Option<Vec<Name>>,
+    #[serde(default)]
+    smoke_drills: Option<Vec<Name>>,
     #[serde(default)]
     validate: Option<RawValidate>,
 }
@@ -377,6 +463,15 @@ impl From<RawValidate> for ValidateSettings {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScrape {
+    job: NonEmpty,
+    targets: NonEmptyList<NonEmpty>,
+    #[serde(default)]
+    metrics_path: Option<NonEmpty>,
+}
+
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 enum StackKind {
@@ -448,23 +543,39 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
                     ),
                 ));
             }
-            let fleet = f.fleet.take().ok_or_else(|| {
-                TableError::missing("fleet", "stack = \"local\" needs a [fleet] table naming the reference fleet's stream, consumer and objects; add it to {table}")
-            })?;
-            Endpoints::Local(fleet.into())
-        }
-        None => {
-            if f.fleet.is_some() {
-                return Err(TableError::invalid(
-                    "fleet",
-                    "[fleet] only applies to stack = \"local\" (remove it, or add stack = \"local\")",
+            let fleet = f.fleet.take().map(FleetSpec::from);
+            if fleet.is_some() && f.namespace.is_none() {
+                return Err(TableError::missing(
+                    "namespace",
+                    "the reference fleet ([fleet]) rehearses a Kubernetes namespace and needs its name; add namespace = \"<name>\" to {table}",
                 ));
             }
+            if fleet.is_none() && f.rules.is_none() {
+                return Err(TableError::missing(
+                    "rules",
+                    "stack = \"local\" without a [fleet] table runs only Prometheus and Alertmanager, so it needs the alert rules to load; add rules = [\"rules/*.yml\"] to {table} (or a [fleet] table for the reference fleet)",
+                ));
+            }
+            Endpoints::Local(LocalSpec {
+                fleet,
+                rules: Vec::new(),
+                scrape: Vec::new(),
+            })
+        }
+        None => {
+            for (key, present) in [
+                ("fleet", f.fleet.is_some()),
+                ("rules", f.rules.is_some()),
+                ("scrape", f.scrape.is_some()),
+            ] {
+                if present {
+                    return Err(TableError::invalid(
+                        key,
+                        format!("\"{key}\" only applies to stack = \"local\" (a deployed platform loads its own rules and scrapes its own services): remove it, or add stack = \"local\""),
+                    ));
+                }
+            }
             let remote_reason = "a target without stack = \"local\" is a deployed platform and needs it; add it to {table}";
-            let nats_url = f
-                .nats_url
-                .take()
-                .ok_or_else(|| TableError::missing("nats_url", remote_reason))?;
             let prometheus_url = f
                 .prometheus_url
                 .take()
@@ -488,7 +599,7 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
                 ));
             }
             Endpoints::Remote(RemoteEndpoints {
-                nats_url: nats_url.0,
+                nats_url: f.nats_url.take().map(|u| u.0),
                 nats_creds_env: f.nats_creds_env.take().map(|e| e.0),
                 prometheus_url: prometheus_url.0,
                 alertmanager_url: f.alertmanager_url.take().map(|u| u.0),
@@ -517,6 +628,7 @@ impl FleetSpec {
                 self.orchestrator_deployment.clone(),
             ),
             ("worker_scaledjob", self.scaled_object.clone()),
+            ("worker_pod_prefix", self.worker_pod_prefix.clone()),
             ("collector_deployment", self.collector_deployment.clone()),
             ("collector_namespace", namespace.to_string()),
             ("stream", self.stream.clone()),
@@ -615,9 +727,20 @@ fn build(
     extra_vars: &Vars,
 ) -> Result<Target, SpecError> {
     let RawTarget {
-        fields: f,
-        endpoints,
+        fields: mut f,
+        mut endpoints,
     } = raw;
+    let base = file
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let resolve = |p: Option<NonEmpty>| p.map(|p| base.join(p.0));
+    let dirs = SpecDirs {
+        probes: resolve(f.probes_dir.take()),
+        acceptance: resolve(f.acceptance_dir.take()),
+        drills: resolve(f.drills_dir.take()),
+    };
     let mut variables: Vars = f.variables.into_iter().map(|(k, v)| (k.0, v)).collect();
     for (key, value) in extra_vars {
         if let Err(message) = check_var_name(key) {
@@ -665,27 +788,96 @@ fn build(
         }
     };
 
-    let line = file
-        .header_line(&["targets", name])
-        .unwrap_or_else(|| file.line_at(f.namespace.span().start));
+    let line = file.header_line(&["targets", name]).unwrap_or(1);
+    if let Endpoints::Local(local) = &mut endpoints {
+        let key = format!("{key_prefix}.rules");
+        for pattern in f.rules.take().unwrap_or_default() {
+            local
+                .rules
+                .extend(rule_files(&base, &pattern.0, file, line, &key)?);
+        }
+        local.scrape = f
+            .scrape
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| ScrapeSpec {
+                job: s.job.0,
+                targets: s.targets.0.into_iter().map(|t| t.0).collect(),
+                metrics_path: s
+                    .metrics_path
+                    .map(|m| m.0)
+                    .unwrap_or_else(|| "/metrics".into()),
+            })
+            .collect();
+    }
     Ok(Target {
         name: name.to_string(),
         description: f.description.unwrap_or_default(),
-        namespace: f.namespace.into_inner().0,
+        namespace: f.namespace.map(|n| n.0),
         drills_allowed: f.drills_allowed,
         dashboard_uid: f.dashboard_uid.map(|d| d.0),
         trace_url_template,
         variables,
         drill_time_scale: f.drill_time_scale.map(|s| s.0).unwrap_or(1.0),
         drills: f.drills.map(|d| d.into_iter().map(|n| n.0).collect()),
+        smoke_drills: f
+            .smoke_drills
+            .map(|d| d.into_iter().map(|n| n.0).collect())
+            .unwrap_or_default(),
         endpoints,
         loki_url: f.loki_url.map(|u| u.0),
         loki_datasource_uid: f.loki_datasource_uid.map(|u| u.0),
         jaeger_url: f.jaeger_url.map(|u| u.0),
         validate: f.validate.map(Into::into).unwrap_or_default(),
+        dirs,
         source: SourceLoc {
             file: file.path.clone(),
             line,
         },
     })
+}
+
+/// The files `pattern` (relative to `base`, `*`/`?`/`[..]` globs allowed)
+/// names, sorted; none is an error naming the pattern.
+fn rule_files(
+    base: &Path,
+    pattern: &str,
+    file: &SourceFile,
+    line: usize,
+    key: &str,
+) -> Result<Vec<RuleFile>, SpecError> {
+    let err = |message: String| {
+        SpecError::new(
+            SpecErrorKind::InvalidValue,
+            file.path.clone(),
+            Some(line),
+            Some(key.to_string()),
+            message,
+        )
+    };
+    let full = base.join(pattern);
+    let paths = glob::glob(&full.to_string_lossy())
+        .map_err(|e| err(format!("{pattern:?} is not a valid file pattern: {e}")))?;
+    let mut out = Vec::new();
+    for path in paths {
+        let path = path.map_err(|e| err(format!("cannot read {}: {e}", e.path().display())))?;
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            err(format!(
+                "cannot read rule file {}: {e} (check the path and its permissions)",
+                path.display()
+            ))
+        })?;
+        out.push(RuleFile { path, text });
+    }
+    if out.is_empty() {
+        return Err(err(format!(
+            "{pattern:?} matches no file under {} (paths are relative to the directory of this firedrill.toml; e.g. rules = [\"rules/*.yml\"])",
+            if base.as_os_str().is_empty() { Path::new(".") } else { base }.display()
+        )));
+    }
+    Ok(out)
 }

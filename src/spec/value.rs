@@ -251,11 +251,6 @@ checked_string!(
     check_non_empty
 );
 checked_string!(
-    /// See [`check_dns_label`].
-    Namespace,
-    check_dns_label
-);
-checked_string!(
     /// See [`check_nats_name`].
     NatsName,
     check_nats_name

@@ -32,8 +32,8 @@ pub fn validate(opts: &StackOptions) -> Result<(), StackError> {
     for job in &opts.scrape_jobs {
         if job.job_name.trim().is_empty() {
             return bad(format!(
-                "scrape job for target {:?} has an empty job_name; give it a name",
-                job.target
+                "scrape job for targets {:?} has an empty job_name; give it a name",
+                job.targets
             ));
         }
         if !seen.insert(job.job_name.as_str()) {
@@ -42,14 +42,22 @@ pub fn validate(opts: &StackOptions) -> Result<(), StackError> {
                 job.job_name
             ));
         }
-        let port_ok = job.target.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if !port_ok {
+        if job.targets.is_empty() {
             return bad(format!(
-                "scrape job {:?} has target {:?}; it must be host:port, e.g. 127.0.0.1:9101",
-                job.job_name, job.target
+                "scrape job {:?} has no targets; give it at least one host:port",
+                job.job_name
             ));
+        }
+        for target in &job.targets {
+            let port_ok = target.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !port_ok {
+                return bad(format!(
+                    "scrape job {:?} has target {target:?}; it must be host:port, e.g. 127.0.0.1:9101",
+                    job.job_name
+                ));
+            }
         }
         if !job.metrics_path.starts_with('/') {
             return bad(format!(
@@ -99,7 +107,11 @@ pub fn prometheus_yml(
         let _ = writeln!(
             y,
             "    static_configs:\n      - targets: [{}]",
-            q(&job.target)
+            job.targets
+                .iter()
+                .map(|t| q(t))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     y
@@ -179,7 +191,7 @@ mod tests {
     fn job(name: &str, target: &str, path: &str) -> ScrapeJob {
         ScrapeJob {
             job_name: name.into(),
-            target: target.into(),
+            targets: vec![target.into()],
             metrics_path: path.into(),
         }
     }

@@ -40,16 +40,17 @@ const LOG_TAIL_LINES: usize = 20;
 const WIRING_POLL: Duration = Duration::from_millis(100);
 /// A reload re-parses every rule; generous next to the readiness polls.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// What Prometheus first loads as `rules.yml`: no rules (see `start`).
-const RULES_PLACEHOLDER: &str =
-    "# firedrill writes the rules here once Prometheus has scraped every target.\n";
+/// Where the rule files go, relative to the stack's dir; Prometheus reads
+/// `rules/*.yml`, which matches nothing until the rules are written (see
+/// `start`).
+const RULES_DIR: &str = "rules";
 
 /// One extra Prometheus scrape job (the fleet, an OTel collector stand-in...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeJob {
     pub job_name: String,
-    /// `"127.0.0.1:port"`.
-    pub target: String,
+    /// `"127.0.0.1:port"` each.
+    pub targets: Vec<String>,
     pub metrics_path: String,
 }
 
@@ -57,8 +58,11 @@ pub struct ScrapeJob {
 pub struct StackOptions {
     /// Prometheus also always scrapes itself as job `prometheus`.
     pub scrape_jobs: Vec<ScrapeJob>,
-    /// Already-rendered rules file contents (see [`render_local_rules`]).
-    pub rules_yaml: String,
+    /// Already-rendered rule files: (file name, contents), each checked by
+    /// `promtool check rules` before Prometheus reads it.
+    pub rules: Vec<(String, String)>,
+    /// Start nats-server (with JetStream) too.
+    pub nats: bool,
     /// Per step: how long each child may take to answer its readiness
     /// endpoint, and how long Prometheus may take to find the
     /// Alertmanager and scrape every job once.
@@ -71,7 +75,8 @@ impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             scrape_jobs: Vec::new(),
-            rules_yaml: String::new(),
+            rules: Vec::new(),
+            nats: true,
             startup_timeout: Duration::from_secs(20),
             scrape_interval: Duration::from_secs(1),
             evaluation_interval: Duration::from_secs(1),
@@ -97,11 +102,13 @@ pub enum StackError {
     #[error("invalid local stack options: {0}")]
     InvalidOptions(String),
 
+    #[error("{file}: {detail}")]
+    RulesTemplate { file: String, detail: String },
+
     #[error(
-        "rules/local-structural.yml: {0}. Pass the missing or corrected value \
-         (e.g. namespace = \"daedalus\", stream = \"DAEDALUS_TASKS\") to render_local_rules"
+        "{file}: `promtool check rules` rejects it:\n{output}\nFix the rule file (run `promtool check rules` on it to check again)"
     )]
-    RulesTemplate(String),
+    RulesInvalid { file: String, output: String },
 
     #[error("could not create the local stack's temp dir under {dir}: {source}. Check that the temp dir (TMPDIR) is writable and has free space")]
     TempDir {
@@ -205,14 +212,17 @@ pub enum StackError {
 /// A running local stack. Dropping it kills every child; prefer
 /// [`LocalStack::shutdown`], which lets them exit cleanly first.
 pub struct LocalStack {
-    /// `nats://127.0.0.1:<port>`.
-    pub nats_url: String,
+    /// `nats://127.0.0.1:<port>`; `None` when started without NATS.
+    pub nats_url: Option<String>,
     /// `http://127.0.0.1:<port>`.
     pub prometheus_url: String,
     /// `http://127.0.0.1:<port>`.
     pub alertmanager_url: String,
     /// Where Alertmanager sends every notification (route receiver `firedrill`).
     pub webhook: WebhookReceiver,
+    /// (the path Prometheus loaded a rule file from, the name it was given
+    /// in [`StackOptions::rules`]): reports show the user's name.
+    pub rule_files: Vec<(String, String)>,
     /// Start order; shut down together. Emptied by `shutdown()`.
     children: Vec<ManagedChild>,
     dir_path: PathBuf,
@@ -244,7 +254,11 @@ impl LocalStack {
         config::validate(&opts)?;
         // Find every binary before starting anything, so a missing one
         // costs nothing and names all it needs.
-        let nats_bin = binaries::find(Tool::NatsServer)?;
+        let nats_bin = if opts.nats {
+            Some(binaries::find(Tool::NatsServer)?)
+        } else {
+            None
+        };
         let am_bin = binaries::find(Tool::Alertmanager)?;
         let prom_bin = binaries::find(Tool::Prometheus)?;
 
@@ -262,7 +276,7 @@ impl LocalStack {
             &dir_path.join(stale::OWNER_FILE),
             &std::process::id().to_string(),
         )?;
-        for sub in ["nats", "am", "prom"] {
+        for sub in ["nats", "am", "prom", RULES_DIR] {
             let p = dir_path.join(sub);
             std::fs::create_dir(&p).map_err(|source| StackError::WriteFile { path: p, source })?;
         }
@@ -275,9 +289,17 @@ impl LocalStack {
             .build()
             .map_err(StackError::HttpClient)?;
 
-        // Empty until Prometheus has looked at every target (see below).
-        let rules_path = dir_path.join("rules.yml");
-        write_file(&rules_path, RULES_PLACEHOLDER)?;
+        // Checked before anything starts; written once Prometheus has
+        // looked at every target (see below).
+        let rules_dir = dir_path.join(RULES_DIR);
+        let rule_files = rules::stage(&opts.rules, &dir_path.join("rules-check"))?;
+        let rule_names: Vec<(String, String)> = rule_files
+            .iter()
+            .zip(&opts.rules)
+            .map(|((staged, _), (name, _))| {
+                (rules_dir.join(staged).display().to_string(), name.clone())
+            })
+            .collect();
         let am_config_path = dir_path.join("alertmanager.yml");
         write_file(&am_config_path, &config::alertmanager_yml(&webhook.url))?;
 
@@ -289,22 +311,30 @@ impl LocalStack {
 
         // nats-server and alertmanager do not depend on each other, so they
         // start together; a failure of one drops (kills) the other.
-        let nats = launcher.start(Tool::NatsServer, &nats_bin, 2, |ports| {
-            let (client, monitor) = (ports[0], ports[1]);
-            let args = vec![
-                "-js".into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                client.to_string().into(),
-                "-m".into(),
-                monitor.to_string().into(),
-                "-sd".into(),
-                dir_path.join("nats").into_os_string(),
-            ];
-            let ready = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
-            Ok((args, ready))
-        });
+        let nats = async {
+            let Some(nats_bin) = &nats_bin else {
+                return Ok(None);
+            };
+            launcher
+                .start(Tool::NatsServer, nats_bin, 2, |ports| {
+                    let (client, monitor) = (ports[0], ports[1]);
+                    let args = vec![
+                        "-js".into(),
+                        "-a".into(),
+                        "127.0.0.1".into(),
+                        "-p".into(),
+                        client.to_string().into(),
+                        "-m".into(),
+                        monitor.to_string().into(),
+                        "-sd".into(),
+                        dir_path.join("nats").into_os_string(),
+                    ];
+                    let ready = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
+                    Ok((args, ready))
+                })
+                .await
+                .map(Some)
+        };
         let alertmanager = launcher.start(Tool::Alertmanager, &am_bin, 1, |ports| {
             let listen = format!("127.0.0.1:{}", ports[0]);
             let args = vec![
@@ -318,11 +348,15 @@ impl LocalStack {
             Ok((args, format!("http://{listen}/-/ready")))
         });
         let (nats, alertmanager) = tokio::join!(nats, alertmanager);
-        let ((nats, nats_ports), (alertmanager, am_ports)) = match (nats, alertmanager) {
+        let (nats, (alertmanager, am_ports)) = match (nats, alertmanager) {
             (Ok(n), Ok(a)) => (n, a),
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
-        let mut children = vec![nats, alertmanager];
+        let mut children = vec![alertmanager];
+        let nats_url = nats.map(|(nats, ports)| {
+            children.push(nats);
+            format!("nats://127.0.0.1:{}", ports[0])
+        });
         let am_addr = format!("127.0.0.1:{}", am_ports[0]);
 
         let prom_config_path = dir_path.join("prometheus.yml");
@@ -332,7 +366,12 @@ impl LocalStack {
                 // Regenerated per attempt: the self-scrape target is this port.
                 write_file(
                     &prom_config_path,
-                    &config::prometheus_yml(&opts, &listen, &am_addr, "rules.yml"),
+                    &config::prometheus_yml(
+                        &opts,
+                        &listen,
+                        &am_addr,
+                        &format!("{RULES_DIR}/*.yml"),
+                    ),
                 )?;
                 let args = vec![
                     flag("--config.file=", &prom_config_path),
@@ -374,14 +413,17 @@ impl LocalStack {
             )
             .await?;
             if load_rules {
-                write_file(&rules_path, &opts.rules_yaml)?;
+                for (name, text) in &rule_files {
+                    write_file(&rules_dir.join(name), text)?;
+                }
                 reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
             }
         }
         children.push(prometheus);
 
         Ok(LocalStack {
-            nats_url: format!("nats://127.0.0.1:{}", nats_ports[0]),
+            nats_url,
+            rule_files: rule_names,
             prometheus_url,
             alertmanager_url: format!("http://{am_addr}"),
             webhook,

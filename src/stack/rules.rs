@@ -18,27 +18,116 @@ pub const STRUCTURAL_ALERTS: [&str; 7] = [
     "NATSStreamUnhealthy",
 ];
 
-/// Renders the local rules with `vars` (needs `namespace` and `stream`).
+/// Renders the shipped local rules with `vars` (the fleet's names).
+pub fn render_local_rules(vars: &Vars) -> Result<String, StackError> {
+    render_rules("rules/local-structural.yml", LOCAL_RULES_TEMPLATE, vars)
+}
+
+/// Renders one rule file's `{{var}}` templates with `vars`; `file` names it
+/// in errors.
 ///
 /// Values land inside PromQL string matchers and YAML double-quoted
-/// strings, so only name characters are accepted: a namespace or stream
-/// name never needs more, and nothing can then change the rules' meaning.
-pub fn render_local_rules(vars: &Vars) -> Result<String, StackError> {
-    for name in template::variables(LOCAL_RULES_TEMPLATE) {
+/// strings, so only name characters are accepted: a namespace, stream or
+/// object name never needs more, and nothing can then change the rules'
+/// meaning. Prometheus' own `{{ $labels.x }}` templates are kept.
+pub fn render_rules(file: &str, text: &str, vars: &Vars) -> Result<String, StackError> {
+    let err = |detail: String| StackError::RulesTemplate {
+        file: file.to_string(),
+        detail,
+    };
+    for name in template::variables(text) {
         if let Some(value) = vars.get(name) {
             let ok = !value.is_empty()
                 && value
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             if !ok {
-                return Err(StackError::RulesTemplate(format!(
+                return Err(err(format!(
                     "variable `{name}` is {value:?}; it must be a non-empty name of letters, digits, '_', '-' or '.'"
                 )));
             }
         }
     }
-    template::render(LOCAL_RULES_TEMPLATE, vars)
-        .map_err(|missing| StackError::RulesTemplate(format!("variable `{missing}` has no value")))
+    template::render(text, vars).map_err(|missing| {
+        err(format!(
+            "variable `{missing}` has no value; set it in the target's [variables] (or with --var {missing}=...)"
+        ))
+    })
+}
+
+/// Writes `files` (name, contents) into `check_dir` under unique names
+/// (`<stem>.yml`, `NN-<stem>.yml` for a repeated stem), checks them all with `promtool check rules`, and returns
+/// them under those names. A file promtool rejects is named with its
+/// output; a missing promtool is [`StackError::MissingBinary`].
+pub fn stage(
+    files: &[(String, String)],
+    check_dir: &std::path::Path,
+) -> Result<Vec<(String, String)>, StackError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(check_dir).map_err(|source| StackError::WriteFile {
+        path: check_dir.to_path_buf(),
+        source,
+    })?;
+    let mut staged = Vec::new();
+    for (i, (name, text)) in files.iter().enumerate() {
+        let stem: String = std::path::Path::new(name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        // The file's own name where it is unique: it shows in findings.
+        let plain = format!("{stem}.yml");
+        let taken = staged
+            .iter()
+            .any(|(_, n, _, _): &(String, String, String, _)| *n == plain);
+        let staged_name = if taken {
+            format!("{i:02}-{stem}.yml")
+        } else {
+            plain
+        };
+        let path = check_dir.join(&staged_name);
+        std::fs::write(&path, text).map_err(|source| StackError::WriteFile {
+            path: path.clone(),
+            source,
+        })?;
+        staged.push((name.clone(), staged_name, text.clone(), path));
+    }
+    let promtool = super::binaries::find(super::Tool::Promtool)?;
+    for (name, _, _, path) in &staged {
+        let out = std::process::Command::new(&promtool)
+            .arg("check")
+            .arg("rules")
+            .arg(path)
+            .output()
+            .map_err(|e| StackError::RulesInvalid {
+                file: name.clone(),
+                output: format!("could not run {}: {e}", promtool.display()),
+            })?;
+        if !out.status.success() {
+            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            // promtool names the staged copy; the user knows the original.
+            let output = output.replace(&path.display().to_string(), name);
+            return Err(StackError::RulesInvalid {
+                file: name.clone(),
+                output: output.trim().to_string(),
+            });
+        }
+    }
+    Ok(staged
+        .into_iter()
+        .map(|(_, staged_name, text, _)| (staged_name, text))
+        .collect())
 }
 
 #[cfg(test)]
@@ -49,15 +138,36 @@ mod tests {
         Vars::from([
             ("namespace".to_string(), ns.to_string()),
             ("stream".to_string(), stream.to_string()),
+            (
+                "worker_pod_prefix".to_string(),
+                "daedalus-worker-".to_string(),
+            ),
+            (
+                "orchestrator_deployment".to_string(),
+                "daedalus-orchestrator".to_string(),
+            ),
+            (
+                "collector_deployment".to_string(),
+                "otel-collector".to_string(),
+            ),
         ])
     }
 
     #[test]
-    fn template_uses_exactly_namespace_and_stream() {
+    fn template_uses_exactly_the_fleet_names() {
         let mut used = template::variables(LOCAL_RULES_TEMPLATE);
         used.sort_unstable();
         used.dedup();
-        assert_eq!(used, vec!["namespace", "stream"]);
+        assert_eq!(
+            used,
+            vec![
+                "collector_deployment",
+                "namespace",
+                "orchestrator_deployment",
+                "stream",
+                "worker_pod_prefix"
+            ]
+        );
     }
 
     #[test]
@@ -79,10 +189,12 @@ mod tests {
 
     #[test]
     fn missing_variable_is_named() {
-        let only_ns = Vars::from([("namespace".to_string(), "daedalus".to_string())]);
-        let msg = render_local_rules(&only_ns).unwrap_err().to_string();
+        let mut no_stream = vars("daedalus", "x");
+        no_stream.remove("stream");
+        let msg = render_local_rules(&no_stream).unwrap_err().to_string();
         assert!(msg.contains("`stream` has no value"), "{msg}");
         assert!(msg.contains("rules/local-structural.yml"), "{msg}");
+        assert!(msg.contains("--var stream="), "{msg}");
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl ObjectRef {
         }
     }
 
-    /// `Deployment daedalus/daedalus-worker`.
+    /// `Deployment shop/api-gateway`.
     pub fn display(&self) -> String {
         format!("{} {}/{}", self.kind, self.namespace, self.name)
     }
