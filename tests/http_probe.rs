@@ -391,3 +391,28 @@ async fn http_probe_spec_errors_name_the_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown probe kind \"grpc\""), "{stderr}");
 }
+
+#[test]
+fn the_aegis_example_loads_with_its_http_probe_and_logql_criteria() {
+    use firedrill::spec::criteria::CriterionKind;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aegis");
+    let mut opts = firedrill::spec::LoadOptions::new("aegis");
+    opts.root = root.clone();
+    opts.config = Some(root.join("firedrill.toml"));
+    opts.probes_dir = Some(root.join("probes"));
+    opts.acceptance_dir = Some(root.join("acceptance"));
+    let plan = firedrill::spec::load_plan(&opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.probes.is_empty(), "AEGIS takes no NATS sentinels");
+    assert_eq!(plan.http_probes.len(), 1);
+    assert_eq!(
+        plan.http_probes[0].config.url,
+        "http://127.0.0.1:8080/v1/executions"
+    );
+    assert!(plan.target.jaeger_url.is_some() && plan.target.loki_url.is_some());
+    let logql = plan
+        .criteria
+        .iter()
+        .filter(|c| matches!(c.kind, CriterionKind::Logql { .. }))
+        .count();
+    assert_eq!((plan.criteria.len(), logql), (5, 2));
+}
