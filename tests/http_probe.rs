@@ -416,3 +416,15 @@ fn the_aegis_example_loads_with_its_http_probe_and_logql_criteria() {
         .count();
     assert_eq!((plan.criteria.len(), logql), (5, 2));
 }
+
+#[test]
+fn the_agent_os_example_loads_without_any_probe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent-os");
+    let mut opts = firedrill::spec::LoadOptions::new("agent-os");
+    opts.root = root.clone();
+    opts.config = Some(root.join("firedrill.toml"));
+    opts.acceptance_dir = Some(root.join("acceptance"));
+    let plan = firedrill::spec::load_plan(&opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.probes.is_empty() && plan.http_probes.is_empty());
+    assert_eq!(plan.criteria.len(), 5);
+}
