@@ -129,7 +129,7 @@ pub enum Command {
     /// and the webhook, then always revert and wait for it to resolve.
     ///
     /// Examples: `firedrill drill worker-image-tag --target local --trials 3`,
-    /// `firedrill drill --all --target local`. After a killed run:
+    /// `firedrill drill --all --target local --parallel`. After a killed run:
     /// `firedrill recover`.
     Drill(DrillArgs),
     /// Re-revert whatever a killed run left behind (journals not marked
@@ -407,6 +407,17 @@ pub struct RunArgs {
     /// Repeat each drill N times (overrides the spec's `trials`).
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
+    /// Run drills that cannot interfere at the same time: their faults
+    /// touch disjoint objects (Kubernetes objects, fleet switches, an exec
+    /// fault's declared `touches`) and they expect different alerts. The
+    /// groups are shown before anything is injected.
+    #[arg(long, env = "FIREDRILL_PARALLEL")]
+    pub parallel: bool,
+    /// With --parallel: afterwards, re-run alone every drill whose verdict
+    /// may have been disturbed (crosstalk in its group, or its alert
+    /// already active before its inject).
+    #[arg(long, env = "FIREDRILL_RETRY_SERIAL", requires = "parallel")]
+    pub retry_serial: bool,
     /// Widen the evaluation window to start this long before the run (e.g. to
     /// cover a deploy that happened just before it).
     #[arg(long, env = "FIREDRILL_EXTRA_WINDOW", value_parser = parse_duration, default_value = "0s")]
@@ -462,6 +473,17 @@ pub struct DrillArgs {
     /// Repeat each drill N times and report min/median/max time-to-fire.
     #[arg(long, env = "FIREDRILL_TRIALS")]
     pub trials: Option<u32>,
+    /// Run drills that cannot interfere at the same time: their faults
+    /// touch disjoint objects (Kubernetes objects, fleet switches, an exec
+    /// fault's declared `touches`) and they expect different alerts. The
+    /// groups are shown before anything is injected.
+    #[arg(long, env = "FIREDRILL_PARALLEL")]
+    pub parallel: bool,
+    /// With --parallel: afterwards, re-run alone every drill whose verdict
+    /// may have been disturbed (crosstalk in its group, or its alert
+    /// already active before its inject).
+    #[arg(long, env = "FIREDRILL_RETRY_SERIAL", requires = "parallel")]
+    pub retry_serial: bool,
     /// Fail (exit 1) when fewer alerting rules than this were proven by a
     /// drill in this run, e.g. `80%`. Without it coverage is only reported.
     #[arg(long, env = "FIREDRILL_MIN_COVERAGE", value_parser = parse_percent)]

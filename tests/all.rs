@@ -10,6 +10,7 @@ mod cli;
 mod drill_cli;
 mod drill_cluster;
 mod drill_kube;
+mod drill_parallel;
 mod drill_runner;
 mod drill_watch;
 mod fleet;

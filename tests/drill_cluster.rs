@@ -115,6 +115,50 @@ fn all_seven_drills_pass_on_the_local_stack_through_the_kubernetes_api() {
     }
 }
 
+#[test]
+fn all_seven_drills_pass_in_parallel_groups_none_sharing_an_object() {
+    let reports = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = firedrill(reports.path())
+        .args(["drill", "--all", "--parallel", "--target", "local"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    eprintln!(
+        "drill --all --parallel --target local: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The groups are shown before anything is injected.
+    let plan = stderr.find("parallel: group 1:").expect(&stderr);
+    let first_inject = stderr.find("injecting:").expect(&stderr);
+    assert!(plan < first_inject, "{stderr}");
+    let json = report_json(reports.path());
+    let mut all = KUBE_DRILLS.to_vec();
+    all.push("stream-unhealthy");
+    all.sort();
+    assert_all_passed(&json, &all);
+    // The four ScaledJob drills one to a group: never two on the one
+    // object.
+    let groups = json["drill_groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 4, "{groups:#?}");
+    for g in groups {
+        let on_job = g["footprints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f.as_str().unwrap().contains("ScaledJob"))
+            .count();
+        assert_eq!(on_job, 1, "{g:#}");
+        assert_eq!(g["crosstalk"], json!([]), "{g:#}");
+    }
+    // Coverage works as in a serial run: every structural rule proven.
+    let rules = json["coverage"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 7);
+    assert!(rules.iter().all(|r| r["status"] == "proven"), "{rules:#?}");
+}
+
 /// `firedrill stack` in the background, and what it printed.
 struct Stack {
     child: Child,

@@ -42,6 +42,12 @@ fn ts(t: DateTime<Utc>) -> String {
 
 /// `/api/v1/alerts`: pending from the flag file's mtime, firing after `FOR`.
 async fn prometheus_double(flag: PathBuf) -> MockServer {
+    prometheus_double_of(vec![(ALERT, flag)]).await
+}
+
+/// The same for several alerts, each following its own flag file (both
+/// alerts are in the captured rules body).
+async fn prometheus_double_of(flags: Vec<(&'static str, PathBuf)>) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v1/rules"))
@@ -56,20 +62,20 @@ async fn prometheus_double(flag: PathBuf) -> MockServer {
     Mock::given(method("GET"))
         .and(path("/api/v1/alerts"))
         .respond_with(move |_: &Request| {
-            let alerts = match std::fs::metadata(&flag).and_then(|m| m.modified()) {
-                Ok(mtime) => {
+            let mut alerts = Vec::new();
+            for (alert, flag) in &flags {
+                if let Ok(mtime) = std::fs::metadata(flag).and_then(|m| m.modified()) {
                     let active: DateTime<Utc> = mtime.into();
                     let firing = Utc::now() - active > chrono::TimeDelta::from_std(FOR).unwrap();
-                    vec![json!({
-                        "labels": {"alertname": ALERT, "namespace": "daedalus", "pod": "daedalus-worker-copilot-1", "severity": "page"},
+                    alerts.push(json!({
+                        "labels": {"alertname": alert, "namespace": "daedalus", "pod": "daedalus-worker-copilot-1", "severity": "page"},
                         "annotations": {},
                         "state": if firing { "firing" } else { "pending" },
                         "activeAt": ts(active),
                         "value": "1e+00"
-                    })]
+                    }));
                 }
-                Err(_) => vec![],
-            };
+            }
             ResponseTemplate::new(200)
                 .set_body_json(json!({"status": "success", "data": {"alerts": alerts}}))
         })
@@ -131,6 +137,7 @@ impl World {
                 revert: sh(&format!("{revert_extra} rm -f {f}")),
                 check: Some(sh(&format!("test -e {f} && echo on || echo off"))),
                 timeout: Duration::from_secs(30),
+                touches: Vec::new(),
             }),
             trigger: None,
             source: SourceLoc {
@@ -493,4 +500,240 @@ async fn preflight_failure_injects_nothing() {
     assert!(r.trials.is_empty());
     assert!(journal(&env.journal_path()).entries.is_empty());
     assert_eq!(run.exit_code().code(), 1);
+}
+
+/// Two exec drills for `--parallel` against a double following one flag
+/// file per alert: `a` raises WorkerImagePullBackOff, `b` OrchestratorDown.
+struct Pair {
+    dir: tempfile::TempDir,
+    server: MockServer,
+}
+
+impl Pair {
+    async fn new() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        let server = prometheus_double_of(vec![
+            (ALERT, dir.path().join("a")),
+            ("OrchestratorDown", dir.path().join("b")),
+        ])
+        .await;
+        Pair { dir, server }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn env(&self, run_id: &str) -> DrillEnv {
+        let mut env = DrillEnv::new(
+            run_id,
+            &self.dir.path().join("reports"),
+            "local",
+            true,
+            Prometheus::new(&self.server.uri()),
+            FaultContext::new(None, KubeAccess::default()),
+        );
+        env.options.poll_interval = Duration::from_millis(50);
+        env.options.parallel = true;
+        env
+    }
+
+    /// Drill `which` ("a" or "b"): its inject copies the journal aside, then
+    /// touches its flag; `check` runs `before_check` first.
+    fn plan(&self, which: &str, touches: &[&str], before_check: &str) -> DrillSpec {
+        let (name, alert) = match which {
+            "a" => ("drill-a", ALERT),
+            _ => ("drill-b", "OrchestratorDown"),
+        };
+        let flag = self.file(which).display().to_string();
+        let seen = self.file(&format!("journal-at-inject-{which}.json"));
+        let journal = self.dir.path().join("reports/par/journal.json");
+        DrillSpec {
+            name: name.into(),
+            alert: alert.into(),
+            expect_labels: [("namespace".to_string(), "daedalus".to_string())].into(),
+            deadline: Duration::from_secs(10),
+            resolve_timeout: Duration::from_secs(5),
+            trials: 1,
+            silence: false,
+            expect_receiver: None,
+            regression: None,
+            fault: Fault::Exec(ExecFault {
+                inject: sh(&format!(
+                    "cp {} {} && touch {flag}",
+                    journal.display(),
+                    seen.display()
+                )),
+                revert: sh(&format!("rm -f {flag}")),
+                check: Some(sh(&format!(
+                    "{before_check} test -e {flag} && echo on || echo off"
+                ))),
+                timeout: Duration::from_secs(30),
+                touches: touches.iter().map(|t| t.to_string()).collect(),
+            }),
+            trigger: None,
+            source: SourceLoc {
+                file: format!("{name}.toml").into(),
+                line: 1,
+            },
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_parallel_group_journals_every_fault_before_any_inject() {
+    let p = Pair::new().await;
+    let env = p.env("par");
+    let plans = [p.plan("a", &["file a"], ""), p.plan("b", &["file b"], "")];
+    let run = run_drills(&plans, &env).await.unwrap();
+    assert_eq!(run.groups.len(), 1, "{:?}", run.groups);
+    assert_eq!(run.groups[0].drills, ["drill-a", "drill-b"]);
+    assert_eq!(run.groups[0].footprints, ["file a", "file b"]);
+    for r in &run.results {
+        assert_eq!(r.verdict, Verdict::Pass, "{}: {}", r.name, r.reason);
+    }
+    // Each inject saw both faults journaled (and neither injected yet by
+    // the journal's word, or at most the other one).
+    for which in ["a", "b"] {
+        let seen: Value = serde_json::from_str(
+            &std::fs::read_to_string(p.file(&format!("journal-at-inject-{which}.json"))).unwrap(),
+        )
+        .unwrap();
+        let drills: Vec<&str> = seen["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["drill"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            drills.len(),
+            2,
+            "{which} injected before both were journaled: {seen:#}"
+        );
+    }
+    assert!(all_reverted(&env.journal_path()));
+    assert!(!p.file("a").exists() && !p.file("b").exists());
+    assert_eq!(run.exit_code().code(), 0);
+}
+
+#[tokio::test]
+async fn drills_on_the_same_thing_are_never_grouped() {
+    let p = Pair::new().await;
+    let env = p.env("par");
+    let plans = [
+        p.plan("a", &["one file"], ""),
+        p.plan("b", &["one file"], ""),
+    ];
+    let run = run_drills(&plans, &env).await.unwrap();
+    let groups: Vec<&[String]> = run.groups.iter().map(|g| g.drills.as_slice()).collect();
+    assert_eq!(groups, [["drill-a".to_string()], ["drill-b".to_string()]]);
+    // An exec fault that declares nothing runs alone too.
+    let env = p.env("par2");
+    let plans = [p.plan("a", &[], ""), p.plan("b", &["file b"], "")];
+    let run = run_drills(&plans, &env).await.unwrap();
+    assert_eq!(run.groups.len(), 2);
+}
+
+#[tokio::test]
+async fn an_alert_active_before_its_inject_voids_the_drill() {
+    let p = Pair::new().await;
+    let env = p.env("par");
+    // b's alert goes active after its quiet wait, before the group injects
+    // (its check command raises it: something else did, as far as the
+    // drill can tell).
+    let b_flag = p.file("b").display().to_string();
+    let plans = [
+        p.plan("a", &["file a"], ""),
+        p.plan("b", &["file b"], &format!("touch {b_flag};")),
+    ];
+    let run = run_drills(&plans, &env).await.unwrap();
+    let (a, b) = (&run.results[0], &run.results[1]);
+    assert_eq!(a.verdict, Verdict::Pass, "{}", a.reason);
+    assert_eq!(b.verdict, Verdict::Fail, "never a pass: {}", b.reason);
+    assert!(
+        b.trials[0]
+            .reason
+            .starts_with("void: alert OrchestratorDown"),
+        "{}",
+        b.trials[0].reason
+    );
+    assert!(
+        !p.file("journal-at-inject-b.json").exists(),
+        "b's fault was injected"
+    );
+    let j = journal(&env.journal_path());
+    let e = j.entries.iter().find(|e| e.drill == "drill-b").unwrap();
+    assert_eq!(e.status, EntryStatus::Reverted);
+    assert_eq!(
+        e.note.as_deref(),
+        Some("never injected: the drill was void")
+    );
+    assert_eq!(run.exit_code().code(), 1);
+
+    // --retry-serial re-runs it alone once its group is done; whatever
+    // raised its alert has gone by then (here: the test clears it when the
+    // void is journaled), so alone it passes.
+    std::fs::remove_file(p.file("b")).unwrap();
+    let mut env = p.env("par-retry");
+    env.options.retry_serial = true;
+    let once = format!("{b_flag}.once");
+    let plans = [
+        p.plan("a", &["file a"], ""),
+        p.plan(
+            "b",
+            &["file b"],
+            &format!("test -e {once} || {{ touch {once} {b_flag}; }};"),
+        ),
+    ];
+    let (journal_path, flag) = (env.journal_path(), p.file("b"));
+    tokio::spawn(async move {
+        loop {
+            let void = read_doc(&journal_path).is_ok_and(|j| {
+                j.entries
+                    .iter()
+                    .any(|e| e.note.as_deref() == Some("never injected: the drill was void"))
+            });
+            if void {
+                let _ = std::fs::remove_file(&flag);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let run = run_drills(&plans, &env).await.unwrap();
+    let b = &run.results[1];
+    assert_eq!(b.verdict, Verdict::Pass, "{}", b.reason);
+    assert!(
+        b.notes[0].starts_with("re-run alone (--retry-serial) after its alert was already active"),
+        "{:?}",
+        b.notes
+    );
+}
+
+#[tokio::test]
+async fn one_failed_revert_in_a_group_does_not_stop_the_others() {
+    let p = Pair::new().await;
+    let env = p.env("par");
+    let mut a = p.plan("a", &["file a"], "");
+    if let Fault::Exec(e) = &mut a.fault {
+        e.revert = sh("echo cannot >&2; exit 3");
+    }
+    let b = p.plan("b", &["file b"], "");
+    let run = run_drills(&[a, b], &env).await.unwrap();
+    assert_eq!(run.outcome, RunOutcome::RevertFailed);
+    assert_eq!(run.exit_code().code(), 5);
+    let (a, b) = (&run.results[0], &run.results[1]);
+    assert!(p.file("a").exists(), "a's revert cannot have worked");
+    assert!(!p.file("b").exists(), "b's fault was left live");
+    assert!(b.trials[0].reverted, "{}", b.reason);
+    let recovery = a.manual_recovery.as_ref().expect("a says how to recover");
+    // Only a's own fault: b's was reverted and is b's to name.
+    let by_hand: Vec<_> = recovery
+        .steps
+        .iter()
+        .filter(|s| s.label.contains("by hand"))
+        .collect();
+    assert_eq!(by_hand.len(), 1, "{recovery:?}");
+    assert!(by_hand[0].command.contains("exit 3"), "{recovery:?}");
+    assert!(b.manual_recovery.is_none());
 }

@@ -133,6 +133,7 @@ impl World {
                 revert: vec!["rm".into(), "-f".into(), f.to_string()],
                 check: None,
                 timeout: Duration::from_secs(10),
+                touches: Vec::new(),
             }),
             trigger: None,
             source: SourceLoc {

@@ -360,7 +360,7 @@ async fn real_dashboards_resolve_like_grafana_and_prove_something() {
     let run = snapshot(&s, "prom2-rows").await;
     common_checks("fusakla-prometheus2-rows (rows[])", &run);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("AC5: pass"), "{}", run.stdout);
+    assert!(run.stdout.contains("as a snapshot criterion: pass"), "{}", run.stdout);
     assert!(run.info["panels"].as_u64().unwrap() >= 30, "{}", run.info);
     let instance = variable(&run, "instance");
     assert_eq!(instance["source"], "default", "{instance}");
@@ -539,7 +539,7 @@ async fn real_dashboards_resolve_like_grafana_and_prove_something() {
     );
     assert_eq!(run.info["series"], 0);
     assert!(
-        run.stdout.contains("AC5: fail") && run.stdout.contains("holds no data"),
+        run.stdout.contains("as a snapshot criterion: fail") && run.stdout.contains("holds no data"),
         "{}",
         run.stdout
     );

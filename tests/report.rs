@@ -313,6 +313,7 @@ fn report() -> Report {
         coverage: None,
         inputs: Vec::new(),
         baseline: None,
+        drill_groups: Vec::new(),
     };
     r.verdict = r.compute_verdict();
     r

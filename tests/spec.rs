@@ -517,7 +517,7 @@ fn drills_refused_by_kind_and_missing_alertmanager() {
         (K::NotAllowed, Some("fault.kind"))
     );
     assert!(
-        err.message.contains("only exists on the local stack"),
+        err.message.contains("only exists on a local stack with a [fleet] table"),
         "{err}"
     );
     // Kubernetes drills run on the local stack too (its rehearsed cluster).

@@ -69,6 +69,7 @@ fn acceptance_workflow_uploads_the_report_always() {
         "target:",
         "drills:",
         "trials:",
+        "parallel:",
         "extra_window:",
         "require_snapshot:",
     ] {
@@ -128,6 +129,8 @@ fn the_run_step_takes_inputs_from_env_only() {
         "--github-check",
         "--open-issue-on-failure",
         "--drills \"$DRILLS\"",
+        "--parallel",
+        "--retry-serial",
         "--require-snapshot",
         "./target/release/firedrill",
     ] {
@@ -215,6 +218,7 @@ fn composite_action_declares_its_outputs() {
         "config:",
         "drills:",
         "trials:",
+        "parallel:",
         "require-snapshot:",
     ] {
         assert!(action.contains(&format!("\n  {input}\n")), "input {input}");
@@ -251,6 +255,7 @@ jobs:
           config: firedrill.toml
           drills: all
           trials: "2"
+          parallel: "true"
           require-snapshot: "true"
       - env:
           OUT: ${{{{ steps.firedrill.outputs.{output} }}}}

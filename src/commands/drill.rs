@@ -1,6 +1,6 @@
 //! `firedrill drill`: induce named failures, time their alerts, always revert.
 
-use super::pipeline::{run_drills, DrillLive};
+use super::pipeline::{run_drills, DrillLive, DrillMode};
 use super::*;
 use crate::cli::DrillArgs;
 use crate::exit::ExitCode;
@@ -68,6 +68,7 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         ));
     }
     report.drills = run.results;
+    report.drill_groups = run.groups;
     match coverage {
         Ok(c) => report.coverage = Some(c),
         Err(e) => report.errors.push(e),
@@ -121,7 +122,12 @@ async fn drill_on(
         webhook: env.map(|e| &e.stack.webhook),
         client,
     };
-    let run = run_drills(global, plan, specs, drill_live, run_id, args.trials).await?;
+    let mode = DrillMode {
+        trials: args.trials,
+        parallel: args.parallel,
+        retry_serial: args.retry_serial,
+    };
+    let run = run_drills(global, plan, specs, drill_live, run_id, mode).await?;
     let coverage = super::pipeline::alert_coverage(
         &live.prometheus,
         &plan.drills,
@@ -132,8 +138,25 @@ async fn drill_on(
     Ok((live.target_info(&plan.target), run, coverage))
 }
 
-/// One line per drill and trial on stdout.
+/// One line per drill and trial on stdout (with `--parallel`, the groups
+/// and their crosstalk first).
 pub fn print_drills(report: &Report) {
+    for g in &report.drill_groups {
+        println!(
+            "group {}: {} ({:.1} s)",
+            g.group,
+            g.drills.join(", "),
+            (g.ended - g.started).num_milliseconds() as f64 / 1000.0
+        );
+        for c in &g.crosstalk {
+            println!(
+                "  CROSSTALK: {}{} went {} and no drill of the group expects it",
+                c.alert,
+                crate::model::format_labels(&c.labels),
+                c.state
+            );
+        }
+    }
     for d in &report.drills {
         println!("{} → {}: {} ({})", d.name, d.alert, d.verdict, d.reason);
         for t in &d.trials {

@@ -118,6 +118,7 @@ pub fn new_report(command: &str, run_id: &str, target: TargetInfo, window: RunWi
         coverage: None,
         inputs: Vec::new(),
         baseline: None,
+        drill_groups: Vec::new(),
     }
 }
 

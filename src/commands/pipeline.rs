@@ -227,6 +227,14 @@ pub fn kube_access(
     }
 }
 
+/// How the drills of a run are run (`--trials`, `--parallel`, `--retry-serial`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DrillMode {
+    pub trials: Option<u32>,
+    pub parallel: bool,
+    pub retry_serial: bool,
+}
+
 /// Runs the named drills (already checked by `plan_drills`) and returns
 /// their results and exit code. Signals are the process' shared source, so
 /// an interrupt reverts instead of killing.
@@ -236,7 +244,7 @@ pub async fn run_drills(
     specs: &[&crate::spec::DrillSpec],
     live: DrillLive<'_>,
     run_id: &str,
-    trials: Option<u32>,
+    mode: DrillMode,
 ) -> Result<crate::drill::DrillRun, crate::drill::DrillError> {
     use crate::drill::{fault::FaultContext, progress::ProgressSink, DrillEnv, TriggerSender};
     use futures::FutureExt;
@@ -263,7 +271,9 @@ pub async fn run_drills(
     } else {
         ProgressSink::detect()
     };
-    env.options.trials = trials;
+    env.options.trials = mode.trials;
+    env.options.parallel = mode.parallel;
+    env.options.retry_serial = mode.retry_serial;
     let probes = plan.probes.clone();
     let client = live.client.clone();
     let trigger: TriggerSender = std::sync::Arc::new(move |t: &crate::spec::drill::Trigger| {

@@ -22,6 +22,9 @@ pub struct RunOptions {
     /// `None`: the target's `smoke_drills`.
     pub drills: Option<Vec<String>>,
     pub trials: Option<u32>,
+    /// `--parallel` and `--retry-serial`.
+    pub parallel: bool,
+    pub retry_serial: bool,
     pub extra_window: Duration,
     pub settle: Option<Duration>,
     pub require_snapshot: bool,
@@ -42,6 +45,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<ExitCode, Error> {
             count: args.count,
             drills: Some(drills),
             trials: args.trials,
+            parallel: args.parallel,
+            retry_serial: args.retry_serial,
             extra_window: args.extra_window,
             settle: args.settle,
             require_snapshot: args.require_snapshot,
@@ -288,8 +293,14 @@ async fn body(
             webhook: env.map(|e| &e.stack.webhook),
             client: client.clone(),
         };
-        let run = run_drills(global, plan, drill_specs, live_drill, run_id, opts.trials).await?;
+        let mode = super::pipeline::DrillMode {
+            trials: opts.trials,
+            parallel: opts.parallel,
+            retry_serial: opts.retry_serial,
+        };
+        let run = run_drills(global, plan, drill_specs, live_drill, run_id, mode).await?;
         report.drills = run.results;
+        report.drill_groups = run.groups;
         match super::pipeline::alert_coverage(
             &live.prometheus,
             &plan.drills,

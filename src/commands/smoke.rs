@@ -25,6 +25,8 @@ pub async fn run(global: &Global, args: &SmokeArgs) -> Result<ExitCode, Error> {
                 .as_ref()
                 .map(|d| d.iter().filter(|d| !d.is_empty()).cloned().collect()),
             trials: None,
+            parallel: false,
+            retry_serial: false,
             extra_window: std::time::Duration::ZERO,
             settle: None,
             require_snapshot: false,

@@ -48,6 +48,13 @@ pub struct DrillOptions {
     /// A required metric with no series in `series_lookback`: fail at once
     /// (default) or run anyway and name it if the alert does not fire.
     pub missing_metrics: MissingMetrics,
+    /// Run drills whose faults cannot interfere at the same time, in the
+    /// groups [`super::footprint::plan_groups`] forms (`--parallel`).
+    pub parallel: bool,
+    /// With `parallel`: re-run alone, after the groups, every drill whose
+    /// verdict may have been disturbed (crosstalk in its group, or its
+    /// alert already active before its inject) (`--retry-serial`).
+    pub retry_serial: bool,
 }
 
 impl Default for DrillOptions {
@@ -62,6 +69,8 @@ impl Default for DrillOptions {
             settle: Duration::from_secs(1),
             notify_grace: Duration::from_secs(35),
             missing_metrics: MissingMetrics::Fail,
+            parallel: false,
+            retry_serial: false,
         }
     }
 }
@@ -201,6 +210,8 @@ pub enum RunOutcome {
 #[derive(Debug, Clone)]
 pub struct DrillRun {
     pub results: Vec<DrillResult>,
+    /// With `--parallel`: the groups as they ran.
+    pub groups: Vec<crate::report::model::DrillGroup>,
     pub outcome: RunOutcome,
     pub journal: PathBuf,
 }

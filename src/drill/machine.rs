@@ -186,6 +186,8 @@ pub struct Machine {
     /// When the alert was known to have fired in time (waiting for the webhook).
     passed_at: Option<DateTime<Utc>>,
     other_labels: Vec<Labels>,
+    /// Decided `Fail` because the alert was active before the inject.
+    predated: bool,
     stale_ignored: bool,
     first_error: BTreeMap<PollSource, DateTime<Utc>>,
     /// Every failed poll per remote, for the verdict and the report.
@@ -228,6 +230,7 @@ impl Machine {
             receivers: Default::default(),
             passed_at: None,
             other_labels: Vec::new(),
+            predated: false,
             stale_ignored: false,
             first_error: BTreeMap::new(),
             failures: BTreeMap::new(),
@@ -297,6 +300,12 @@ impl Machine {
     }
 
     /// Label sets seen on alerts with the right name but not the expected labels.
+    /// Whether it failed because the alert was already active before the
+    /// inject (in a parallel group: possibly another drill's doing).
+    pub fn predated(&self) -> bool {
+        self.predated
+    }
+
     pub fn other_labels(&self) -> &[Labels] {
         &self.other_labels
     }
@@ -469,6 +478,7 @@ impl Machine {
         if self.phase == Phase::Firing && self.outcome.is_none() {
             if let Some(active_at) = a.active_at.filter(|t| self.predates_inject(*t)) {
                 let started = self.timeline.at(EventKind::InjectStarted).expect("set");
+                self.predated = true;
                 return Some(self.decide(Decision::Fail(format!(
                     "alert {} was already {} (active since {}) before the fault was injected at {}; \
                      a drill cannot time an alert that is already active, so this is not a pass. \

@@ -20,6 +20,8 @@
 pub mod coverage;
 mod env;
 pub mod fault;
+pub mod footprint;
+pub mod group;
 pub mod journal;
 pub mod machine;
 pub mod preflight;

@@ -11,15 +11,17 @@
 
 use super::env::{DrillEnv, DrillError, DrillRun, RunOutcome};
 use super::fault::{self, FaultRecord};
+use super::footprint::{footprint, plan_groups};
+use super::group::{baseline, watch_crosstalk, Gate, Member, Ticket};
 use super::journal::{scan, EntryStatus, Journal, JournalEntry};
 use super::machine::{Decision, Machine, MachineConfig, Notification};
 use super::preflight::preflight;
-use super::progress::Progress;
+use super::progress::{Progress, ProgressSink};
 use super::revert::{create_silence, revert_entries, BodyEvent, BodyLog};
 use super::timeline::EventKind;
 use super::trial::{self, Ended, TrialFacts};
 use super::watch::{lock, wait_until_quiet, watch, Quiet};
-use crate::report::model::{DrillResult, DrillTrial, Link, Verdict};
+use crate::report::model::{DrillGroup, DrillResult, DrillTrial, Link, Verdict};
 use crate::spec::drill::DrillSpec;
 use chrono::{DateTime, Utc};
 use std::path::Path;
@@ -77,6 +79,9 @@ pub async fn run_drills(plans: &[DrillSpec], env: &DrillEnv) -> Result<DrillRun,
         &env.run_id,
         &env.target,
     )?));
+    if env.options.parallel {
+        return Ok(run_parallel(plans, env, &journal).await);
+    }
     let mut results = Vec::new();
     let mut outcome = RunOutcome::Completed;
     for plan in plans {
@@ -86,25 +91,209 @@ pub async fn run_drills(plans: &[DrillSpec], env: &DrillEnv) -> Result<DrillRun,
             };
             break;
         }
-        let (result, end) = run_drill(plan, env, &journal).await;
+        let (result, end, _) = run_drill(plan, env, &journal, None).await;
         results.push(result);
-        match end {
-            TrialEnd::Completed => {}
-            TrialEnd::Interrupted(signal) => {
-                outcome = RunOutcome::Interrupted { signal };
-                break;
-            }
-            TrialEnd::RevertFailed => {
-                outcome = RunOutcome::RevertFailed;
-                break;
-            }
+        if let Some(o) = end.outcome() {
+            outcome = o;
+            break;
         }
     }
     Ok(DrillRun {
         results,
+        groups: Vec::new(),
         outcome,
         journal: env.journal_path(),
     })
+}
+
+/// `--parallel`: the groups [`plan_groups`] forms, one after another; the
+/// drills of a group at the same time, each with its own trials, their
+/// injects held until every fault of the group is journaled ([`Gate`]).
+/// Stops after the group in which a signal came or a revert failed (the
+/// group's other drills still revert: each reverts its own faults).
+async fn run_parallel(
+    plans: &[DrillSpec],
+    env: &DrillEnv,
+    journal: &Arc<Mutex<Journal>>,
+) -> DrillRun {
+    let mut env = env.clone();
+    // Spinners of drills running at once would overwrite each other.
+    if matches!(env.progress, ProgressSink::Spinner) {
+        env.progress = ProgressSink::Lines(Arc::new(Mutex::new(std::io::stderr())));
+    }
+    let env = &env;
+    let groups = plan_groups(plans);
+    let mut progress = Progress::new(env.progress.clone(), "parallel:");
+    progress.line(&format!(
+        "{} drill(s) in {} group(s), one group after another:",
+        plans.len(),
+        groups.len()
+    ));
+    for (g, members) in groups.iter().enumerate() {
+        let list: Vec<String> = members
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{} ({})",
+                    plans[i].name,
+                    footprint(&plans[i].fault).describe()
+                )
+            })
+            .collect();
+        progress.line(&format!("group {}: {}", g + 1, list.join("; ")));
+    }
+    progress.finish();
+
+    let mut slots: Vec<Option<DrillResult>> = vec![None; plans.len()];
+    let mut disturbed: Vec<(usize, String)> = Vec::new();
+    let mut done_groups = Vec::new();
+    let mut outcome = RunOutcome::Completed;
+    for (g, members) in groups.iter().enumerate() {
+        if env.signals.count() > 0 {
+            outcome = RunOutcome::Interrupted {
+                signal: env.signals.last_name(),
+            };
+            break;
+        }
+        let group = (g + 1) as u32;
+        let (group_result, results) = run_group(group, members, plans, env, journal).await;
+        for (&i, (mut result, end, voided)) in members.iter().zip(results) {
+            if !group_result.crosstalk.is_empty() {
+                let seen: Vec<String> = group_result
+                    .crosstalk
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}{} ({})",
+                            c.alert,
+                            crate::model::format_labels(&c.labels),
+                            c.state
+                        )
+                    })
+                    .collect();
+                result.notes.push(format!(
+                    "crosstalk in parallel group {group}: {} went active while it ran and no drill of the group expects it; this verdict may be disturbed (--retry-serial re-runs it alone)",
+                    seen.join(", ")
+                ));
+                disturbed.push((i, format!("crosstalk in parallel group {group}")));
+            } else if voided {
+                disturbed.push((
+                    i,
+                    format!(
+                        "its alert was already active before its inject in parallel group {group}"
+                    ),
+                ));
+            }
+            slots[i] = Some(result);
+            if outcome == RunOutcome::Completed {
+                if let Some(o) = end.outcome() {
+                    outcome = o;
+                }
+            } else if matches!(end, TrialEnd::RevertFailed) {
+                outcome = RunOutcome::RevertFailed;
+            }
+        }
+        done_groups.push(group_result);
+        if outcome != RunOutcome::Completed {
+            break;
+        }
+    }
+
+    if env.options.retry_serial && outcome == RunOutcome::Completed {
+        for (i, why) in disturbed {
+            if env.signals.count() > 0 {
+                outcome = RunOutcome::Interrupted {
+                    signal: env.signals.last_name(),
+                };
+                break;
+            }
+            let mut p = Progress::new(env.progress.clone(), &plans[i].name);
+            p.line(&format!("re-running alone (--retry-serial): {why}"));
+            p.finish();
+            let (mut result, end, _) = run_drill(&plans[i], env, journal, None).await;
+            if let Some(before) = &slots[i] {
+                result.notes.insert(
+                    0,
+                    format!(
+                        "re-run alone (--retry-serial) after {why}; in its group it was {}: {}",
+                        before.verdict, before.reason
+                    ),
+                );
+            }
+            slots[i] = Some(result);
+            if let Some(o) = end.outcome() {
+                outcome = o;
+                break;
+            }
+        }
+    }
+    DrillRun {
+        // In the plans' order; drills of groups that never ran are left out.
+        results: slots.into_iter().flatten().collect(),
+        groups: done_groups,
+        outcome,
+        journal: env.journal_path(),
+    }
+}
+
+/// One group: the crosstalk watch around its drills, run at the same time.
+async fn run_group(
+    group: u32,
+    members: &[usize],
+    plans: &[DrillSpec],
+    env: &DrillEnv,
+    journal: &Arc<Mutex<Journal>>,
+) -> (DrillGroup, Vec<(DrillResult, TrialEnd, bool)>) {
+    let started = env.clock.now();
+    let sources = env.sources();
+    let mut notes = Vec::new();
+    let before = match sources.prometheus_alerts().await {
+        Ok(alerts) => baseline(&alerts),
+        Err(e) => {
+            notes.push(format!(
+                "could not read the alerts active before parallel group {group} ({e}); any of them seen later is reported as crosstalk"
+            ));
+            Default::default()
+        }
+    };
+    let expected = members.iter().map(|&i| plans[i].alert.clone()).collect();
+    let (stop, watcher) = watch_crosstalk(sources, expected, before);
+    let trials: Vec<u32> = members
+        .iter()
+        .map(|&i| trial_count(&plans[i], env))
+        .collect();
+    let gate = Gate::new(&trials);
+    let runs = members
+        .iter()
+        .zip(&trials)
+        .map(|(&i, &t)| run_drill(&plans[i], env, journal, Some(gate.member(t))));
+    let results = futures::future::join_all(runs).await;
+    let _ = stop.send(());
+    let seen = match watcher.await {
+        Ok(c) => c,
+        Err(e) => super::group::Crosstalk {
+            alerts: Vec::new(),
+            notes: vec![format!("the crosstalk watch failed: {e}")],
+        },
+    };
+    notes.extend(seen.notes);
+    let group = DrillGroup {
+        group,
+        drills: members.iter().map(|&i| plans[i].name.clone()).collect(),
+        footprints: members
+            .iter()
+            .map(|&i| footprint(&plans[i].fault).describe())
+            .collect(),
+        started,
+        ended: env.clock.now(),
+        crosstalk: seen.alerts,
+        notes,
+    };
+    (group, results)
+}
+
+fn trial_count(plan: &DrillSpec, env: &DrillEnv) -> u32 {
+    env.options.trials.unwrap_or(plan.trials).max(1)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,11 +303,28 @@ enum TrialEnd {
     RevertFailed,
 }
 
+impl TrialEnd {
+    /// How the run ends after this, if it stops here.
+    fn outcome(&self) -> Option<RunOutcome> {
+        match self {
+            TrialEnd::Completed => None,
+            TrialEnd::Interrupted(signal) => Some(RunOutcome::Interrupted {
+                signal: signal.clone(),
+            }),
+            TrialEnd::RevertFailed => Some(RunOutcome::RevertFailed),
+        }
+    }
+}
+
+/// One drill's trials; with a gate `member` (a parallel group) each
+/// trial's inject waits for the group's. The flag says whether a trial was
+/// void or found its alert active from before its inject.
 async fn run_drill(
     plan: &DrillSpec,
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,
-) -> (DrillResult, TrialEnd) {
+    mut member: Option<Member>,
+) -> (DrillResult, TrialEnd, bool) {
     let started = env.clock.now();
     let mut result = DrillResult {
         name: plan.name.clone(),
@@ -140,7 +346,7 @@ async fn run_drill(
         biased;
         () = signals.cancelled() => {
             result.reason = format!("interrupted by {} before the fault was injected", signals.last_name());
-            return (result, TrialEnd::Interrupted(signals.last_name()));
+            return (result, TrialEnd::Interrupted(signals.last_name()), false);
         }
         r = preflight(
             &env.prometheus,
@@ -155,26 +361,37 @@ async fn run_drill(
         Err(e) => {
             (result.verdict, result.reason) = trial::preflight_failed(&e);
             result.alert_urls = alert_links(plan, env, started);
-            return (result, TrialEnd::Completed);
+            return (result, TrialEnd::Completed, false);
         }
     };
     result.notes.extend(trial::preflight_notes(plan, &info));
 
-    let trials = env.options.trials.unwrap_or(plan.trials).max(1);
+    let trials = trial_count(plan, env);
     let mut end = TrialEnd::Completed;
+    let mut voided = false;
     for n in 1..=trials {
-        let (trial, e) = run_trial(plan, n, env, journal, &info.missing).await;
+        let ticket = member.as_mut().map(|m| m.ticket(n));
+        let (trial, e, v) = run_trial(plan, n, env, journal, &info.missing, ticket).await;
         result.trials.push(trial);
+        voided |= v;
         if e != TrialEnd::Completed {
             end = e;
             break;
         }
     }
+    // Out of the group's gate: the others' later trials wait for it no more.
+    drop(member);
 
     trial::conclude(&mut result);
     if end == TrialEnd::RevertFailed {
-        let unreverted: Vec<JournalEntry> =
-            lock(journal).unreverted().into_iter().cloned().collect();
+        // Its own entries only: in a parallel group, the others' faults
+        // are theirs to revert (and to name).
+        let unreverted: Vec<JournalEntry> = lock(journal)
+            .unreverted()
+            .into_iter()
+            .filter(|e| e.drill == plan.name)
+            .cloned()
+            .collect();
         result.manual_recovery = Some(trial::manual_recovery(
             &unreverted,
             &plan.name,
@@ -182,7 +399,7 @@ async fn run_drill(
         ));
     }
     result.alert_urls = alert_links(plan, env, started);
-    (result, end)
+    (result, end, voided)
 }
 
 fn alert_links(plan: &DrillSpec, env: &DrillEnv, started: DateTime<Utc>) -> Vec<Link> {
@@ -223,7 +440,8 @@ async fn run_trial(
     env: &DrillEnv,
     journal: &Arc<Mutex<Journal>>,
     missing: &[String],
-) -> (DrillTrial, TrialEnd) {
+    ticket: Option<Ticket>,
+) -> (DrillTrial, TrialEnd, bool) {
     let label = if plan.trials > 1 || env.options.trials.is_some_and(|t| t > 1) {
         format!("{}#{n}", plan.name)
     } else {
@@ -235,12 +453,15 @@ async fn run_trial(
     let (log, mut events) = mpsc::unbounded_channel();
     let mut body = tokio::spawn(inject_phase(
         plan.clone(),
-        n,
+        ThisTrial {
+            n,
+            label: label.clone(),
+            ticket,
+        },
         missing.to_vec(),
         env.clone(),
         journal.clone(),
         log,
-        label.clone(),
     ));
     let mut signals = env.signals.clone();
     let injected = tokio::select! {
@@ -329,6 +550,7 @@ async fn run_trial(
     }
     progress.finish();
 
+    let voided = matches!(ended, Ended::Void(_)) || machine.as_ref().is_some_and(Machine::predated);
     let trial = trial::judge(TrialFacts {
         n,
         ended,
@@ -341,7 +563,7 @@ async fn run_trial(
         reverted_outside: reverted.outside,
         notes,
     });
-    (trial, end)
+    (trial, end, voided)
 }
 
 /// Watches the live fault until the machine decides or a signal comes, in a
@@ -393,15 +615,23 @@ fn join_error(e: tokio::task::JoinError) -> String {
 
 /// quiet wait -> silence -> read original -> journal -> inject -> trigger.
 /// Reports every journal entry over `log` as soon as it is written.
+/// Which trial an inject phase is: its number, progress label, and in a
+/// parallel group its ticket through the group's gate.
+struct ThisTrial {
+    n: u32,
+    label: String,
+    ticket: Option<Ticket>,
+}
+
 async fn inject_phase(
     plan: DrillSpec,
-    n: u32,
+    this: ThisTrial,
     missing: Vec<String>,
     env: DrillEnv,
     journal: Arc<Mutex<Journal>>,
     log: BodyLog,
-    label: String,
 ) -> Injected {
+    let ThisTrial { n, label, ticket } = this;
     let failed = |stage: &str, error: String| {
         Injected::Stopped(Ended::Failed {
             stage: stage.to_string(),
@@ -469,6 +699,43 @@ async fn inject_phase(
         }
     };
     let _ = log.send(BodyEvent::Journaled(id));
+
+    if let Some(ticket) = ticket {
+        // A parallel group: no inject before every fault of the group is
+        // journaled; then the alert must still be quiet, or another drill
+        // of the group (or something else) raised it: this drill is void.
+        if ticket.has_peers() {
+            progress.line("journaled; waiting for the rest of the group to journal theirs");
+        }
+        ticket.arrive().await;
+        if let Ok(alerts) = sources.prometheus_alerts().await {
+            let active: Vec<String> = alerts
+                .iter()
+                .filter(|a| {
+                    super::machine::alert_matches(&a.labels, &plan.alert, &plan.expect_labels)
+                })
+                .map(|a| match a.active_at {
+                    Some(t) => format!("{} since {}", a.state, super::machine::fmt_time(t)),
+                    None => a.state.clone(),
+                })
+                .collect();
+            if !active.is_empty() {
+                // Known never injected: nothing to revert.
+                let _ = lock(&journal).update(id, |e| {
+                    e.status = EntryStatus::Reverted;
+                    e.note = Some("never injected: the drill was void".into());
+                });
+                return Injected::Stopped(Ended::Void(format!(
+                    "alert {}{} was already active ({}) when its parallel group was about to inject; \
+                     something else raised it (another drill's fault, or the platform), so this drill \
+                     measured nothing and its fault was not injected. Re-run it alone (--retry-serial)",
+                    plan.alert,
+                    crate::model::format_labels(&plan.expect_labels),
+                    active.join(", ")
+                )));
+            }
+        }
+    }
 
     // Subscribe before injecting so no notification is missed.
     let notifications = env.notifications.as_ref().map(|f| f.subscribe());

@@ -22,6 +22,9 @@ pub enum Ended {
     Decided(Decision),
     /// The alert never cleared before the inject: nothing was injected.
     NotQuiet(String),
+    /// `--parallel`: the alert was already active when the drill's group
+    /// was about to inject it (its fault was journaled, never injected).
+    Void(String),
     /// Could not get as far as watching (no measurement).
     Failed { stage: String, error: String },
     /// Something in the trial panicked; its journaled changes were reverted.
@@ -70,6 +73,8 @@ pub fn judge(f: TrialFacts) -> DrillTrial {
             format!("watch ended unexpectedly: {other:?}"),
         ),
         Ended::NotQuiet(reason) => (Verdict::Fail, reason.clone()),
+        // Never a pass: nothing this drill did was measured.
+        Ended::Void(reason) => (Verdict::Fail, format!("void: {reason}")),
         Ended::Failed { stage, error } => (Verdict::Error, format!("could not {stage}: {error}")),
         Ended::Panicked(msg) => (
             Verdict::Error,

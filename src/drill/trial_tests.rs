@@ -228,6 +228,7 @@ fn spec(deadline: Duration) -> DrillSpec {
             revert: vec!["true".into()],
             check: None,
             timeout: Duration::from_secs(5),
+            touches: Vec::new(),
         }),
         trigger: None,
         source: SourceLoc {

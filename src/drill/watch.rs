@@ -192,7 +192,7 @@ async fn bounded<T, E: std::fmt::Display>(
 
 impl Sources {
     /// Prometheus' active alerts, bounded by [`POLL_TIMEOUT`].
-    async fn prometheus_alerts(&self) -> Result<Vec<PromAlert>, String> {
+    pub(crate) async fn prometheus_alerts(&self) -> Result<Vec<PromAlert>, String> {
         bounded(
             || {
                 format!(

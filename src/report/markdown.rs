@@ -617,9 +617,62 @@ fn drills(s: &mut String, r: &Report) {
         s,
         "Times are from `inject_done` (the fault is in place), except time to resolve, which is from `revert_done`. Time to fire uses Alertmanager's `startsAt` when known.\n"
     );
+    drill_groups(s, r);
     for (i, d) in r.drills.iter().enumerate() {
         s.push_str(&anchor(&format!("drill-{}", i + 1)));
         drill(s, d);
+    }
+}
+
+/// `--parallel`: the groups, what each drill touched, and the crosstalk.
+fn drill_groups(s: &mut String, r: &Report) {
+    if r.drill_groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Parallel groups\n\nDrills of a group ran at the same time: their faults touch disjoint objects and they expect different alerts. Crosstalk is an alert no drill of the group expected that went pending or firing while it ran.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| Group | Drills (what each fault touches) | Ran for | Crosstalk |\n|---:|---|---:|---|"
+    );
+    for g in &r.drill_groups {
+        let drills: Vec<String> = g
+            .drills
+            .iter()
+            .zip(&g.footprints)
+            .map(|(d, f)| format!("{d} ({f})"))
+            .collect();
+        let crosstalk = if g.crosstalk.is_empty() {
+            "none".to_string()
+        } else {
+            let seen: Vec<String> = g
+                .crosstalk
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}{} {}",
+                        c.alert,
+                        crate::model::format_labels(&c.labels),
+                        c.state
+                    )
+                })
+                .collect();
+            format!("⚠️ {}", seen.join("; "))
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            g.group,
+            cell(&drills.join("; ")),
+            dur((g.ended - g.started).num_milliseconds()),
+            cell(&crosstalk)
+        );
+    }
+    s.push('\n');
+    for n in r.drill_groups.iter().flat_map(|g| &g.notes) {
+        let _ = writeln!(s, "- {}", text(n));
     }
 }
 

@@ -184,6 +184,8 @@ pub fn merge(
         // Alertmanager; a merge does not combine them.
         coverage: None,
         routes: Vec::new(),
+        // Groups and their crosstalk belong to one run's timeline.
+        drill_groups: Vec::new(),
     };
     let worst_input = inputs.iter().map(|(_, r)| r.verdict).max();
     out.verdict = out

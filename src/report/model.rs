@@ -443,6 +443,43 @@ pub struct Report {
     /// The change since a baseline report (`--baseline`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<super::baseline::BaselineComparison>,
+    /// With `--parallel`: the groups of drills that ran at the same time,
+    /// in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drill_groups: Vec<DrillGroup>,
+}
+
+/// Drills that ran at the same time (`--parallel`), what their faults
+/// touched, and the alerts no drill of the group expected that went
+/// active while it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillGroup {
+    /// 1-based, in the order the groups ran.
+    pub group: u32,
+    pub drills: Vec<String>,
+    /// What each drill's fault touches (same order as `drills`).
+    pub footprints: Vec<String>,
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    /// Alerts expected by no drill of the group that went pending or firing
+    /// while it ran (not active when it began).
+    pub crosstalk: Vec<CrosstalkAlert>,
+    /// Why the crosstalk watch could not see everything, if it could not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// An alert no drill of its group expected, first seen during the group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrosstalkAlert {
+    pub alert: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `pending` or `firing`, the most advanced state seen.
+    pub state: String,
+    /// Prometheus' `activeAt`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_at: Option<DateTime<Utc>>,
+    pub first_seen: DateTime<Utc>,
 }
 
 /// Every alerting rule loaded in Prometheus against the drills that

@@ -151,6 +151,7 @@ impl FaultKind {
                 ("revert", true),
                 ("check", false),
                 ("timeout", false),
+                ("touches", false),
             ],
         }
     }
@@ -278,6 +279,10 @@ pub struct ExecFault {
     pub check: Option<Vec<String>>,
     /// Limit for each command.
     pub timeout: Duration,
+    /// What the commands change, as the author declares it (`touches`), for
+    /// `--parallel`: empty means unknown, so the drill runs alone. A
+    /// Kubernetes object is named as `kubernetes <Kind> <namespace>/<name>`.
+    pub touches: Vec<String>,
 }
 
 /// Publish sentinels while the fault is live (e.g. so the platform tries
@@ -356,6 +361,8 @@ struct FaultFields {
     check: Option<Spanned<NonEmptyList<String>>>,
     #[serde(default)]
     timeout: Option<PositiveDuration>,
+    #[serde(default)]
+    touches: Option<Spanned<NonEmptyList<String>>>,
 }
 
 /// `[fault]` whose keys match its `kind`.
@@ -368,7 +375,7 @@ impl<'de> Deserialize<'de> for RawFault {
 }
 
 fn check_fault(f: FaultFields) -> Result<RawFault, TableError> {
-    let present: [(&'static str, bool); 13] = [
+    let present: [(&'static str, bool); 14] = [
         ("fault", f.fault.is_some()),
         ("api_version", f.api_version.is_some()),
         ("object_kind", f.object_kind.is_some()),
@@ -381,6 +388,7 @@ fn check_fault(f: FaultFields) -> Result<RawFault, TableError> {
         ("revert", f.revert.is_some()),
         ("check", f.check.is_some()),
         ("timeout", f.timeout.is_some()),
+        ("touches", f.touches.is_some()),
         ("kind", true),
     ];
     let keys = f.kind.keys();
@@ -629,8 +637,35 @@ fn build_fault(file: &SourceFile, f: FaultFields, target: &Target) -> Result<Fau
                 .map(|c| render_args(c, "check"))
                 .transpose()?,
             timeout: f.timeout.map(|t| t.0).unwrap_or(DEFAULT_EXEC_TIMEOUT),
+            touches: match &f.touches {
+                None => Vec::new(),
+                Some(t) => render_touches(file, t, target)?,
+            },
         }),
     })
+}
+
+/// `touches`, rendered; an empty entry is refused (it would match nothing
+/// and read as "declared").
+fn render_touches(
+    file: &SourceFile,
+    field: &Spanned<NonEmptyList<String>>,
+    target: &Target,
+) -> Result<Vec<String>, SpecError> {
+    let mut out = Vec::new();
+    for t in &field.get_ref().0 {
+        let v = render_at_load(file, Some(&field.span()), "fault.touches", t, target)?;
+        if v.trim().is_empty() {
+            return Err(file.error(
+                SpecErrorKind::InvalidValue,
+                &field.span(),
+                "fault.touches",
+                "an entry is empty: name each thing the commands change (e.g. \"kubernetes Deployment ns/name\"), or remove the key to run the drill alone",
+            ));
+        }
+        out.push(v.trim().to_string());
+    }
+    Ok(out)
 }
 
 /// Drill-plan time: picks the drills to run (`names`, or all when empty)

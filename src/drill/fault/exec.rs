@@ -284,6 +284,7 @@ mod tests {
             revert: sh(&format!("rm -f {f}")),
             check: Some(sh(&format!("test -e {f} && echo on || echo off"))),
             timeout: Duration::from_secs(5),
+            touches: Vec::new(),
         });
         let driver = fault::driver(&plan, &ctx()).unwrap();
         let p = driver.prepare().await.unwrap();
