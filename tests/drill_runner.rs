@@ -576,6 +576,7 @@ impl Pair {
                 file: format!("{name}.toml").into(),
                 line: 1,
             },
+            fault_line: 1,
         }
     }
 }

@@ -130,6 +130,7 @@ mod tests {
                 file: format!("{name}.toml").into(),
                 line: 1,
             },
+            fault_line: 1,
         }
     }
 
