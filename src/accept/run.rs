@@ -1,12 +1,15 @@
-//! Runs criteria against a live Prometheus (thin I/O around [`super::verdict`]).
+//! Runs criteria against a live Prometheus, LogQL ones against the
+//! target's Loki (thin I/O around [`super::verdict`]).
 
 use super::verdict::{
-    evaluate, evidence_links, missing_variable, render_query, snapshot_pending, unsafe_variable,
+    evaluate, evaluate_answer, evidence_links, missing_variable, render_query, snapshot_pending,
+    unsafe_variable,
 };
+use crate::clients::loki::{explore_url, Loki};
 use crate::clients::prometheus::Prometheus;
 use crate::probe::SentinelRef;
 use crate::report::model::{CriterionResult, RunWindow};
-use crate::spec::criteria::Criterion;
+use crate::spec::criteria::{Criterion, QueryLanguage};
 use crate::spec::target::Target;
 use crate::spec::template::{QueryRenderError, Vars};
 use crate::spec::vars;
@@ -69,6 +72,7 @@ pub async fn run_criteria(
                 window.end.timestamp_millis(),
             )
         });
+    let loki = target.loki_url.as_ref().map(|u| Loki::new(u.as_str()));
     let mut results = Vec::with_capacity(criteria.len());
     for criterion in criteria {
         let mut result = match render_query(criterion, &run_vars) {
@@ -77,12 +81,38 @@ pub async fn run_criteria(
             Err(QueryRenderError::Unsafe { name, reason }) => {
                 unsafe_variable(criterion, &name, &reason)
             }
-            Ok(Some(query)) => {
-                let answer = prom.query(&query, window.end).await;
-                let mut r = evaluate(criterion, &query, answer);
-                r.query_url = Some(prom.graph_url(&query, window.end, range));
-                r
-            }
+            Ok(Some(query)) => match (criterion.kind.query(), &loki) {
+                (Some((QueryLanguage::Logql, ..)), Some(loki)) => {
+                    let answer = loki.query(&query, window.end).await;
+                    let mut r = evaluate_answer(criterion, &query, answer.map_err(|e| e.to_string()));
+                    r.query_url = grafana.map(|(base, _, _)| {
+                        explore_url(
+                            base,
+                            target.loki_datasource_uid.as_deref(),
+                            &query,
+                            window.start,
+                            window.end,
+                        )
+                    });
+                    r
+                }
+                // Load refuses a logql criterion on a target without
+                // loki_url; a plan built otherwise still never passes.
+                (Some((QueryLanguage::Logql, ..)), None) => evaluate_answer(
+                    criterion,
+                    &query,
+                    Err(format!(
+                        "target `{}` has no loki_url to ask this LogQL query; add loki_url to [targets.{}]",
+                        target.name, target.name
+                    )),
+                ),
+                _ => {
+                    let answer = prom.query(&query, window.end).await;
+                    let mut r = evaluate(criterion, &query, answer);
+                    r.query_url = Some(prom.graph_url(&query, window.end, range));
+                    r
+                }
+            },
         };
         // A snapshot criterion's proof is the target's dashboard (the one
         // the snapshot is taken of), whatever dashboard its evidence names.

@@ -13,7 +13,7 @@ use super::snapshot::snapshot_verdict;
 use crate::clients::prometheus::{Labels, PromError, QueryResult, Sample};
 use crate::model::format_labels;
 use crate::report::model::{CriterionResult, Link, SeriesValue, Verdict, SERIES_LISTED};
-use crate::spec::criteria::{CmpOp, Condition, Criterion, CriterionKind, Evidence, OnEmpty};
+use crate::spec::criteria::{CmpOp, Condition, Criterion, Evidence, OnEmpty, QueryLanguage};
 use crate::spec::template::{self, QueryRenderError, Vars};
 use crate::spec::vars;
 
@@ -24,23 +24,32 @@ pub const NO_DATA: &str = "no data: the query returned no series — the metric 
 /// report's series table lists up to [`SERIES_LISTED`]).
 const REASON_SERIES_CAP: usize = 10;
 
-/// Decides one criterion from its query result. `rendered_query` is the
-/// PromQL that ran (templates filled). The result carries no `query_url` and
+/// Decides one criterion from its query result (PromQL from Prometheus or
+/// LogQL from Loki: one policy). `rendered_query` is the query that ran
+/// (templates filled). The result carries no `query_url` and
 /// evidence without rendered links; [`super::run`] adds those.
 pub fn evaluate(
     criterion: &Criterion,
     rendered_query: &str,
     result: Result<QueryResult, PromError>,
 ) -> CriterionResult {
-    let CriterionKind::Promql {
-        pass_if, on_empty, ..
-    } = &criterion.kind
-    else {
+    evaluate_answer(criterion, rendered_query, result.map_err(|e| e.to_string()))
+}
+
+/// [`evaluate`] for an answer from any query backend (Loki's too): an
+/// error is its text.
+pub fn evaluate_answer(
+    criterion: &Criterion,
+    rendered_query: &str,
+    result: Result<QueryResult, String>,
+) -> CriterionResult {
+    let Some((_, _, pass_if, on_empty)) = criterion.kind.query() else {
         return snapshot_pending(criterion);
     };
+    let (pass_if, on_empty) = (&pass_if, &on_empty);
     let mut out = base(criterion, Some(rendered_query), Some(*pass_if));
     let mut series = match result {
-        Err(e) => return decided(out, Verdict::Error, e.to_string()),
+        Err(e) => return decided(out, Verdict::Error, e),
         Ok(QueryResult::String(s)) => {
             return decided(
                 out,
@@ -85,10 +94,7 @@ pub fn snapshot_pending(criterion: &Criterion) -> CriterionResult {
 /// no value for `missing` (e.g. `sentinel.task_id` when no sentinel was
 /// published). Verdict `error`: the criterion was not checked.
 pub fn missing_variable(criterion: &Criterion, missing: &str) -> CriterionResult {
-    let condition = match &criterion.kind {
-        CriterionKind::Promql { pass_if, .. } => Some(*pass_if),
-        CriterionKind::Snapshot => None,
-    };
+    let condition = criterion.kind.query().map(|(_, _, pass_if, _)| pass_if);
     let hint = if missing.starts_with("sentinel.") {
         " because this run published no sentinel task (run a probe in the same run, e.g. `firedrill run` or `firedrill smoke`, or give `firedrill accept` an earlier probe's ids with --sentinel-task-id and --sentinel-trace-id)"
     } else {
@@ -106,10 +112,7 @@ pub fn missing_variable(criterion: &Criterion, missing: &str) -> CriterionResult
 /// [`template::render_promql`]). Verdict `error`: never a pass on a query
 /// other than the one written.
 pub fn unsafe_variable(criterion: &Criterion, name: &str, reason: &str) -> CriterionResult {
-    let condition = match &criterion.kind {
-        CriterionKind::Promql { pass_if, .. } => Some(*pass_if),
-        CriterionKind::Snapshot => None,
-    };
+    let condition = criterion.kind.query().map(|(_, _, pass_if, _)| pass_if);
     decided(
         base(criterion, None, condition),
         Verdict::Error,
@@ -124,11 +127,13 @@ pub fn render_query(
     criterion: &Criterion,
     run_vars: &Vars,
 ) -> Result<Option<String>, QueryRenderError> {
-    match &criterion.kind {
-        CriterionKind::Promql { query_template, .. } => {
+    // LogQL writes its string literals as PromQL does (Go's quoting), so
+    // the same escaping and refusals keep a value from changing the query.
+    match criterion.kind.query() {
+        Some((_, query_template, ..)) => {
             template::render_promql(query_template, run_vars).map(Some)
         }
-        CriterionKind::Snapshot => Ok(None),
+        None => Ok(None),
     }
 }
 
@@ -194,6 +199,10 @@ fn base(
         series_failing: 0,
         series: Vec::new(),
         query_url: None,
+        language: match criterion.kind.query() {
+            Some((QueryLanguage::Logql, ..)) => Some(QueryLanguage::Logql.as_str().to_string()),
+            _ => None,
+        },
         evidence: evidence_links(&criterion.evidence, &Vars::new(), None, None),
     }
 }

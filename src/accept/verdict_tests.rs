@@ -2,6 +2,7 @@ use super::*;
 use crate::accept::SNAPSHOT_PENDING;
 use crate::clients::prometheus::{decode, MatrixSeries, VectorSample};
 use crate::spec::criteria::CmpOp;
+use crate::spec::criteria::CriterionKind;
 use crate::spec::SourceLoc;
 
 fn criterion(pass_if: &str, on_empty: OnEmpty) -> Criterion {

@@ -4,6 +4,8 @@ pub mod alertmanager;
 pub mod github;
 pub mod grafana;
 pub mod http;
+pub mod jaeger;
+pub mod loki;
 pub mod nats;
 pub mod prometheus;
 pub mod tempo;

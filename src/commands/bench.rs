@@ -205,7 +205,11 @@ async fn measure(
 
     // The probe shares the in-process fleet's connection, as (b)'s
     // requester shares its responder's.
-    let probe_client = env.fleet.nats_client();
+    let probe_client = env
+        .fleet
+        .as_ref()
+        .map(|f| f.nats_client())
+        .unwrap_or_else(|| client.clone());
 
     // Peak RSS first: memory the allocator keeps from the throughput runs
     // would otherwise count, and VmHWM cannot be reset below current RSS.

@@ -4,6 +4,7 @@ use super::*;
 use crate::cli::ProbeArgs;
 use crate::exit::ExitCode;
 use crate::signals::shutdown_signal;
+use crate::spec::http_probe::HttpProbeSpec;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
@@ -15,9 +16,23 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
             ..crate::spec::Parts::NONE
         },
     )?;
+    let http_specs: Vec<&HttpProbeSpec> = match &args.probe {
+        Some(name) => plan
+            .http_probes
+            .iter()
+            .filter(|p| &p.config.name == name)
+            .collect(),
+        None => plan.http_probes.iter().collect(),
+    };
     let specs: Vec<&ProbeSpec> = match &args.probe {
+        Some(_) if !http_specs.is_empty() => Vec::new(),
         Some(name) => vec![plan.probe(name).ok_or_else(|| {
-            let known: Vec<&str> = plan.probes.iter().map(|p| p.name.as_str()).collect();
+            let known: Vec<&str> = plan
+                .probes
+                .iter()
+                .map(|p| p.name.as_str())
+                .chain(plan.http_probes.iter().map(|p| p.config.name.as_str()))
+                .collect();
             Error::Usage(format!(
                 "no probe named `{name}` in {}; known probes: {}",
                 global.probes_dir.display(),
@@ -26,14 +41,19 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         })?],
         None => plan.probes.iter().collect(),
     };
-    let Some(first) = specs.first() else {
+    if specs.is_empty() && http_specs.is_empty() {
         return Err(Error::Usage(format!(
             "no probes loaded for target `{}`; add a probe spec (*.toml) to its probes directory (--probes-dir, or probes_dir in {})",
             plan.target.name,
             plan.target.table()
         )));
-    };
+    }
     if args.bench {
+        let Some(first) = specs.first() else {
+            return Err(Error::Usage(
+                "probe --bench measures the NATS round trip and needs a NATS probe spec".into(),
+            ));
+        };
         return super::bench::run(global, args, &plan, first).await;
     }
     let started = Utc::now();
@@ -42,12 +62,32 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let env = start_local(&plan.target).await?;
     let live = Live::of(&plan.target, env.as_ref());
     let work = async {
-        let client = live.nats(&plan.target, "a NATS probe").await?;
         let mut outcomes = Vec::new();
-        for spec in &specs {
+        // HTTP probes need no NATS: connect only for NATS probes.
+        let client = if specs.is_empty() {
+            None
+        } else {
+            Some(live.nats(&plan.target, "a NATS probe").await?)
+        };
+        for spec in http_specs.iter() {
+            let mut cfg = spec.config.clone();
+            if let Some(n) = args.count {
+                cfg.count = n;
+            }
+            if let Some(c) = args.concurrency {
+                cfg.concurrency = c;
+            }
+            let http = reqwest::Client::builder()
+                .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::Usage(format!("HTTP client: {e}")))?;
+            outcomes.push(crate::probe::http::run_http_probe(&cfg, &http).await);
+        }
+        for spec in specs.iter().filter(|_| client.is_some()) {
+            let client = client.as_ref().expect("connected for NATS probes");
             let cfg = probe_config(spec, args.count, args.concurrency);
             let (progress, bar) = progress_bar(global, cfg.count, &cfg.name);
-            let out = crate::probe::run_probe(&client, &cfg, progress).await?;
+            let out = crate::probe::run_probe(client, &cfg, progress).await?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::cli::TraceAuditArgs;
+use crate::clients::jaeger::JaegerClient;
 use crate::clients::nats;
 use crate::clients::tempo::TempoClient;
 use crate::exit::ExitCode;
@@ -95,11 +96,21 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
             format!("firedrill's OTLP receiver ({})", rx.endpoint()),
         ),
         (None, _, Some(r)) => {
-            let Some(tempo) = &r.tempo_url else {
-                return Err(Error::Usage(format!(
-                    "target `{}` has no tempo_url; add it to [targets.{}] to audit traces",
-                    plan.target.name, plan.target.name
-                )));
+            let (source, name) = match (&plan.target.jaeger_url, &r.tempo_url) {
+                (Some(jaeger), _) => (
+                    SpanSource::Jaeger(JaegerClient::new(jaeger.as_str())),
+                    format!("Jaeger {jaeger}"),
+                ),
+                (None, Some(tempo)) => (
+                    SpanSource::Tempo(TempoClient::new(tempo.as_str())),
+                    format!("Tempo {tempo}"),
+                ),
+                (None, None) => {
+                    return Err(Error::Usage(format!(
+                        "target `{}` has no trace backend; add tempo_url or jaeger_url to [targets.{}] to audit traces",
+                        plan.target.name, plan.target.name
+                    )))
+                }
             };
             (
                 r.nats_url.as_ref().map(|u| u.to_string()).ok_or_else(|| {
@@ -110,8 +121,8 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
                     ))
                 })?,
                 r.nats_creds_env.clone(),
-                SpanSource::Tempo(TempoClient::new(tempo.as_str())),
-                format!("Tempo {tempo}"),
+                source,
+                name,
             )
         }
         _ => unreachable!("a target is either local or remote"),

@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod hdr;
+pub mod http_probe;
 pub mod labels;
 pub mod probe;
 pub mod snapshot;

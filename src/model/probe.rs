@@ -4,6 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// `agent_type` of an HTTP probe's outcome (its `subject` is `METHOD URL`).
+pub const HTTP_PROBE_KIND: &str = "http";
+
 /// A task the worker answered with a different trace id than it was sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceMismatch {
@@ -78,16 +81,26 @@ impl ProbeOutcome {
         if self.sent == 0 {
             out.push("no sentinel was sent".to_string());
         }
+        let http = self.agent_type == HTTP_PROBE_KIND;
         if !self.publish_failures.is_empty() {
             let ids: Vec<&str> = self
                 .publish_failures
                 .iter()
                 .map(|f| f.task_id.as_str())
                 .collect();
+            let what = if http {
+                "request(s) failed or were answered unexpectedly (first"
+            } else {
+                "publish(es) not acknowledged by JetStream ("
+            };
             out.push(format!(
-                "{} publish(es) not acknowledged by JetStream ({}): {}",
+                "{} {what}{}): {}",
                 ids.len(),
-                self.publish_failures[0].reason,
+                if http {
+                    format!(": {}", self.publish_failures[0].reason)
+                } else {
+                    self.publish_failures[0].reason.clone()
+                },
                 list_ids(&ids)
             ));
         }
@@ -105,11 +118,12 @@ impl ProbeOutcome {
                 .iter()
                 .map(|m| m.task_id.as_str())
                 .collect();
-            out.push(format!(
-                "{} result(s) carried a different trace_id: {}",
-                ids.len(),
-                list_ids(&ids)
-            ));
+            let what = if http {
+                "answer(s) did not carry their request's trace id back"
+            } else {
+                "result(s) carried a different trace_id"
+            };
+            out.push(format!("{} {what}: {}", ids.len(), list_ids(&ids)));
         }
         out
     }

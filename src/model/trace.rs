@@ -141,4 +141,16 @@ impl TraceAuditSummary {
     pub fn is_pass(&self) -> bool {
         self.tasks > 0 && self.failed == 0 && self.errors.is_empty()
     }
+
+    /// Pass, fail, or `error` when the trace backend (Tempo, Jaeger) could
+    /// not be read: spans it never gave are no evidence of a broken trace.
+    pub fn verdict(&self) -> super::Verdict {
+        if self.is_pass() {
+            super::Verdict::Pass
+        } else if !self.errors.is_empty() {
+            super::Verdict::Error
+        } else {
+            super::Verdict::Fail
+        }
+    }
 }

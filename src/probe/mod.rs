@@ -1,6 +1,7 @@
 //! Sentinel probes: publish tasks with fresh trace context, await results.
 
 pub mod envelope;
+pub mod http;
 pub mod latency;
 pub mod run;
 pub mod traceparent;

@@ -297,11 +297,7 @@ fn figures(r: &Report) -> Vec<Figure> {
             metric: "pass rate",
             unit: "%",
             value: (t.tasks > 0).then(|| t.passed as f64 / t.tasks as f64 * 100.0),
-            verdict: Some(if t.is_pass() {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            }),
+            verdict: Some(t.verdict()),
             worse: Worse::Lower,
         });
     }

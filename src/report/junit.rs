@@ -130,7 +130,11 @@ fn criterion(c: &CriterionResult) -> TestCase {
         );
     }
     if let Some(u) = &c.query_url {
-        let _ = writeln!(out, "prometheus: {u}");
+        let via = match c.language.as_deref() {
+            Some("logql") => "grafana explore",
+            _ => "prometheus",
+        };
+        let _ = writeln!(out, "{via}: {u}");
     }
     for e in &c.evidence {
         match &e.url {

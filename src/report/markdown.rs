@@ -214,7 +214,6 @@ fn verdict_rows(r: &Report) -> Vec<VerdictRow> {
     }
     rows.extend(rule_audit_rows(r));
     if let Some(t) = &r.trace_audit {
-        let pass = t.is_pass();
         let mut detail = format!(
             "{} of {} task(s) passed, {} failed",
             t.passed, t.tasks, t.failed
@@ -242,7 +241,7 @@ fn verdict_rows(r: &Report) -> Vec<VerdictRow> {
         rows.push(VerdictRow {
             check: "trace audit".into(),
             kind: "trace audit",
-            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+            verdict: t.verdict(),
             detail: cell(&detail),
             anchor: "trace-audit".into(),
         });
@@ -522,7 +521,8 @@ fn criterion(s: &mut String, c: &CriterionResult) {
     let _ = writeln!(s, "**{}**: {}\n", c.verdict.as_str(), text(&c.reason));
     if let Some(query) = &c.query {
         let fence = fence_for(query);
-        let _ = writeln!(s, "{fence}promql\n{query}\n{fence}\n");
+        let lang = c.language.as_deref().unwrap_or("promql");
+        let _ = writeln!(s, "{fence}{lang}\n{query}\n{fence}\n");
     }
     if let Some(cond) = &c.condition {
         let _ = writeln!(
@@ -554,10 +554,16 @@ fn criterion(s: &mut String, c: &CriterionResult) {
     }
     let mut links: Vec<String> = Vec::new();
     if let Some(url) = &c.query_url {
-        links.push(format!(
-            "{} (graph over the run window)",
-            link("This query in Prometheus", url)
-        ));
+        links.push(match c.language.as_deref() {
+            Some("logql") => format!(
+                "{} (over the run window)",
+                link("This query in Grafana Explore on Loki", url)
+            ),
+            _ => format!(
+                "{} (graph over the run window)",
+                link("This query in Prometheus", url)
+            ),
+        });
     }
     for e in &c.evidence {
         links.push(format!("Evidence: {}", evidence(e)));

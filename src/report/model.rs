@@ -96,8 +96,13 @@ pub struct CriterionResult {
     /// The worst [`SERIES_LISTED`] series at most, worst first: NaN/±Inf,
     /// then the furthest past the condition, then the closest to failing.
     pub series: Vec<SeriesValue>,
-    /// Prometheus graph UI link for the same query over the window.
+    /// Prometheus graph UI link for the same query over the window (for
+    /// LogQL: Grafana Explore on Loki, when the target has a Grafana).
     pub query_url: Option<String>,
+    /// `"logql"` for a LogQL criterion; `None` is PromQL (as in reports
+    /// written before LogQL criteria existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     pub evidence: Vec<Link>,
 }
 
@@ -670,13 +675,7 @@ impl Report {
             .map(|p| p.verdict)
             .chain(self.criteria.iter().map(|c| c.verdict))
             .chain(self.drills.iter().map(|d| d.verdict))
-            .chain(self.trace_audit.iter().map(|t| {
-                if t.is_pass() {
-                    Verdict::Pass
-                } else {
-                    Verdict::Fail
-                }
-            }));
+            .chain(self.trace_audit.iter().map(|t| t.verdict()));
         // An error-level audit finding is a broken rule: the stack fails.
         let audit = self
             .validation

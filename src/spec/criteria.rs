@@ -45,8 +45,52 @@ pub enum CriterionKind {
         pass_if: Condition,
         on_empty: OnEmpty,
     },
+    /// A LogQL metric query (`count_over_time`, `rate`, `sum by`) asked of
+    /// the target's Loki at the window's end; decided exactly like PromQL.
+    Logql {
+        /// Unrendered; the same variables as a PromQL query.
+        query_template: String,
+        pass_if: Condition,
+        on_empty: OnEmpty,
+    },
     /// Passes when a Grafana snapshot of the run window was produced.
     Snapshot,
+}
+
+/// The query language of a query criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryLanguage {
+    Promql,
+    Logql,
+}
+
+impl QueryLanguage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryLanguage::Promql => "promql",
+            QueryLanguage::Logql => "logql",
+        }
+    }
+}
+
+impl CriterionKind {
+    /// The query, its language, condition and empty-result policy; `None`
+    /// for a snapshot criterion.
+    pub fn query(&self) -> Option<(QueryLanguage, &str, Condition, OnEmpty)> {
+        match self {
+            CriterionKind::Promql {
+                query_template,
+                pass_if,
+                on_empty,
+            } => Some((QueryLanguage::Promql, query_template, *pass_if, *on_empty)),
+            CriterionKind::Logql {
+                query_template,
+                pass_if,
+                on_empty,
+            } => Some((QueryLanguage::Logql, query_template, *pass_if, *on_empty)),
+            CriterionKind::Snapshot => None,
+        }
+    }
 }
 
 /// Where a reviewer looks to see the evidence.
@@ -218,7 +262,7 @@ struct CriterionFields {
     id: Spanned<Name>,
     title: NonEmpty,
     #[serde(default)]
-    kind: Option<KindName>,
+    kind: Option<Spanned<KindName>>,
     #[serde(default)]
     query: Option<Spanned<String>>,
     #[serde(default)]
@@ -235,6 +279,7 @@ struct CriterionFields {
 #[serde(rename_all = "lowercase")]
 enum KindName {
     Promql,
+    Logql,
     Snapshot,
 }
 
@@ -252,7 +297,9 @@ struct RawEvidence {
 /// A criterion table after the checks between `kind` and the other keys.
 struct RawCriterion {
     fields: CriterionFields,
-    promql: Option<(Spanned<String>, Condition, OnEmpty)>,
+    /// The query's language, text, condition and empty policy; `None`
+    /// for a snapshot criterion.
+    promql: Option<(QueryLanguage, Spanned<String>, Condition, OnEmpty)>,
 }
 
 impl<'de> Deserialize<'de> for RawCriterion {
@@ -262,7 +309,7 @@ impl<'de> Deserialize<'de> for RawCriterion {
 }
 
 fn check_criterion(mut f: CriterionFields) -> Result<RawCriterion, TableError> {
-    let promql = match f.kind.unwrap_or(KindName::Promql) {
+    let promql = match f.kind.as_ref().map_or(KindName::Promql, |k| *k.get_ref()) {
         KindName::Promql => {
             let query = f.query.take().ok_or_else(|| {
                 TableError::missing(
@@ -276,7 +323,32 @@ fn check_criterion(mut f: CriterionFields) -> Result<RawCriterion, TableError> {
                     "a promql criterion needs a condition such as \"< 1500\"; add it to {table}",
                 )
             })?;
-            Some((query, pass_if, f.on_empty.take().unwrap_or_default()))
+            Some((
+                QueryLanguage::Promql,
+                query,
+                pass_if,
+                f.on_empty.take().unwrap_or_default(),
+            ))
+        }
+        KindName::Logql => {
+            let query = f.query.take().ok_or_else(|| {
+                TableError::missing(
+                    "query",
+                    "a logql criterion needs a LogQL metric query such as 'sum(count_over_time({app=\"x\"} |= \"error\" [{{window}}]))'; add it to {table}",
+                )
+            })?;
+            let pass_if = f.pass_if.take().ok_or_else(|| {
+                TableError::missing(
+                    "pass_if",
+                    "a logql criterion needs a condition such as \"== 0\"; add it to {table}",
+                )
+            })?;
+            Some((
+                QueryLanguage::Logql,
+                query,
+                pass_if,
+                f.on_empty.take().unwrap_or_default(),
+            ))
         }
         KindName::Snapshot => {
             for (key, present) in [
@@ -288,7 +360,7 @@ fn check_criterion(mut f: CriterionFields) -> Result<RawCriterion, TableError> {
                     return Err(TableError::invalid(
                         key,
                         format!(
-                            "\"{key}\" does not apply to kind = \"snapshot\" (a snapshot criterion passes when the run's Grafana snapshot was produced; remove it, or use kind = \"promql\")"
+                            "\"{key}\" does not apply to kind = \"snapshot\" (a snapshot criterion passes when the run's Grafana snapshot was produced; remove it, or use kind = \"promql\" or \"logql\")"
                         ),
                     ));
                 }
@@ -336,7 +408,7 @@ fn build(
     let RawCriterion { fields: f, promql } = raw;
     let kind = match promql {
         None => CriterionKind::Snapshot,
-        Some((query, pass_if, on_empty)) => {
+        Some((language, query, pass_if, on_empty)) => {
             let span = query.span();
             let query_key = format!("{key}.query");
             let text = query.into_inner();
@@ -365,17 +437,42 @@ fn build(
                 Err(QueryRenderError::Missing(_)) => String::new(),
             };
             if let Err(e) = check_brackets(&rendered) {
+                let lang = match language {
+                    QueryLanguage::Promql => "PromQL",
+                    QueryLanguage::Logql => "LogQL",
+                };
                 return Err(file.error(
                     SpecErrorKind::InvalidValue,
                     &span,
                     query_key,
-                    format!("query is not valid PromQL: {e}"),
+                    format!("query is not valid {lang}: {e}"),
                 ));
             }
-            CriterionKind::Promql {
-                query_template: text,
-                pass_if,
-                on_empty,
+            match language {
+                QueryLanguage::Promql => CriterionKind::Promql {
+                    query_template: text,
+                    pass_if,
+                    on_empty,
+                },
+                QueryLanguage::Logql => {
+                    if target.loki_url.is_none() {
+                        let kind_span = f.kind.as_ref().map_or(span, |k| k.span());
+                        return Err(file.error(
+                            SpecErrorKind::InvalidValue,
+                            &kind_span,
+                            format!("{key}.kind"),
+                            format!(
+                                "a logql criterion asks the target's Loki, and target `{}` has no loki_url; add loki_url = \"http://<loki>:3100\" to [targets.{}], or run with a target that has one",
+                                target.name, target.name
+                            ),
+                        ));
+                    }
+                    CriterionKind::Logql {
+                        query_template: text,
+                        pass_if,
+                        on_empty,
+                    }
+                }
             }
         }
     };

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::criteria::{load_criteria, Criterion};
 use super::drill::{load_drills, DrillSpec};
 use super::error::{SpecError, SpecErrorKind};
+use super::http_probe::{load_http_probes, HttpProbeSpec};
 use super::probe::{builtin_probes, load_probes, ProbeSpec};
 use super::target::{builtin_local_target, load_target, Target, LOCAL_TARGET};
 use super::template::Vars;
@@ -95,6 +96,8 @@ pub struct Plan {
     pub target_name: String,
     pub target: Target,
     pub probes: Vec<ProbeSpec>,
+    /// `kind = "http"` probes from the same directory.
+    pub http_probes: Vec<HttpProbeSpec>,
     pub criteria: Vec<Criterion>,
     pub drills: Vec<DrillSpec>,
     /// The `firedrill.toml` that was read, if any (the target itself may
@@ -150,18 +153,21 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         || target.dirs.acceptance.is_some()
         || target.dirs.drills.is_some();
     let default_path = |name: &str| (!own_specs).then(|| opts.default_path(name));
-    let probes = if parts.probes || parts.drills {
+    let (probes, http_probes) = if parts.probes || parts.drills {
         match dir_to_load(
             explicit(&opts.probes_dir, &target.dirs.probes).as_deref(),
             default_path(PROBES_DIR),
             "probes",
         )? {
-            Some(dir) => load_probes(&dir, &target)?,
-            None if target.has_nats() => builtin_probes(&target)?,
-            None => Vec::new(),
+            Some(dir) => (
+                load_probes(&dir, &target)?,
+                load_http_probes(&dir, &target)?,
+            ),
+            None if target.has_nats() => (builtin_probes(&target)?, Vec::new()),
+            None => (Vec::new(), Vec::new()),
         }
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     if !target.has_nats() {
         if let Some(p) = probes.first() {
@@ -209,6 +215,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         target_name: target.name.clone(),
         target,
         probes,
+        http_probes,
         criteria,
         drills,
         config_path,

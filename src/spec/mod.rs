@@ -15,6 +15,7 @@ pub mod criteria;
 pub mod drill;
 pub mod duration;
 pub mod error;
+pub mod http_probe;
 pub mod load;
 pub mod probe;
 mod source;

@@ -45,6 +45,10 @@ pub struct ProbeSpec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProbe {
+    /// `"nats"` (the default) here; `"http"` files are [`super::http_probe`]'s.
+    #[serde(default)]
+    #[allow(dead_code)]
+    kind: Option<String>,
     #[serde(default)]
     name: Option<Spanned<Name>>,
     stream: Spanned<String>,
@@ -93,6 +97,9 @@ pub fn builtin_probes(target: &Target) -> Result<Vec<ProbeSpec>, SpecError> {
 fn load_files(files: &[SourceFile], target: &Target) -> Result<Vec<ProbeSpec>, SpecError> {
     let mut probes: Vec<ProbeSpec> = Vec::new();
     for file in files {
+        if super::http_probe::is_http(file)? {
+            continue;
+        }
         let raw: RawProbe = file.parse()?;
         let (name, name_span) = probe_name(file, raw.name.as_ref())?;
         if let Some(first) = probes.iter().find(|p| p.name == name) {

@@ -58,6 +58,13 @@ pub struct Target {
     /// `--drills` is not given.
     pub smoke_drills: Vec<String>,
     pub endpoints: Endpoints,
+    /// Loki for `kind = "logql"` criteria (local or deployed platform).
+    pub loki_url: Option<Url>,
+    /// The uid of Grafana's Loki data source, for Explore links.
+    pub loki_datasource_uid: Option<String>,
+    /// Jaeger's query service: traces are read from it (`/api/traces/{id}`)
+    /// instead of Tempo.
+    pub jaeger_url: Option<Url>,
     /// What `firedrill validate` asks of the rules and routing (`[validate]`).
     pub validate: ValidateSettings,
     /// Spec directories this target names (`probes_dir`, ...), resolved
@@ -338,6 +345,12 @@ struct TargetFields {
     #[serde(default)]
     tempo_url: Option<HttpUrl>,
     #[serde(default)]
+    jaeger_url: Option<HttpUrl>,
+    #[serde(default)]
+    loki_url: Option<HttpUrl>,
+    #[serde(default)]
+    loki_datasource_uid: Option<NonEmpty>,
+    #[serde(default)]
     trace_url_template: Option<Spanned<String>>,
     #[serde(default)]
     kube_api_url: Option<HttpUrl>,
@@ -571,6 +584,12 @@ fn check_target(mut f: TargetFields) -> Result<RawTarget, TableError> {
                 return Err(TableError::missing(
                     "kube_api_url",
                     "kube_token_env is set, so firedrill will talk to a Kubernetes API server by URL; add kube_api_url to {table} or remove kube_token_env (kubeconfig is used without both)",
+                ));
+            }
+            if f.jaeger_url.is_some() && f.tempo_url.is_some() {
+                return Err(TableError::invalid(
+                    "jaeger_url",
+                    "a target reads traces from one backend: jaeger_url and tempo_url are both set; keep the one the platform exports its traces to",
                 ));
             }
             if f.grafana_token_env.is_some() && f.grafana_url.is_none() {
@@ -807,6 +826,9 @@ fn build(
             .map(|d| d.into_iter().map(|n| n.0).collect())
             .unwrap_or_default(),
         endpoints,
+        loki_url: f.loki_url.map(|u| u.0),
+        loki_datasource_uid: f.loki_datasource_uid.map(|u| u.0),
+        jaeger_url: f.jaeger_url.map(|u| u.0),
         validate: f.validate.map(Into::into).unwrap_or_default(),
         dirs,
         source: SourceLoc {

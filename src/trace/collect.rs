@@ -1,8 +1,9 @@
-//! Gathers each sentinel's spans from a span source (the local receiver
-//! or Tempo), bounded in time, and audits them.
+//! Gathers each sentinel's spans from a span source (the local receiver,
+//! Tempo or Jaeger), bounded in time, and audits them.
 
 use super::audit::{audit_task, TaskTrace};
 use super::receiver::SpanStore;
+use crate::clients::jaeger::JaegerClient;
 use crate::clients::tempo::TempoClient;
 use crate::model::span::Span;
 use crate::model::trace::{TaskAudit, TraceTree};
@@ -12,15 +13,46 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Tempo trace lookups in flight at once.
+/// Trace lookups (Tempo, Jaeger) in flight at once.
 const TEMPO_PARALLEL: usize = 16;
-/// Between Tempo retries of a trace not found yet.
+/// Between retries of a trace not found yet.
 const TEMPO_RETRY: Duration = Duration::from_secs(1);
 
 pub enum SpanSource {
     /// Spans the fleet exported to firedrill's own OTLP receiver.
     Local(Arc<SpanStore>),
     Tempo(TempoClient),
+    /// Jaeger's query service (`jaeger_url`).
+    Jaeger(JaegerClient),
+}
+
+/// A trace lookup's failure: not found (yet), or anything else in words.
+enum Lookup {
+    NotFound,
+    Failed(String),
+}
+
+impl SpanSource {
+    /// One trace from a remote backend; `None` for the local receiver.
+    async fn fetch(&self, trace_id: &str) -> Option<Result<Vec<Span>, Lookup>> {
+        Some(match self {
+            SpanSource::Local(_) => return None,
+            SpanSource::Tempo(tempo) => tempo.trace(trace_id).await.map_err(|e| {
+                if e.is_not_found() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Failed(e.to_string())
+                }
+            }),
+            SpanSource::Jaeger(jaeger) => jaeger.trace(trace_id).await.map_err(|e| {
+                if e.is_not_found() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Failed(e.to_string())
+                }
+            }),
+        })
+    }
 }
 
 /// The probe's own publish span: the root, whose id is the traceparent's.
@@ -73,18 +105,18 @@ pub async fn audit_tasks(
                 .collect();
             (audits, Vec::new())
         }
-        SpanSource::Tempo(tempo) => {
+        SpanSource::Tempo(_) | SpanSource::Jaeger(_) => {
             let results: Vec<(TaskAudit, Option<String>)> = futures::stream::iter(tasks)
                 .map(|t| async move {
                     let (mut spans, error) = loop {
-                        match tempo.trace(&t.trace_id).await {
-                            Ok(spans) => break (spans, None),
-                            Err(e) if e.is_not_found() && Instant::now() < deadline => {
+                        match source.fetch(&t.trace_id).await {
+                            Some(Ok(spans)) => break (spans, None),
+                            Some(Err(Lookup::NotFound)) if Instant::now() < deadline => {
                                 tokio::time::sleep(TEMPO_RETRY).await;
                             }
                             // Still not found: the audit names every hop missing.
-                            Err(e) if e.is_not_found() => break (Vec::new(), None),
-                            Err(e) => break (Vec::new(), Some(e.to_string())),
+                            Some(Err(Lookup::NotFound)) | None => break (Vec::new(), None),
+                            Some(Err(Lookup::Failed(e))) => break (Vec::new(), Some(e)),
                         }
                     };
                     spans.push(publish_span(tree, t));

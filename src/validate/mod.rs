@@ -152,7 +152,8 @@ pub async fn audit_criteria(
     let vars = plan.target.run_vars(&runtime_vars(window, None));
     let mut out = Vec::new();
     for c in &plan.criteria {
-        if matches!(c.kind, CriterionKind::Snapshot) {
+        // Only PromQL is Prometheus' to answer (LogQL asks Loki at run time).
+        if !matches!(c.kind, CriterionKind::Promql { .. }) {
             continue;
         }
         match render_query(c, &vars) {

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod grafana;
+pub mod jaeger;
+pub mod loki;
 pub mod nats;
 pub mod prom_text;
 pub mod prometheus;

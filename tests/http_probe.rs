@@ -1,0 +1,430 @@
+//! HTTP probes against real HTTP services this test starts (axum on
+//! loopback): one that returns the trace id, one that drops it, one that
+//! answers 500, one that never answers; and a closed port.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Json;
+use firedrill::model::probe::HTTP_PROBE_KIND;
+use firedrill::probe::http::{run_http_probe, HttpExpect, HttpProbeConfig, TraceIdFrom};
+use firedrill::probe::traceparent::TraceParent;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A task API: 202 with the task's trace id in the body and the
+/// `traceparent` echoed, as an instrumented gateway answers.
+fn gateway() -> axum::Router {
+    axum::Router::new().route(
+        "/v1/tasks",
+        post(
+            |headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
+                let tp = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let trace_id = TraceParent::parse(&tp)
+                    .map(|t| t.trace_id_hex())
+                    .unwrap_or_default();
+                (
+                    StatusCode::ACCEPTED,
+                    [("traceparent", tp)],
+                    Json(serde_json::json!({
+                        "status": "accepted",
+                        "task_id": body["task_id"],
+                        "trace_id": trace_id,
+                    })),
+                )
+            },
+        ),
+    )
+}
+
+fn probe(url: &str) -> HttpProbeConfig {
+    HttpProbeConfig {
+        name: "gateway".into(),
+        method: "POST".into(),
+        url: format!("{url}/v1/tasks"),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Some(r#"{"task_id":"{{request.id}}","kind":"sentinel"}"#.into()),
+        count: 60,
+        concurrency: 12,
+        timeout: Duration::from_secs(5),
+        expect: HttpExpect {
+            status: vec![202],
+            json_pointer: Some("/status".into()),
+            json_value: Some(serde_json::json!("accepted")),
+            trace_id: Some(TraceIdFrom::Body("/trace_id".into())),
+        },
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+#[tokio::test]
+async fn every_request_passes_with_its_trace_id_back() {
+    let url = serve(gateway()).await;
+    let out = run_http_probe(&probe(&url), &client()).await;
+    assert_eq!(out.agent_type, HTTP_PROBE_KIND);
+    assert_eq!((out.sent, out.acked, out.completed), (60, 60, 60));
+    assert!(out.passed(), "{:?}", out.failure_reasons());
+    assert_eq!(out.latency.count, 60);
+    assert!(out.latency.histogram.is_some());
+    // Fresh trace per request.
+    let mut ids: Vec<&str> = out.tasks.iter().map(|t| t.trace_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 60);
+    assert_eq!(out.sentinel.as_ref().unwrap().task_id, out.tasks[0].task_id);
+
+    // The same service judged on the echoed header.
+    let mut by_header = probe(&url);
+    by_header.expect.trace_id = Some(TraceIdFrom::Header("traceparent".into()));
+    let out = run_http_probe(&by_header, &client()).await;
+    assert!(out.passed(), "{:?}", out.failure_reasons());
+}
+
+#[tokio::test]
+async fn a_service_dropping_the_trace_header_fails_every_request_by_id() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async {
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"status": "accepted"})),
+            )
+        }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 7;
+    cfg.expect.trace_id = Some(TraceIdFrom::Header("traceparent".into()));
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!((out.acked, out.completed), (7, 0));
+    assert_eq!(out.trace_mismatches.len(), 7);
+    let sent: Vec<&str> = out.tasks.iter().map(|t| t.task_id.as_str()).collect();
+    for m in &out.trace_mismatches {
+        assert!(sent.contains(&m.task_id.as_str()));
+        assert_eq!(m.received, "");
+    }
+    let reasons = out.failure_reasons().join("\n");
+    assert!(
+        reasons.contains("7 answer(s) did not carry their request's trace id back"),
+        "{reasons}"
+    );
+    assert!(reasons.contains(&out.tasks[0].task_id), "{reasons}");
+}
+
+#[tokio::test]
+async fn a_service_answering_500_fails_every_request_with_the_status() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 5;
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!((out.acked, out.completed), (5, 0));
+    assert_eq!(out.publish_failures.len(), 5);
+    assert_eq!(out.publish_failures[0].reason, "HTTP 500, expected 202");
+    let reasons = out.failure_reasons().join("\n");
+    assert!(
+        reasons.contains(
+            "5 request(s) failed or were answered unexpectedly (first: HTTP 500, expected 202)"
+        ),
+        "{reasons}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_never_answers_times_every_request_out() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 6;
+    cfg.concurrency = 6;
+    cfg.timeout = Duration::from_millis(300);
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!(out.timed_out.len(), 6);
+    assert_eq!((out.acked, out.completed), (0, 0));
+    let mut want: Vec<String> = out.tasks.iter().map(|t| t.task_id.clone()).collect();
+    want.sort();
+    assert_eq!(out.timed_out, want);
+}
+
+#[tokio::test]
+async fn a_closed_port_lists_every_request_as_failed() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut cfg = probe(&format!("http://{closed}"));
+    cfg.count = 9;
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!((out.sent, out.acked, out.completed), (9, 0, 0));
+    assert_eq!(out.publish_failures.len(), 9);
+    for f in &out.publish_failures {
+        assert!(f.reason.starts_with("request failed:"), "{}", f.reason);
+        assert!(f.reason.to_lowercase().contains("connect"), "{}", f.reason);
+    }
+}
+
+/// The HTTP probe's cost over a bare reqwest loop on the same service, in
+/// one run (run with `--ignored --nocapture`; prints, asserts nothing timed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_against_a_bare_reqwest_loop() {
+    let url = serve(gateway()).await;
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let conc = 16;
+    let http = client();
+    // Warm the connection pool.
+    let mut cfg = probe(&url);
+    cfg.count = 200;
+    cfg.concurrency = conc;
+    run_http_probe(&cfg, &http).await;
+
+    // Bare: the same request, a traceparent, no judging beyond the status.
+    let target = format!("{url}/v1/tasks");
+    let wall = Instant::now();
+    let lat: Vec<Duration> = futures::stream::iter(0..n)
+        .map(|i| {
+            let http = http.clone();
+            let target = target.clone();
+            async move {
+                let tp = TraceParent::random();
+                let start = Instant::now();
+                let r = http
+                    .post(&target)
+                    .header("content-type", "application/json")
+                    .header("traceparent", tp.to_string())
+                    .body(format!(r#"{{"task_id":"bare-{i}","kind":"sentinel"}}"#))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+                r.bytes().await.unwrap();
+                start.elapsed()
+            }
+        })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    let bare_secs = wall.elapsed().as_secs_f64();
+    let mut sorted = lat.clone();
+    sorted.sort();
+    let bare_p50 = sorted[sorted.len() / 2].as_secs_f64() * 1000.0;
+
+    cfg.count = n;
+    let out = run_http_probe(&cfg, &http).await;
+    assert!(out.passed());
+    let probe_secs = (out.finished_at - out.started_at).num_milliseconds() as f64 / 1000.0;
+    println!(
+        "bench n={n} concurrency={conc}: bare reqwest {:.0} req/s p50 {:.3} ms; http probe {:.0} req/s p50 {:.3} ms (p99 {:.3} ms); overhead p50 {:+.3} ms, throughput {:+.1}%",
+        n as f64 / bare_secs,
+        bare_p50,
+        out.throughput_per_s,
+        out.latency.p50_ms,
+        out.latency.p99_ms,
+        out.latency.p50_ms - bare_p50,
+        (out.throughput_per_s / (n as f64 / bare_secs) - 1.0) * 100.0,
+    );
+    let _ = probe_secs;
+}
+
+fn write_plan(dir: &std::path::Path, probe_toml: &str) {
+    std::fs::write(
+        dir.join("firedrill.toml"),
+        r#"[targets.aegis-test]
+namespace = "aegis"
+nats_url = "nats://127.0.0.1:4222"
+prometheus_url = "http://127.0.0.1:9"
+
+[targets.aegis-test.variables]
+tenant = "acme"
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("probes")).unwrap();
+    std::fs::write(dir.join("probes/gateway.toml"), probe_toml).unwrap();
+}
+
+fn probe_toml(base: &str) -> String {
+    format!(
+        r#"kind = "http"
+method = "post"
+url = "{base}/v1/tasks?tenant={{{{tenant}}}}"
+headers = {{ content-type = "application/json" }}
+body = '{{"task_id":"{{{{request.id}}}}","kind":"sentinel"}}'
+count = 12
+concurrency = 4
+timeout = "5s"
+
+[expect]
+status = [202]
+json_pointer = "/status"
+json_value = "accepted"
+trace_id_pointer = "/trace_id"
+"#
+    )
+}
+
+/// `firedrill probe` in `dir`; (exit code, stderr).
+async fn firedrill_probe(dir: &std::path::Path) -> (i32, String) {
+    let dir = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .current_dir(&dir)
+            .env("CI", "true")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT")
+            .args(["--config", "firedrill.toml", "--probes-dir", "probes"])
+            .args([
+                "--reports-dir",
+                "reports",
+                "probe",
+                "--target",
+                "aegis-test",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn firedrill_probe_runs_an_http_probe_spec_without_nats() {
+    let url = serve(gateway()).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &probe_toml(&url));
+    let (code, stderr) = firedrill_probe(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let report = crate::common::run::report_json(&dir.path().join("reports"));
+    let p = &report["probes"][0];
+    assert_eq!(p["verdict"], "pass", "{p}");
+    assert_eq!(p["agent_type"], "http");
+    assert_eq!(p["completed"], 12);
+    let subject = p["subject"].as_str().unwrap();
+    assert!(subject.starts_with("POST http://"), "{subject}");
+    assert!(subject.ends_with("/v1/tasks?tenant=acme"), "{subject}");
+}
+
+#[tokio::test]
+async fn firedrill_probe_to_a_closed_port_fails_every_request() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &probe_toml(&format!("http://{closed}")));
+    let (code, stderr) = firedrill_probe(dir.path()).await;
+    assert_eq!(code, 1, "{stderr}");
+    let report = crate::common::run::report_json(&dir.path().join("reports"));
+    let p = &report["probes"][0];
+    assert_eq!(p["verdict"], "fail");
+    assert_eq!(p["completed"], 0);
+    assert_eq!(p["publish_failures"].as_array().unwrap().len(), 12);
+    let reasons = p["reasons"].to_string();
+    assert!(reasons.contains("12 request(s) failed"), "{reasons}");
+}
+
+#[tokio::test]
+async fn http_probe_spec_errors_name_the_key() {
+    for (bad, key, says) in [
+        (
+            "json_pointer = \"status\"",
+            "expect.json_pointer",
+            "is not a JSON pointer",
+        ),
+        (
+            "trace_id_header = \"traceparent\"\ntrace_id_pointer = \"/t\"",
+            "expect.trace_id_pointer",
+            "keep trace_id_header or trace_id_pointer",
+        ),
+        ("status = [99]", "status", ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "kind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ncount = 1\ntimeout = \"1s\"\n[expect]\n{bad}\n"
+        );
+        write_plan(dir.path(), &text);
+        let (code, stderr) = firedrill_probe(dir.path()).await;
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(stderr.contains("gateway.toml"), "{stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(
+        dir.path(),
+        "kind = \"grpc\"\nurl = \"http://x\"\ncount = 1\ntimeout = \"1s\"\n",
+    );
+    let (code, stderr) = firedrill_probe(dir.path()).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown probe kind \"grpc\""), "{stderr}");
+}
+
+#[test]
+fn the_aegis_example_loads_with_its_http_probe_and_logql_criteria() {
+    use firedrill::spec::criteria::CriterionKind;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aegis");
+    let mut opts = firedrill::spec::LoadOptions::new("aegis");
+    opts.root = root.clone();
+    opts.config = Some(root.join("firedrill.toml"));
+    opts.probes_dir = Some(root.join("probes"));
+    opts.acceptance_dir = Some(root.join("acceptance"));
+    let plan = firedrill::spec::load_plan(&opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.probes.is_empty(), "AEGIS takes no NATS sentinels");
+    assert_eq!(plan.http_probes.len(), 1);
+    assert_eq!(
+        plan.http_probes[0].config.url,
+        "http://127.0.0.1:8080/v1/executions"
+    );
+    assert!(plan.target.jaeger_url.is_some() && plan.target.loki_url.is_some());
+    let logql = plan
+        .criteria
+        .iter()
+        .filter(|c| matches!(c.kind, CriterionKind::Logql { .. }))
+        .count();
+    assert_eq!((plan.criteria.len(), logql), (5, 2));
+}
+
+#[test]
+fn the_agent_os_example_loads_without_any_probe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent-os");
+    let mut opts = firedrill::spec::LoadOptions::new("agent-os");
+    opts.root = root.clone();
+    opts.config = Some(root.join("firedrill.toml"));
+    opts.acceptance_dir = Some(root.join("acceptance"));
+    let plan = firedrill::spec::load_plan(&opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.probes.is_empty() && plan.http_probes.is_empty());
+    assert_eq!(plan.criteria.len(), 5);
+}
