@@ -118,7 +118,7 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     let rules = alerting_rules(&prom).await.unwrap();
     assert_eq!(rules.len(), STRUCTURAL_ALERTS.len() + 10);
     let policy = Policy {
-        required_labels: vec!["namespace".into()],
+        required_labels: vec![("namespace".into(), Severity::Error)],
         ..Policy::default()
     };
     let findings = audit_rules(&prom, &rules, &policy, chrono::Utc::now())
