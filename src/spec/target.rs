@@ -402,7 +402,8 @@ impl<'de> Deserialize<'de> for RawExpectedReceiver {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut labels = BTreeMap::<String, String>::deserialize(d).map_err(|e| {
             serde::de::Error::custom(format!(
-                "an expected_receivers entry is a table of label = \"value\" strings plus receiver = \"<name>\", e.g. {{ namespace = \"team-a\", receiver = \"team-a-pager\" }} ({e})"
+                "an expected_receivers entry is a table of label = \"value\" strings plus receiver = \"<name>\", e.g. {{ namespace = \"team-a\", receiver = \"team-a-pager\" }} ({})",
+                e.to_string().lines().next().unwrap_or_default()
             ))
         })?;
         let receiver = labels.remove("receiver").filter(|r| !r.is_empty()).ok_or_else(|| {
