@@ -213,6 +213,93 @@ pub fn questions(a: &Analysis, answers: &Answers, policy: &Policy) -> Vec<String
     qs
 }
 
+/// Metric names asked about in one query by [`names_queries`].
+const NAMES_PER_QUERY: usize = 250;
+
+/// The metric names of every plain selector (no `@`/`offset`) the
+/// analyses check, once each, sorted.
+pub fn metric_names<'a>(analyses: impl IntoIterator<Item = &'a Analysis>) -> Vec<String> {
+    let mut names: Vec<String> = analyses
+        .into_iter()
+        .flat_map(|a| a.checked.iter().chain(&a.together))
+        .filter(|r| r.modifiers.is_empty())
+        .filter_map(|r| r.metric.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// One query per batch of `names` saying which have series in `w`
+/// (`count by (__name__) (...)`): what would otherwise be several
+/// questions per selector of a metric that is not there.
+pub fn names_queries(names: &[String], w: Window) -> Vec<String> {
+    names
+        .chunks(NAMES_PER_QUERY)
+        .map(|chunk| {
+            let re: Vec<String> = chunk.iter().map(|n| regex::escape(n)).collect();
+            let sel = format!("{{__name__=~{}}}", quote(&re.join("|")));
+            format!("count by (__name__) ({})", over(&sel, "", w))
+        })
+        .collect()
+}
+
+/// The names an answer to [`names_queries`] says have series; `None` if
+/// it cannot be read that way (a Prometheus that drops the name there).
+pub fn names_present(answer: &Answer) -> Option<Vec<String>> {
+    let samples = answer.as_ref().ok()?;
+    samples
+        .iter()
+        .map(|(labels, _)| labels.get("__name__").cloned())
+        .collect()
+}
+
+/// The answers [`resolve`] would otherwise ask for, known from which
+/// metric names have series now (`now`) and, of the others, over the
+/// lookback (`lookback`, `None` when unknown): a metric with no series
+/// answers every count of its plain selectors with nothing.
+pub fn prefilled<'a>(
+    analyses: impl IntoIterator<Item = &'a Analysis>,
+    names: &[String],
+    now: &[String],
+    lookback: Option<&[String]>,
+    policy: &Policy,
+) -> Answers {
+    let lb = Window::Lookback(policy.lookback);
+    let one = || Ok(vec![(BTreeMap::new(), 1.0)]);
+    let none = || Ok(Vec::new());
+    let mut out = Answers::new();
+    for n in names {
+        let sel = name_selector(n, None);
+        let present_now = now.contains(n);
+        out.insert(
+            count_query(&sel, "", Window::Now),
+            if present_now { one() } else { none() },
+        );
+        if let (false, Some(lbn)) = (present_now, lookback) {
+            out.insert(
+                count_query(&sel, "", lb),
+                if lbn.contains(n) { one() } else { none() },
+            );
+        }
+    }
+    for r in analyses
+        .into_iter()
+        .flat_map(|a| a.checked.iter().chain(&a.together))
+        .filter(|r| r.modifiers.is_empty())
+    {
+        let Some(m) = r.metric.as_ref() else { continue };
+        if !names.contains(m) || now.contains(m) {
+            continue;
+        }
+        out.insert(count_query(r.bare(), "", Window::Now), none());
+        if lookback.is_some_and(|lbn| !lbn.contains(m)) {
+            out.insert(count_query(r.bare(), "", lb), none());
+        }
+    }
+    out
+}
+
 /// The longest chain [`resolve`] asks along: now, lookback, name now,
 /// name over the lookback, each matcher, label values.
 pub const MAX_ROUNDS: usize = 6;

@@ -546,3 +546,36 @@ fn the_policy_says_what_is_required_and_how_badly() {
         assert!(!f.detail.to_lowercase().contains("seed"), "{}", f.detail);
     }
 }
+
+#[test]
+fn a_metric_with_no_series_needs_no_question_per_selector() {
+    let policy = Policy::default();
+    let ghost = analyse(r#"rate(ghost_total{a="b"}[5m]) > 0 or ghost_total offset 1d > 0"#);
+    let up = analyse(r#"up{job="x"} > 0"#);
+    let names = metric_names([&ghost, &up]);
+    assert_eq!(names, ["ghost_total", "up"]);
+    let qs = names_queries(&names, Window::Now);
+    assert_eq!(
+        qs,
+        [r#"count by (__name__) ({__name__=~"ghost_total|up"})"#]
+    );
+    // Prometheus says: up has series now; ghost_total had none all along.
+    let now: Answer = Ok(vec![(
+        [("__name__".to_string(), "up".to_string())].into(),
+        3.0,
+    )]);
+    let now = names_present(&now).unwrap();
+    let answers = prefilled([&ghost, &up], &names, &now, Some(&[]), &policy);
+    // Only the selector with an offset is still asked about itself; the
+    // plain one is decided: its metric was never there.
+    let left = questions(&ghost, &answers, &policy);
+    assert!(left.iter().all(|q| q.contains("offset 1d")), "{left:?}");
+    assert!(!left.is_empty());
+    assert_eq!(
+        questions(&up, &answers, &policy),
+        [r#"count(up{job="x"})"#],
+        "up has series: its selector is asked as before"
+    );
+    // An answer without names (a Prometheus that drops them) is not read.
+    assert_eq!(names_present(&Ok(vec![(Default::default(), 1.0)])), None);
+}

@@ -186,7 +186,64 @@ pub async fn audit_rules_until(
     let started = std::time::Instant::now();
     let mut answers = Answers::new();
     let mut stopped = None;
-    'rounds: for round in 0..classify::MAX_ROUNDS {
+    // Which metrics have series at all, a few hundred names per query:
+    // selectors of a metric that is not there need no question of their own.
+    let names = classify::metric_names(analyses.values());
+    let ask_names = |names: Vec<String>, w| {
+        let qs = classify::names_queries(&names, w);
+        async move {
+            let mut present = Vec::new();
+            for q in qs {
+                let a = answer_of(prom.query_bounded(&q, now, QUERY_TIMEOUT).await)?;
+                match classify::names_present(&a) {
+                    Some(p) => present.extend(p),
+                    None => return Ok(None),
+                }
+            }
+            Ok::<_, PromError>(Some(present))
+        }
+    };
+    let lb = classify::Window::Lookback(policy.lookback);
+    let prefill = async {
+        let Some(now_present) = ask_names(names.clone(), classify::Window::Now).await? else {
+            return Ok(None);
+        };
+        // Over the lookback (reads every sample in it) only for the names
+        // with no series now.
+        let gone: Vec<String> = names
+            .iter()
+            .filter(|n| !now_present.contains(n))
+            .cloned()
+            .collect();
+        let lookback = ask_names(gone, lb).await?;
+        Ok::<_, PromError>(Some((now_present, lookback)))
+    };
+    tokio::select! {
+        r = prefill => match r {
+            Ok(Some((now_present, lookback))) => answers.extend(classify::prefilled(
+                analyses.values(),
+                &names,
+                &now_present,
+                lookback.as_deref(),
+                policy,
+            )),
+            // Unreadable: every selector is asked about on its own.
+            Ok(None) => {}
+            Err(e) => stopped = Some(Stopped::Prometheus(e)),
+        },
+        sig = &mut stop => stopped = Some(Stopped::Signal(sig)),
+    }
+    tracing::debug!(
+        "rule audit: {} metric names looked up, {:?} since start",
+        names.len(),
+        started.elapsed()
+    );
+    let rounds = if stopped.is_some() {
+        0
+    } else {
+        classify::MAX_ROUNDS
+    };
+    'rounds: for round in 0..rounds {
         let mut qs: Vec<String> = analyses
             .values()
             .flat_map(|a| classify::questions(a, &answers, policy))
