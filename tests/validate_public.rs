@@ -236,7 +236,7 @@ async fn hanging_front(
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_audit_writes_what_was_audited_and_exits_4() {
     let (_prom, url) = start_prometheus().await;
-    let (front, mut held) = hanging_front(url, 40).await;
+    let (front, mut held) = hanging_front(url, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("firedrill.toml");
     std::fs::write(
