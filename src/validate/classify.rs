@@ -213,8 +213,9 @@ pub fn questions(a: &Analysis, answers: &Answers, policy: &Policy) -> Vec<String
     qs
 }
 
-/// Metric names asked about in one query by [`names_queries`].
-const NAMES_PER_QUERY: usize = 250;
+/// Metric names asked about in one query by [`names_queries`]: about 4 KB
+/// of URL, within what proxies in front of Prometheus accept (nginx: 8 KB).
+const NAMES_PER_QUERY: usize = 100;
 
 /// The metric names of every plain selector (no `@`/`offset`) the
 /// analyses check, once each, sorted.

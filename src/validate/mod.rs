@@ -227,9 +227,10 @@ pub async fn audit_rules_until(
                 lookback.as_deref(),
                 policy,
             )),
-            // Unreadable: every selector is asked about on its own.
+            // Unreadable or refused (a proxy's URL limit, say): every
+            // selector is asked about on its own.
             Ok(None) => {}
-            Err(e) => stopped = Some(Stopped::Prometheus(e)),
+            Err(e) => tracing::debug!("metric names lookup failed, asking per selector: {e}"),
         },
         sig = &mut stop => stopped = Some(Stopped::Signal(sig)),
     }
