@@ -141,11 +141,14 @@ pub enum Command {
     /// Example: firedrill recover --journal reports/20261123T103700Z-3f9a/journal.json
     Recover(RecoverArgs),
     /// Audit the alert rules Prometheus has loaded, without injecting
-    /// anything: every selector a rule reads has series (else it silently
-    /// never fires), absent() rules carry a static namespace label, every
-    /// alert has a runbook_url, every drill's alert is loaded and every
-    /// criterion's query parses. On the `local` target the local stack is
-    /// started for the audit.
+    /// anything: every selector whose emptiness would stop a rule has
+    /// series (else it silently never fires), every alert carries the
+    /// labels and annotations the target's [validate] policy requires (by
+    /// default a runbook_url, and a static namespace on absent() rules),
+    /// every drill's alert is loaded, every criterion's query parses and,
+    /// with an Alertmanager, each alert reaches the receiver expected for
+    /// it. On the `local` target the local stack is started for the audit.
+    /// SIGINT/SIGTERM writes the report of what was audited so far (exit 4).
     ///
     /// Example: firedrill validate --target aks-test
     Validate(ValidateArgs),

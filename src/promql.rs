@@ -1,7 +1,8 @@
 //! What a PromQL expression reads: its vector selectors, and for each
 //! whether its having no series can stop the expression from returning
-//! anything (see [`Role`]). Shared by drill preflight (metric names) and
-//! `validate` (exact selectors).
+//! anything (see [`Role`], decided over the expression's [`Shape`]).
+//! Shared by drill preflight (metric names) and `validate` (exact
+//! selectors).
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, VectorSelector};
@@ -16,18 +17,22 @@ pub enum Role {
     /// rule's output through set operators only: its emptiness is what the
     /// rule alerts on.
     FiresOnAbsence,
-    /// Its emptiness cannot stop the rule: the right side of `unless`, one
-    /// alternative of `or` (e.g. an `or vector(0)` fallback), or an
-    /// `absent()` used as a value (`0 * absent(x)`).
+    /// Its emptiness alone cannot stop the rule: the right side of
+    /// `unless`, one alternative of `or` (e.g. an `or vector(0)`
+    /// fallback), an `absent()` used as a value (`0 * absent(x)`), or a
+    /// `scalar()` whose NaN still passes the comparison (`!=`).
     NotBlocking,
 }
 
 /// One vector selector of an expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectorRef {
-    /// The selector as a `match[]`/query: name and matchers, without range,
-    /// `offset` or `@`.
+    /// The selector as an instant query: name, matchers and any `@` /
+    /// `offset` modifier (what the rule really reads), without a range.
     pub selector: String,
+    /// The modifiers part of `selector` (` @ 1609746000.000 offset 1w`),
+    /// empty without any: a range goes before it.
+    pub modifiers: String,
     /// The metric name, from the name or an `__name__="..."` matcher.
     pub metric: Option<String>,
     /// Read inside `absent()`/`absent_over_time()`.
@@ -38,51 +43,277 @@ pub struct SelectorRef {
     pub matchers: Vec<(String, String)>,
 }
 
+impl SelectorRef {
+    /// Name and matchers, without the modifiers.
+    pub fn bare(&self) -> &str {
+        self.selector
+            .strip_suffix(self.modifiers.as_str())
+            .unwrap_or(&self.selector)
+    }
+}
+
+/// Parses `expr` as Prometheus does. Go's regexes (which Prometheus uses)
+/// take `\Q…\E` literal quoting, Rust's do not: when the first parse
+/// fails on one, the quoted text is escaped instead, which means the same
+/// to both.
+pub fn parse(expr: &str) -> Result<Expr, String> {
+    match parser::parse(expr) {
+        Ok(e) => Ok(e),
+        Err(first) => match quote_meta(expr) {
+            Some(rewritten) => parser::parse(&rewritten).map_err(|_| first),
+            None => Err(first),
+        },
+    }
+}
+
+/// `expr` with every `\Q…\E` inside a string literal replaced by the
+/// quoted text, regex-escaped; `None` if there is none.
+fn quote_meta(expr: &str) -> Option<String> {
+    if !expr.contains("\\Q") {
+        return None;
+    }
+    let mut out = String::with_capacity(expr.len() + 16);
+    let mut chars = expr.chars().peekable();
+    let mut changed = false;
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if !matches!(c, '"' | '\'' | '`') {
+            continue;
+        }
+        // One string literal: its decoded value, then re-encoded.
+        let quote = c;
+        let raw = quote == '`';
+        let mut value = String::new();
+        let mut closed = false;
+        while let Some(d) = chars.next() {
+            if d == quote {
+                closed = true;
+                break;
+            }
+            if d == '\\' && !raw {
+                match chars.next() {
+                    Some(e) => {
+                        value.push('\\');
+                        value.push(e);
+                    }
+                    None => value.push('\\'),
+                }
+            } else {
+                value.push(d);
+            }
+        }
+        // `value` holds the literal's source text; its regex text has
+        // `\\` for one backslash (in quoted strings).
+        let (bs, q_open) = if raw {
+            ("\\", "\\Q")
+        } else {
+            ("\\\\", "\\\\Q")
+        };
+        let q_close = if raw { "\\E" } else { "\\\\E" };
+        let mut text = value.as_str();
+        let mut rewritten = String::new();
+        while let Some(start) = text.find(q_open) {
+            rewritten.push_str(&text[..start]);
+            let rest = &text[start + q_open.len()..];
+            let (quoted, after) = match rest.find(q_close) {
+                Some(end) => (&rest[..end], &rest[end + q_close.len()..]),
+                None => (rest, ""),
+            };
+            // The quoted source text, decoded (`\"` is `"`), escaped as a
+            // regex, encoded back into the literal.
+            let decoded = if raw {
+                quoted.to_string()
+            } else {
+                quoted.replace("\\\"", "\"").replace("\\'", "'")
+            };
+            let escaped = regex::escape(&decoded);
+            let encoded = if raw {
+                escaped
+            } else {
+                escaped
+                    .replace('\\', bs)
+                    .replace(quote, &format!("\\{quote}"))
+            };
+            rewritten.push_str(&encoded);
+            text = after;
+            changed = true;
+        }
+        rewritten.push_str(text);
+        if raw && rewritten != value {
+            // The parser reads escapes even in backticks: write it as a
+            // double-quoted string instead.
+            out.pop();
+            out.push('"');
+            out.push_str(&rewritten.replace('\\', "\\\\").replace('"', "\\\""));
+            if closed {
+                out.push('"');
+            }
+            continue;
+        }
+        out.push_str(&rewritten);
+        if closed {
+            out.push(quote);
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Every vector selector in `expr`, in the order they appear.
 pub fn selectors(expr: &str) -> Result<Vec<SelectorRef>, String> {
-    let ast = parser::parse(expr)?;
+    let ast = parse(expr)?;
+    Ok(selectors_of(&ast, &Shape::of(&ast)))
+}
+
+/// [`selectors`] of a parsed expression and its shape.
+pub fn selectors_of(ast: &Expr, shape: &Shape) -> Vec<SelectorRef> {
     let mut out = Vec::new();
-    walk(&ast, Ctx::ROOT, &mut out);
+    walk(ast, Ctx::ROOT, &mut out);
     // A selector read in every alternative of an `or` still blocks: decide
     // per selector over the whole tree, not per occurrence.
     for r in out.iter_mut().filter(|r| !r.in_absent) {
-        r.role = if blocks(&ast, &r.selector) {
+        r.role = if shape.effect(&|s| s == r.selector) == Effect::Empty {
             Role::Blocking
         } else {
             Role::NotBlocking
         };
     }
-    Ok(out)
+    out
 }
 
-/// Whether `e` is empty whenever selector `sel` has no series.
-fn blocks(e: &Expr, sel: &str) -> bool {
-    match e {
-        Expr::VectorSelector(vs) => selector_ref(vs, Ctx::ROOT).selector == sel,
-        Expr::MatrixSelector(ms) => selector_ref(&ms.vs, Ctx::ROOT).selector == sel,
-        Expr::Aggregate(a) => blocks(&a.expr, sel),
-        Expr::Unary(u) => blocks(&u.expr, sel),
-        Expr::Paren(p) => blocks(&p.expr, sel),
-        Expr::Subquery(s) => blocks(&s.expr, sel),
-        Expr::Binary(b) => match b.op.to_string().as_str() {
-            "or" => blocks(&b.lhs, sel) && blocks(&b.rhs, sel),
-            "unless" => blocks(&b.lhs, sel),
-            _ => blocks(&b.lhs, sel) || blocks(&b.rhs, sel),
-        },
-        Expr::Call(c) => match c.func.name {
-            // Never empty, whatever their argument.
-            "absent" | "absent_over_time" | "vector" => false,
-            _ => c.args.args.iter().any(|a| blocks(a, sel)),
-        },
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
+/// What an expression returns when some of its selectors have no series.
+/// Ordered: each is worse for the rule than the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Effect {
+    /// Unchanged as far as firing goes.
+    Fine,
+    /// Samples whose value is NaN (`scalar()` of nothing): they still fire
+    /// unless a comparison drops them.
+    NaN,
+    /// Nothing at all: the rule cannot fire.
+    Empty,
+}
+
+/// An expression reduced to what decides emptiness.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// A vector selector (as [`SelectorRef::selector`]).
+    Sel(String),
+    /// Never empty and never NaN through its selectors: literals,
+    /// `absent()`, `time()`.
+    Fine,
+    /// An aggregation; `nan_safe` for those whose value does not carry
+    /// NaN (`count`, `group`, `count_values`).
+    Agg {
+        nan_safe: bool,
+        inner: Box<Shape>,
+    },
+    Or(Box<Shape>, Box<Shape>),
+    And(Box<Shape>, Box<Shape>),
+    Unless(Box<Shape>, Box<Shape>),
+    /// Arithmetic: NaN and emptiness both propagate.
+    Arith(Box<Shape>, Box<Shape>),
+    /// A comparison; `ne` for `!=` (NaN != x holds), `keep` with `bool`
+    /// (never filters).
+    Cmp {
+        ne: bool,
+        keep: bool,
+        lhs: Box<Shape>,
+        rhs: Box<Shape>,
+    },
+    /// `scalar(v)`: NaN when `v` is empty.
+    Scalar(Box<Shape>),
+    /// Any other function: empty if a vector argument is.
+    Func(Vec<Shape>),
+}
+
+impl Shape {
+    pub fn of(e: &Expr) -> Shape {
+        let b = |e: &Expr| Box::new(Shape::of(e));
+        match e {
+            Expr::VectorSelector(vs) => Shape::Sel(vs.to_string()),
+            Expr::MatrixSelector(ms) => Shape::Sel(ms.vs.to_string()),
+            Expr::Aggregate(a) => Shape::Agg {
+                nan_safe: matches!(
+                    a.op.to_string().as_str(),
+                    "count" | "group" | "count_values"
+                ),
+                inner: b(&a.expr),
+            },
+            Expr::Unary(u) => Shape::of(&u.expr),
+            Expr::Paren(p) => Shape::of(&p.expr),
+            Expr::Subquery(s) => Shape::of(&s.expr),
+            Expr::Binary(x) => match x.op.to_string().as_str() {
+                "or" => Shape::Or(b(&x.lhs), b(&x.rhs)),
+                "and" => Shape::And(b(&x.lhs), b(&x.rhs)),
+                "unless" => Shape::Unless(b(&x.lhs), b(&x.rhs)),
+                op if x.op.is_comparison_operator() => Shape::Cmp {
+                    ne: op == "!=",
+                    keep: x.return_bool(),
+                    lhs: b(&x.lhs),
+                    rhs: b(&x.rhs),
+                },
+                _ => Shape::Arith(b(&x.lhs), b(&x.rhs)),
+            },
+            Expr::Call(c) => match c.func.name {
+                // Never empty, whatever their argument.
+                "absent" | "absent_over_time" => Shape::Fine,
+                "scalar" => Shape::Scalar(Box::new(
+                    c.args.args.first().map_or(Shape::Fine, |a| Shape::of(a)),
+                )),
+                _ => Shape::Func(c.args.args.iter().map(|a| Shape::of(a)).collect()),
+            },
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Shape::Fine,
+        }
+    }
+
+    /// What the expression returns when exactly the selectors `empty`
+    /// says have no series.
+    pub fn effect(&self, empty: &dyn Fn(&str) -> bool) -> Effect {
+        use Effect::*;
+        match self {
+            Shape::Sel(s) => {
+                if empty(s) {
+                    Empty
+                } else {
+                    Fine
+                }
+            }
+            Shape::Fine => Fine,
+            Shape::Agg { nan_safe, inner } => match inner.effect(empty) {
+                NaN if *nan_safe => Fine,
+                x => x,
+            },
+            // What remains of the alternatives: the least affected one.
+            Shape::Or(a, b) => a.effect(empty).min(b.effect(empty)),
+            Shape::And(a, b) => match (a.effect(empty), b.effect(empty)) {
+                (Empty, _) | (_, Empty) => Empty,
+                (x, _) => x,
+            },
+            Shape::Unless(a, _) => a.effect(empty),
+            Shape::Arith(a, b) => a.effect(empty).max(b.effect(empty)),
+            Shape::Cmp { ne, keep, lhs, rhs } => {
+                match (lhs.effect(empty), rhs.effect(empty)) {
+                    (Empty, _) | (_, Empty) => Empty,
+                    _ if *keep => Fine,
+                    // NaN compares false to everything, except with `!=`.
+                    (NaN, _) if *ne => NaN,
+                    (_, NaN) if *ne => Fine,
+                    (NaN, _) | (_, NaN) => Empty,
+                    _ => Fine,
+                }
+            }
+            Shape::Scalar(a) => match a.effect(empty) {
+                Empty => NaN,
+                x => x,
+            },
+            Shape::Func(args) => args.iter().map(|a| a.effect(empty)).max().unwrap_or(Fine),
+        }
     }
 }
 
 /// Where a subexpression sits, as far as emptiness is concerned.
 #[derive(Debug, Clone, Copy)]
 struct Ctx {
-    /// Its emptiness empties the whole expression.
-    blocking: bool,
     /// Reached from the root through set operators (and the left of
     /// `unless`) and parentheses only: an `absent()` here is what fires.
     direct: bool,
@@ -91,19 +322,12 @@ struct Ctx {
 
 impl Ctx {
     const ROOT: Ctx = Ctx {
-        blocking: true,
         direct: true,
         in_absent: false,
     };
     fn value(self) -> Ctx {
         Ctx {
             direct: false,
-            ..self
-        }
-    }
-    fn optional(self) -> Ctx {
-        Ctx {
-            blocking: false,
             ..self
         }
     }
@@ -120,19 +344,20 @@ fn selector_ref(vs: &VectorSelector, ctx: Ctx) -> SelectorRef {
     let mut bare = vs.clone();
     bare.at = None;
     bare.offset = None;
-    let role = if ctx.in_absent {
-        if ctx.direct {
-            Role::FiresOnAbsence
-        } else {
-            Role::NotBlocking
-        }
-    } else if ctx.blocking {
-        Role::Blocking
-    } else {
-        Role::NotBlocking
+    let bare = bare.to_string();
+    let selector = vs.to_string();
+    let modifiers = selector
+        .strip_prefix(bare.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let role = match (ctx.in_absent, ctx.direct) {
+        (true, true) => Role::FiresOnAbsence,
+        // Decided over the whole tree by `selectors_of`.
+        _ => Role::NotBlocking,
     };
     SelectorRef {
-        selector: bare.to_string(),
+        selector,
+        modifiers,
         metric,
         in_absent: ctx.in_absent,
         role,
@@ -158,17 +383,13 @@ fn walk(e: &Expr, ctx: Ctx, out: &mut Vec<SelectorRef>) {
         }
         Expr::Unary(u) => walk(&u.expr, ctx.value(), out),
         Expr::Binary(b) => match b.op.to_string().as_str() {
-            "and" => {
+            "and" | "or" => {
                 walk(&b.lhs, ctx, out);
                 walk(&b.rhs, ctx, out);
             }
             "unless" => {
                 walk(&b.lhs, ctx, out);
-                walk(&b.rhs, ctx.value().optional(), out);
-            }
-            "or" => {
-                walk(&b.lhs, ctx.optional(), out);
-                walk(&b.rhs, ctx.optional(), out);
+                walk(&b.rhs, ctx.value(), out);
             }
             _ => {
                 walk(&b.lhs, ctx.value(), out);
@@ -180,12 +401,9 @@ fn walk(e: &Expr, ctx: Ctx, out: &mut Vec<SelectorRef>) {
         Expr::Call(c) => {
             let inner = match c.func.name {
                 "absent" | "absent_over_time" => Ctx {
-                    blocking: false,
                     in_absent: true,
                     ..ctx
                 },
-                // Never empty, whatever its argument.
-                "vector" => ctx.value().optional(),
                 _ => ctx.value(),
             };
             for a in &c.args.args {
@@ -253,11 +471,15 @@ fn add_to(e: &mut Expr, extra: &[promql_parser::label::Matcher]) {
 /// through `sum`/`min`/`max`/`avg`): an object-state gauge checked this way
 /// says nothing when the object (and so the series) is missing.
 pub fn zero_compared(expr: &str) -> Vec<SelectorRef> {
-    let Ok(ast) = parser::parse(expr) else {
-        return Vec::new();
-    };
+    parse(expr)
+        .map(|ast| zero_compared_of(&ast))
+        .unwrap_or_default()
+}
+
+/// [`zero_compared`] of a parsed expression.
+pub fn zero_compared_of(ast: &Expr) -> Vec<SelectorRef> {
     let mut out = Vec::new();
-    find_zero_compares(&ast, &mut out);
+    find_zero_compares(ast, &mut out);
     out
 }
 
@@ -318,7 +540,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selectors_keep_matchers_and_drop_range_offset_and_at() {
+    fn selectors_keep_matchers_and_modifiers_and_drop_range() {
         let s = selectors(
             r#"absent(up{job="otel-collector"}) or rate(x_total{a="b", c=~"d.*"}[5m] offset 1m) > 0 and {__name__="y"}"#,
         )
@@ -331,10 +553,19 @@ mod tests {
             got,
             [
                 (r#"up{job="otel-collector"}"#, Some("up"), true),
-                (r#"x_total{a="b",c=~"d.*"}"#, Some("x_total"), false),
+                (
+                    r#"x_total{a="b",c=~"d.*"} offset 1m"#,
+                    Some("x_total"),
+                    false
+                ),
                 (r#"{__name__="y"}"#, Some("y"), false),
             ]
         );
+        assert_eq!(s[1].modifiers, " offset 1m");
+        assert_eq!(s[1].bare(), r#"x_total{a="b",c=~"d.*"}"#);
+        let at = selectors("x @ 1609746000 > 0").unwrap();
+        assert_eq!(at[0].selector, "x @ 1609746000.000");
+        assert_eq!(at[0].bare(), "x");
         assert_eq!(
             s[1].matchers,
             [
@@ -425,11 +656,46 @@ mod tests {
                 "sum(a) by (x) > scalar(b)",
                 &[("a", Blocking), ("b", Blocking)],
             ),
+            // scalar() of nothing is NaN, and NaN != 0 holds: it fires.
+            ("x - scalar(b) != 0", &[("x", Blocking), ("b", NotBlocking)]),
+            ("x - scalar(b) > 0", &[("x", Blocking), ("b", Blocking)]),
+            ("x > bool scalar(b)", &[("x", Blocking), ("b", NotBlocking)]),
+            (
+                "count(x / scalar(b)) > 0",
+                &[("x", Blocking), ("b", NotBlocking)],
+            ),
+            ("x != scalar(b)", &[("x", Blocking), ("b", NotBlocking)]),
         ];
         for (expr, want) in cases {
             let want: Vec<(String, Role)> = want.iter().map(|(s, r)| (s.to_string(), *r)).collect();
             assert_eq!(roles(expr), want, "{expr}");
         }
+    }
+
+    #[test]
+    fn all_alternatives_empty_empties_an_or() {
+        let ast = parse("sum(a) > 0 or rate(b[5m]) > 0 unless c").unwrap();
+        let shape = Shape::of(&ast);
+        let with = |empty: &[&str]| shape.effect(&|s| empty.contains(&s));
+        assert_eq!(with(&["a"]), Effect::Fine);
+        assert_eq!(with(&["a", "b"]), Effect::Empty);
+        assert_eq!(with(&["c"]), Effect::Fine);
+        let fallback = Shape::of(&parse("(count(a) or vector(0)) < 1").unwrap());
+        assert_eq!(fallback.effect(&|_| true), Effect::Fine);
+    }
+
+    #[test]
+    fn go_regex_quoting_parses_as_its_escaped_text() {
+        // The rule file's `job=~"\\Qprom.theus\\E"`: Go quotes the text.
+        let s = selectors(r#"up{job=~"\\Qprom.theus\\E"} > 1"#).unwrap();
+        assert_eq!(s[0].selector, r#"up{job=~"prom\\.theus"}"#);
+        assert_eq!(s[0].role, Role::Blocking);
+        let raw = selectors(r#"up{job=~`a|\Qb.c\E|d`}"#).unwrap();
+        assert_eq!(raw[0].matchers[0].1, r#"job=~"a|b\\.c|d""#);
+        // Unterminated: quoted to the end, as Go does.
+        assert!(selectors(r#"up{job=~"\\Qx.y"}"#).is_ok());
+        // Not a quoting problem: still an error.
+        assert!(selectors(r#"up{job=~"\\Qx\\E("}"#).is_err());
     }
 
     #[test]

@@ -639,7 +639,10 @@ fn validate_settings_of_a_target() {
     .unwrap();
     let t = load_target(&path, "t", &Default::default()).unwrap();
     assert_eq!(t.validate.lookback, Duration::from_secs(7200));
-    assert_eq!(t.validate.required_labels, ["namespace", "team"]);
+    assert_eq!(
+        t.validate.required_labels.keys().collect::<Vec<_>>(),
+        ["namespace", "team"]
+    );
     assert_eq!(t.validate.expected_receivers.len(), 1);
     assert_eq!(
         t.validate.expected_receivers[0].receiver,

@@ -80,7 +80,28 @@ const DEFECTS: &str = r#"
         annotations:
           runbook_url: "docs/runbook.md#x"
       - alert: GoRegexQuoting
-        expr: up{job=~"\\Qprometheus\\E"} > 1
+        expr: up{job=~"\\Qfleet\\E"} > 1
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
+      # scalar() of nothing is NaN, and NaN != 0 holds: this fires.
+      - alert: ScalarOfNothing
+        expr: nats_consumer_num_pending - scalar(no_such_metric_total) != 0
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
+  - name: truly-blocked
+    rules:
+      - alert: EveryAlternativeEmpty
+        expr: rate(ghost_a_total[1m]) > 0 or rate(ghost_b_total[1m]) > 0
+        labels:
+          namespace: daedalus
+        annotations:
+          runbook_url: "docs/runbook.md#x"
+      - alert: WeekAgo
+        expr: nats_consumer_num_pending offset 1w > 100
         labels:
           namespace: daedalus
         annotations:
@@ -120,9 +141,9 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     assert!(wait_for_first_scrape(&prom, Duration::from_secs(30)).await);
 
     let rules = alerting_rules(&prom).await.unwrap();
-    assert_eq!(rules.len(), STRUCTURAL_ALERTS.len() + 10);
+    assert_eq!(rules.len(), STRUCTURAL_ALERTS.len() + 13);
     let policy = Policy {
-        required_labels: vec!["namespace".into()],
+        required_labels: vec![("namespace".into(), Severity::Error)],
         ..Policy::default()
     };
     let findings = audit_rules(&prom, &rules, &policy, chrono::Utc::now())
@@ -186,17 +207,44 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     let (sev, check, _) = only(&findings, "NoRunbook");
     assert_eq!((sev, check), (Severity::Error, Check::RunbookUrl));
 
-    for alert in ["UnlessRightSide", "OrVectorZero", "OrZeroTimesAbsent"] {
+    // Go's \Q...\E quoting is analysed (as the text it quotes), and
+    // nothing here can block its rule.
+    for alert in [
+        "UnlessRightSide",
+        "OrVectorZero",
+        "OrZeroTimesAbsent",
+        "GoRegexQuoting",
+        "ScalarOfNothing",
+    ] {
         assert_eq!(
             findings_for(&findings, alert),
             Vec::<&Finding>::new(),
             "{alert}"
         );
     }
-    // Prometheus runs it; firedrill's parser does not: not analysed, not an error.
-    let (sev, check, detail) = only(&findings, "GoRegexQuoting");
-    assert_eq!((sev, check), (Severity::Info, Check::RuleHealth));
-    assert!(detail.starts_with("not analysed"), "{detail}");
+    let all_empty = findings_for(&findings, "EveryAlternativeEmpty");
+    assert_eq!(all_empty.len(), 1, "{all_empty:#?}");
+    assert_eq!(
+        (all_empty[0].severity, all_empty[0].check),
+        (Severity::Error, Check::SelectorSeries)
+    );
+    assert_eq!(
+        all_empty[0].selector.as_deref(),
+        Some("ghost_a_total or ghost_b_total")
+    );
+    assert!(
+        all_empty[0].detail.contains("every alternative"),
+        "{}",
+        all_empty[0].detail
+    );
+    // Checked as written: the metric has series now, but none a week ago.
+    let week = findings_for(&findings, "WeekAgo");
+    assert_eq!(week.len(), 1, "{week:#?}");
+    assert_eq!(week[0].severity, Severity::Error);
+    assert_eq!(
+        week[0].selector.as_deref(),
+        Some("nats_consumer_num_pending offset 1w")
+    );
 }
 
 #[test]
@@ -239,4 +287,100 @@ fn unreachable_prometheus_exits_three() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("unreachable"), "{stderr}");
+}
+
+/// A firedrill.toml with one remote target `t` whose validate table is
+/// `validate`; the exit code and stderr of `firedrill validate --target t`.
+fn validate_with(validate: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("firedrill.toml");
+    std::fs::write(
+        &config,
+        format!("[targets.t]\nnamespace = \"d\"\nnats_url = \"nats://127.0.0.1:9\"\nprometheus_url = \"http://127.0.0.1:9\"\n\n[targets.t.validate]\n{validate}\n"),
+    )
+    .unwrap();
+    let out = Command::cargo_bin("firedrill")
+        .unwrap()
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["validate", "--target", "t", "--reports-dir"])
+        .arg(dir.path().join("reports"))
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_validate_policies_name_file_line_key_and_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        // A label-less entry would match every alert.
+        (
+            r#"expected_receivers = [{ receiver = "pager" }]"#,
+            "targets.t.validate.expected_receivers[0]",
+            "names no label, so it would apply to every alert",
+        ),
+        // Malformed entries: not serde's "did not match any variant".
+        (
+            r#"expected_receivers = [{ namespace = 1, receiver = "pager" }]"#,
+            "targets.t.validate.expected_receivers[0]",
+            "{ namespace = \"team-a\", receiver = \"team-a-pager\" }",
+        ),
+        (
+            r#"expected_receivers = "pager""#,
+            "targets.t.validate.expected_receivers",
+            "a list of tables such as",
+        ),
+        (
+            r#"required_annotations = { summary = "sometimes" }"#,
+            "targets.t.validate.required_annotations.summary",
+            "expected one of: error, warning, off",
+        ),
+        (
+            r#"absent_labels = ["alertname"]"#,
+            "targets.t.validate.absent_labels[0]",
+            "requiring it checks nothing",
+        ),
+    ];
+    for (toml, key, fix) in cases {
+        let (code, stderr) = validate_with(toml);
+        assert_eq!(code, Some(2), "{toml}: {stderr}");
+        assert!(
+            stderr.contains(&format!("firedrill.toml:7: {key}")),
+            "{toml}: {stderr}"
+        );
+        assert!(stderr.contains(fix), "{toml}: {stderr}");
+        assert!(!stderr.contains("untagged"), "{toml}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{toml}: {stderr}");
+    }
+}
+
+#[test]
+fn the_report_counts_the_findings_it_leaves_out_and_says_where_they_are() {
+    use firedrill::report::model::Report;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/reports/validate-awesome-prometheus-alerts.json");
+    let mut r: Report = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    // 1,500 distinct details (1,500 rows), two rules each: 3,000 findings.
+    r.validation = (0..3000)
+        .map(|i| Finding {
+            subject: format!("Alert{i}"),
+            severity: Severity::Warning,
+            check: Check::SelectorSeries,
+            detail: format!("detail {}", i / 2),
+            selector: None,
+            file: Some("/rules/a.yml".into()),
+            group: Some("g".into()),
+        })
+        .collect();
+    let md = firedrill::report::markdown::render(&r);
+    assert!(
+        md.contains("… and 1000 more selector-series findings (500 rows) not shown here: report.json holds all 3000 of them"),
+        "{}",
+        &md[md.len().saturating_sub(3000)..]
+    );
 }

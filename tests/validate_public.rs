@@ -174,3 +174,119 @@ async fn public_rule_sets_have_no_false_never_fires() {
             .as_deref()
             .is_some_and(|s| s.starts_with("ALERTS"))));
 }
+
+/// A front for a real Prometheus that passes every request through but
+/// holds each instant query after the first `pass` for good: a Prometheus
+/// that hangs mid-audit. `held` turns true once one is held.
+async fn hanging_front(
+    upstream: String,
+    pass: usize,
+) -> (String, tokio::sync::watch::Receiver<bool>) {
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Front {
+        upstream: String,
+        pass: usize,
+        seen: AtomicUsize,
+        held: tokio::sync::watch::Sender<bool>,
+        http: reqwest::Client,
+    }
+    async fn pass_or_hold(State(f): State<Arc<Front>>, req: Request) -> axum::response::Response {
+        if req.uri().path() == "/api/v1/query" && f.seen.fetch_add(1, Ordering::SeqCst) >= f.pass {
+            f.held.send_replace(true);
+            std::future::pending::<()>().await;
+        }
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let resp = f
+            .http
+            .get(format!("{}{pq}", f.upstream))
+            .send()
+            .await
+            .unwrap();
+        let status = axum::http::StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let body = resp.bytes().await.unwrap();
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let front = Arc::new(Front {
+        upstream,
+        pass,
+        seen: AtomicUsize::new(0),
+        held: tx,
+        http: reqwest::Client::new(),
+    });
+    let app = axum::Router::new().fallback(pass_or_hold).with_state(front);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_audit_writes_what_was_audited_and_exits_4() {
+    let (_prom, url) = start_prometheus().await;
+    let (front, mut held) = hanging_front(url, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("firedrill.toml");
+    std::fs::write(
+        &config,
+        format!("[targets.t]\nnamespace = \"d\"\nnats_url = \"nats://127.0.0.1:9\"\nprometheus_url = \"{front}\"\n[targets.t.variables]\nstream = \"S\"\n"),
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let stderr = dir.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["validate", "--target", "t", "--reports-dir"])
+        .arg(&reports)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let reached = tokio::time::timeout(Duration::from_secs(120), held.wait_for(|h| *h)).await;
+    assert!(
+        reached.is_ok(),
+        "the audit never reached a held query; exit {:?}, stderr: {}",
+        child.try_wait().unwrap(),
+        std::fs::read_to_string(&stderr).unwrap()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let code = crate::common::run::wait(&mut child, Duration::from_secs(60));
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(code, Some(4), "{err}");
+    let report = crate::common::run::report_json(&reports);
+    assert_eq!(report["interrupted"], true);
+    let total = alerting_rule_count();
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("rule audit interrupted by SIGTERM")
+            && errors.contains(&format!("of {total} alerting rules fully audited")),
+        "{errors}"
+    );
+    let findings = report["validation"].as_array().unwrap();
+    let not_checked = findings
+        .iter()
+        .filter(|f| f["detail"].as_str().unwrap().starts_with("not checked"))
+        .count();
+    // Selectors still waiting are named as such; the rest was decided.
+    assert!(not_checked > 0, "{findings:#?}");
+    assert!(findings.len() > not_checked, "{findings:#?}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+}

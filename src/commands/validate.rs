@@ -9,6 +9,7 @@ use crate::exit::ExitCode;
 use crate::local::{wait_for_first_scrape, LocalEnv};
 use crate::report::model::{AlertRoute, Check, Finding, Severity};
 use crate::signals::shutdown_signal;
+use crate::validate::Stopped;
 use chrono::Utc;
 use std::time::Duration;
 
@@ -34,13 +35,7 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
         };
         let live = Live::of(&plan.target, Some(&env));
         let info = live.target_info(&plan.target);
-        let audited = tokio::select! {
-            a = audit_live(&live, &plan, true) => a,
-            sig = shutdown_signal() => {
-                env.shutdown().await;
-                return Err(Error::Interrupted(sig));
-            }
-        };
+        let audited = audit_live(&live, &plan, true).await;
         rule_files = env.stack.rule_files.clone();
         env.shutdown().await;
         (info, audited)
@@ -49,18 +44,35 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
         let info = live.target_info(&plan.target);
         (info, audit_live(&live, &plan, false).await)
     };
-    let (findings, routes) = audited?;
+    let audited = audited?;
     let window = RunWindow {
         start,
         end: Utc::now(),
     };
     let mut report = new_report("validate", &crate::runinfo::new_run_id(start), info, window);
-    report.validation = findings;
-    report.routes = routes;
+    report.validation = audited.findings;
+    report.routes = audited.routes;
+    match &audited.stopped {
+        None => {}
+        Some(Stopped::Signal(sig)) => {
+            report.interrupted = true;
+            report.errors.push(format!(
+                "rule audit interrupted by {sig}: {} of {} alerting rules fully audited; the findings below are what was audited until then",
+                audited.done, audited.total
+            ));
+        }
+        Some(Stopped::Prometheus(e)) => report.errors.push(format!(
+            "rule audit stopped, Prometheus stopped answering: {e}; {} of {} alerting rules fully audited; the findings below are what was audited until then",
+            audited.done, audited.total
+        )),
+    }
     report.rename_rule_files(&rule_files);
     match crate::report::console::validation_table(&report) {
         Some(t) => println!("{t}"),
         None => println!("rule audit: no findings"),
+    }
+    for e in &report.errors {
+        eprintln!("{e}");
     }
     let dir = write_report(&mut report, &global.reports_dir)?;
     let errors = report
@@ -76,60 +88,100 @@ pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error
     Ok(exit_code_for(&report))
 }
 
+/// What `validate` audited, possibly cut short.
+struct AuditedLive {
+    findings: Vec<Finding>,
+    routes: Vec<AlertRoute>,
+    stopped: Option<Stopped>,
+    /// Alerting rules whose every question was answered, and all of them.
+    done: usize,
+    total: usize,
+}
+
 /// The rule audit, then the routing audit when there is an Alertmanager.
 /// Locally, waits for the fleet's first scrape first, so its metrics have
-/// series.
+/// series. A signal ends the rule audit with what was audited so far (the
+/// routing audit, which needs no query per rule, still runs).
 async fn audit_live(
     live: &Live,
     plan: &crate::spec::Plan,
     local: bool,
-) -> Result<(Vec<Finding>, Vec<AlertRoute>), Error> {
+) -> Result<AuditedLive, Error> {
     let prom = Prometheus::new(&live.prometheus);
-    let fleet = local && plan.target.fleet().is_some();
-    if fleet && !wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT).await {
-        tracing::warn!(
-            "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
-        );
+    if local && plan.target.fleet().is_some() {
+        let scraped = tokio::select! {
+            s = wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT) => s,
+            sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+        };
+        if !scraped {
+            tracing::warn!(
+                "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
+            );
+        }
     }
     let started = std::time::Instant::now();
-    let (mut findings, rules) = crate::validate::audit_loaded(&prom, plan, Utc::now()).await?;
+    let audited = crate::validate::audit_until(&prom, plan, Utc::now(), shutdown_signal()).await?;
+    let (mut findings, rules, stopped) = (audited.findings, audited.rules, audited.stopped);
     tracing::debug!(
         "rule audit: {} rules in {:?}",
         rules.len(),
         started.elapsed()
     );
+    let total = rules.len();
+    let not_done = crate::validate::not_fully_audited(&findings);
+    let done = total.saturating_sub(not_done);
     let mut routes = Vec::new();
     match &live.alertmanager {
-        Some(url) => {
+        Some(url) if !matches!(stopped, Some(Stopped::Signal(_))) => {
             let am = Alertmanager::new(url);
-            match crate::validate::audit_routing(&am, &rules, plan).await {
-                Ok((r, f)) => {
+            let routing = tokio::select! {
+                r = crate::validate::audit_routing(&am, &rules, plan) => Some(r),
+                _ = shutdown_signal() => None,
+            };
+            match routing {
+                Some(Ok((r, f))) => {
                     routes = r;
                     findings.extend(f);
                 }
                 // The rule audit stands on its own; say why routing is missing.
-                Err(e) => findings.push(Finding {
-                    subject: "alertmanager".into(),
-                    severity: Severity::Error,
-                    check: Check::Routing,
-                    detail: format!("the routing audit could not read the configuration: {e}"),
-                    selector: None,
-                    file: None,
-                    group: None,
-                }),
+                Some(Err(e)) => findings.push(routing_finding(format!(
+                    "the routing audit could not read the configuration: {e}"
+                ))),
+                None => {
+                    return Ok(AuditedLive {
+                        findings,
+                        routes,
+                        stopped: Some(Stopped::Signal("a signal")),
+                        done,
+                        total,
+                    })
+                }
             }
         }
-        None if !plan.target.validate.expected_receivers.is_empty() => findings.push(Finding {
-            subject: "alertmanager".into(),
-            severity: Severity::Error,
-            check: Check::Routing,
-            detail: "the target sets validate.expected_receivers but no alertmanager_url, so routing was not checked; add alertmanager_url".into(),
-            selector: None,
-            file: None,
-            group: None,
-        }),
+        Some(_) => {}
+        None if !plan.target.validate.expected_receivers.is_empty() => findings.push(routing_finding(
+            "the target sets validate.expected_receivers but no alertmanager_url, so routing was not checked; add alertmanager_url".into(),
+        )),
         None => {}
     }
     tracing::debug!("rule and routing audit done in {:?}", started.elapsed());
-    Ok((findings, routes))
+    Ok(AuditedLive {
+        findings,
+        routes,
+        stopped,
+        done,
+        total,
+    })
+}
+
+fn routing_finding(detail: String) -> Finding {
+    Finding {
+        subject: "alertmanager".into(),
+        severity: Severity::Error,
+        check: Check::Routing,
+        detail,
+        selector: None,
+        file: None,
+        group: None,
+    }
 }

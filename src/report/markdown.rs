@@ -968,14 +968,26 @@ fn rule_audit(s: &mut String, r: &Report) {
                 )
             })
             .collect();
+        // Rows are groups of findings: say how many findings are left out,
+        // not rows, and where they all are.
+        let shown = rows.len().min(md::ROWS_MAX);
         bounded_table(
             s,
             "| Rule (file › group › alert) | Severity | Detail | Selector |\n|---|---|---|---|",
-            &rows,
+            &rows[..shown],
             md::ROWS_OPEN,
             md::ROWS_MAX,
-            "findings",
+            "rows",
         );
+        if rows.len() > shown {
+            let left: usize = groups[shown..].iter().map(|(_, names)| names.len()).sum();
+            let _ = writeln!(
+                s,
+                "… and {left} more {check} findings ({} rows) not shown here: report.json holds all {} of them (`validation`, `\"check\": \"{check}\"`).\n",
+                rows.len() - shown,
+                c.total()
+            );
+        }
         s.push_str("</details>\n\n");
     }
 }

@@ -299,12 +299,17 @@ pub enum Check {
     RuleHealth,
     /// Every selector the rule reads has series.
     SelectorSeries,
-    /// A rule with an `absent()` leg carries a static `namespace` label.
-    AbsentNamespace,
+    /// A rule with an `absent()` leg carries, as static literals, the
+    /// labels the target asks of such rules (by default `namespace`).
+    #[serde(alias = "absent-namespace")]
+    AbsentLabel,
     /// The alert has a usable `runbook_url` annotation.
     RunbookUrl,
     /// The alert carries, as static literals, the labels the target requires.
     RequiredLabel,
+    /// The alert carries the annotations the target requires (other than
+    /// `runbook_url`, which has its own check).
+    RequiredAnnotation,
     /// An object-state gauge compared to zero has an `absent()` leg.
     AbsentGuard,
     /// The alert reaches the receiver the target expects in Alertmanager.
@@ -318,9 +323,10 @@ impl Check {
             Check::DrillAlert => "drill-alert",
             Check::RuleHealth => "rule-health",
             Check::SelectorSeries => "selector-series",
-            Check::AbsentNamespace => "absent-namespace",
+            Check::AbsentLabel => "absent-label",
             Check::RunbookUrl => "runbook-url",
             Check::RequiredLabel => "required-label",
+            Check::RequiredAnnotation => "required-annotation",
             Check::AbsentGuard => "absent-guard",
             Check::Routing => "routing",
         }

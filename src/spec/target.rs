@@ -90,17 +90,40 @@ pub struct ValidateSettings {
     /// How far back a selector may have had series and still count.
     pub lookback: Duration,
     /// Labels every alerting rule must carry as static literals (routing
-    /// matches on them).
-    pub required_labels: Vec<String>,
+    /// matches on them), each with how a rule without it is reported.
+    pub required_labels: BTreeMap<String, PolicyLevel>,
+    /// Annotations every alerting rule must carry, non-empty (by default
+    /// `runbook_url`, as an error).
+    pub required_annotations: BTreeMap<String, PolicyLevel>,
+    /// Labels a rule with an `absent()` leg must carry as static literals
+    /// (by default `namespace`, as an error): the series `absent()` makes
+    /// up has only the labels written in its selector, so a route that
+    /// matches on any other label never sees the alert unless the rule
+    /// sets it.
+    pub absent_labels: BTreeMap<String, PolicyLevel>,
     /// Where alerts with given static labels must be routed.
     pub expected_receivers: Vec<ExpectedReceiver>,
+}
+
+/// How a `[validate]` policy entry is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyLevel {
+    /// A finding of severity error (exit 1).
+    Error,
+    /// A finding of severity warning.
+    Warning,
+    /// Not checked.
+    Off,
 }
 
 impl Default for ValidateSettings {
     fn default() -> Self {
         ValidateSettings {
             lookback: Duration::from_secs(3600),
-            required_labels: Vec::new(),
+            required_labels: BTreeMap::new(),
+            required_annotations: [("runbook_url".to_string(), PolicyLevel::Error)].into(),
+            absent_labels: [("namespace".to_string(), PolicyLevel::Error)].into(),
             expected_receivers: Vec::new(),
         }
     }
@@ -388,16 +411,87 @@ struct RawValidate {
     #[serde(default)]
     lookback: Option<PositiveDuration>,
     #[serde(default)]
-    required_labels: Vec<LabelName>,
+    required_labels: Option<LevelTable<LabelName>>,
+    #[serde(default)]
+    required_annotations: Option<LevelTable<AnnotationName>>,
+    #[serde(default)]
+    absent_labels: Option<LevelTable<LabelName>>,
     #[serde(default)]
     expected_receivers: Option<OneOrMany>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `["a", "b"]` (each an error) or `{ a = "error", b = "warning", c = "off" }`.
+struct LevelTable<N>(Vec<(String, PolicyLevel)>, std::marker::PhantomData<N>);
+
+impl<'de, N: Deserialize<'de> + Into<String>> Deserialize<'de> for LevelTable<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<N>(std::marker::PhantomData<N>);
+        impl<'de, N: Deserialize<'de> + Into<String>> serde::de::Visitor<'de> for V<N> {
+            type Value = LevelTable<N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a list of names (each checked as an error), or a table of name = \"error\" | \"warning\" | \"off\"",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = a.next_element::<N>()? {
+                    out.push((n.into(), PolicyLevel::Error));
+                }
+                Ok(LevelTable(out, std::marker::PhantomData))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = a.next_key::<N>()? {
+                    let level = a.next_value::<PolicyLevel>()?;
+                    out.push((n.into(), level));
+                }
+                Ok(LevelTable(out, std::marker::PhantomData))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// `expected_receivers`: one inline table or a list of them.
 enum OneOrMany {
     One(RawExpectedReceiver),
     Many(Vec<RawExpectedReceiver>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a list of tables such as [{ namespace = \"team-a\", receiver = \"team-a-pager\" }]",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = a.next_element::<RawExpectedReceiver>()? {
+                    out.push(e);
+                }
+                Ok(OneOrMany::Many(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<OneOrMany, A::Error> {
+                RawExpectedReceiver::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(OneOrMany::One)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `{ namespace = "x", receiver = "r" }`: `receiver` and label equalities.
@@ -405,7 +499,12 @@ struct RawExpectedReceiver(ExpectedReceiver);
 
 impl<'de> Deserialize<'de> for RawExpectedReceiver {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut labels = BTreeMap::<String, String>::deserialize(d)?;
+        let mut labels = BTreeMap::<String, String>::deserialize(d).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "an expected_receivers entry is a table of label = \"value\" strings plus receiver = \"<name>\", e.g. {{ namespace = \"team-a\", receiver = \"team-a-pager\" }} ({})",
+                e.to_string().lines().next().unwrap_or_default()
+            ))
+        })?;
         let receiver = labels.remove("receiver").filter(|r| !r.is_empty()).ok_or_else(|| {
             serde::de::Error::custom(
                 "an expected_receivers entry needs `receiver = \"<Alertmanager receiver name>\"` next to the labels it applies to",
@@ -416,12 +515,23 @@ impl<'de> Deserialize<'de> for RawExpectedReceiver {
                 "invalid label name {bad:?} in expected_receivers (expected [a-zA-Z_][a-zA-Z0-9_]*)"
             )));
         }
+        if labels.is_empty() {
+            return Err(serde::de::Error::custom(format!(
+                "the expected_receivers entry for {receiver:?} names no label, so it would apply to every alert; add the static labels of the alerts that must reach it, e.g. {{ namespace = \"team-a\", receiver = {receiver:?} }}"
+            )));
+        }
         Ok(RawExpectedReceiver(ExpectedReceiver { labels, receiver }))
     }
 }
 
 /// A Prometheus label name.
 struct LabelName(String);
+
+impl From<LabelName> for String {
+    fn from(l: LabelName) -> String {
+        l.0
+    }
+}
 
 fn is_label_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -448,12 +558,45 @@ impl<'de> Deserialize<'de> for LabelName {
     }
 }
 
+/// An annotation name (any non-empty key; Prometheus requires label-name
+/// syntax for them too).
+struct AnnotationName(String);
+
+impl From<AnnotationName> for String {
+    fn from(a: AnnotationName) -> String {
+        a.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AnnotationName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !is_label_name(&s) {
+            return Err(serde::de::Error::custom(format!(
+                "invalid annotation name {s:?} (expected [a-zA-Z_][a-zA-Z0-9_]*, e.g. \"runbook_url\")"
+            )));
+        }
+        Ok(AnnotationName(s))
+    }
+}
+
 impl From<RawValidate> for ValidateSettings {
     fn from(v: RawValidate) -> Self {
         let d = ValidateSettings::default();
+        // Entries override the defaults; "off" drops one.
+        let merged = |mut base: BTreeMap<String, PolicyLevel>,
+                      given: Option<Vec<(String, PolicyLevel)>>| {
+            base.extend(given.unwrap_or_default());
+            base
+        };
         ValidateSettings {
             lookback: v.lookback.map(|l| l.0).unwrap_or(d.lookback),
-            required_labels: v.required_labels.into_iter().map(|l| l.0).collect(),
+            required_labels: merged(d.required_labels, v.required_labels.map(|t| t.0)),
+            required_annotations: merged(
+                d.required_annotations,
+                v.required_annotations.map(|t| t.0),
+            ),
+            absent_labels: merged(d.absent_labels, v.absent_labels.map(|t| t.0)),
             expected_receivers: match v.expected_receivers {
                 None => Vec::new(),
                 Some(OneOrMany::One(one)) => vec![one.0],

@@ -3,7 +3,7 @@
 //! of samples, never a series list), and what the answers mean.
 
 use crate::clients::prometheus::{PromError, QueryResult, Rule};
-use crate::promql::{selectors, zero_compared, Role, SelectorRef};
+use crate::promql::{selectors_of, zero_compared_of, Effect, Role, SelectorRef, Shape};
 use crate::report::model::{Check, Finding, Severity};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,13 +16,18 @@ pub struct AlertRule {
     pub rule: Rule,
 }
 
-/// What the target asks of every alerting rule.
+/// What the target asks of every alerting rule (see
+/// `spec::target::ValidateSettings`; entries set to "off" are left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// How far back a selector may have had series and still count.
     pub lookback: Duration,
     /// Labels every alerting rule must carry as static literals.
-    pub required_labels: Vec<String>,
+    pub required_labels: Vec<(String, Severity)>,
+    /// Annotations every alerting rule must carry, non-empty.
+    pub required_annotations: Vec<(String, Severity)>,
+    /// Labels a rule with an `absent()` leg must carry as static literals.
+    pub absent_labels: Vec<(String, Severity)>,
 }
 
 impl Default for Policy {
@@ -30,6 +35,8 @@ impl Default for Policy {
         Policy {
             lookback: Duration::from_secs(3600),
             required_labels: Vec::new(),
+            required_annotations: vec![("runbook_url".into(), Severity::Error)],
+            absent_labels: vec![("namespace".into(), Severity::Error)],
         }
     }
 }
@@ -61,16 +68,19 @@ pub enum Window {
     Lookback(Duration),
 }
 
-fn over(sel: &str, w: Window) -> String {
+/// `sel` (name and matchers) with its `@`/`offset` modifiers `mods`,
+/// read in `w`.
+fn over(sel: &str, mods: &str, w: Window) -> String {
     match w {
-        Window::Now => sel.to_string(),
-        Window::Lookback(lb) => format!("last_over_time({sel}[{}])", range(lb)),
+        Window::Now => format!("{sel}{mods}"),
+        Window::Lookback(lb) => format!("last_over_time({sel}[{}]{mods})", range(lb)),
     }
 }
 
-/// How many series `sel` has in `w`: one number (empty when none).
-pub fn count_query(sel: &str, w: Window) -> String {
-    format!("count({})", over(sel, w))
+/// How many series `sel` (with modifiers `mods`) has in `w`: one number
+/// (empty when none).
+pub fn count_query(sel: &str, mods: &str, w: Window) -> String {
+    format!("count({})", over(sel, mods, w))
 }
 
 /// `{__name__="metric"}`, plus `matcher` if any.
@@ -82,10 +92,10 @@ pub fn name_selector(metric: &str, matcher: Option<&str>) -> String {
 }
 
 /// The most common values of `label` on `metric` in `w`.
-pub fn values_query(metric: &str, label: &str, w: Window) -> String {
+pub fn values_query(metric: &str, label: &str, mods: &str, w: Window) -> String {
     format!(
         "topk({VALUES_SHOWN}, count by ({label}) ({}))",
-        over(&name_selector(metric, None), w)
+        over(&name_selector(metric, None), mods, w)
     )
 }
 
@@ -130,25 +140,54 @@ pub struct Analysis {
     /// The selectors to check, once each (`Blocking` before
     /// `FiresOnAbsence` for the same selector).
     pub checked: Vec<SelectorRef>,
+    /// Selectors none of which blocks alone but which, all empty at once,
+    /// leave the rule nothing to fire on (every alternative of an `or`),
+    /// once each.
+    pub together: Vec<SelectorRef>,
+    /// What decides the expression's emptiness.
+    pub shape: Shape,
     /// Selectors compared to zero as the alert's whole condition.
     pub zero_compared: Vec<SelectorRef>,
 }
 
 pub fn analyse(expr: &str) -> Analysis {
-    let refs = selectors(expr);
-    let mut checked: Vec<SelectorRef> = refs.clone().unwrap_or_default();
+    let ast = match crate::promql::parse(expr) {
+        Ok(ast) => ast,
+        Err(e) => {
+            return Analysis {
+                refs: Err(e),
+                checked: Vec::new(),
+                together: Vec::new(),
+                shape: Shape::Fine,
+                zero_compared: Vec::new(),
+            }
+        }
+    };
+    let shape = Shape::of(&ast);
+    let refs = selectors_of(&ast, &shape);
+    let mut checked: Vec<SelectorRef> = refs.clone();
     checked.retain(|r| r.role != Role::NotBlocking);
     checked.sort_by(|a, b| (a.role, &a.selector).cmp(&(b.role, &b.selector)));
     checked.dedup_by(|a, b| a.selector == b.selector && a.role == b.role);
-    let zero_compared = if refs.is_ok() {
-        zero_compared(expr)
-    } else {
-        Vec::new()
-    };
+    let mut together: Vec<SelectorRef> = refs
+        .iter()
+        .filter(|r| r.role == Role::NotBlocking && !r.in_absent)
+        .cloned()
+        .collect();
+    together.sort_by(|a, b| a.selector.cmp(&b.selector));
+    together.dedup_by(|a, b| a.selector == b.selector);
+    // Only worth asking about if all of them empty can empty the rule
+    // (never for `unless` right sides or `or vector(0)` fallbacks).
+    let names: Vec<&str> = together.iter().map(|r| r.selector.as_str()).collect();
+    if shape.effect(&|s| names.contains(&s)) != Effect::Empty {
+        together.clear();
+    }
     Analysis {
-        refs,
+        zero_compared: zero_compared_of(&ast),
+        refs: Ok(refs),
         checked,
-        zero_compared,
+        together,
+        shape,
     }
 }
 
@@ -156,16 +195,110 @@ pub fn analyse(expr: &str) -> Analysis {
 /// Ask them, add the answers, and call again until it returns nothing
 /// (at most [`MAX_ROUNDS`] rounds).
 pub fn questions(a: &Analysis, answers: &Answers, policy: &Policy) -> Vec<String> {
+    let lb = Window::Lookback(policy.lookback);
     let mut qs: Vec<String> = a
         .checked
         .iter()
         .filter_map(|r| resolve(r, answers, policy).err())
         .flatten()
+        .chain(
+            a.together
+                .iter()
+                .filter_map(|r| empty_over(r, answers, lb).err()),
+        )
         .filter(|q| !answers.contains_key(q))
         .collect();
     qs.sort();
     qs.dedup();
     qs
+}
+
+/// Metric names asked about in one query by [`names_queries`]: about 4 KB
+/// of URL, within what proxies in front of Prometheus accept (nginx: 8 KB).
+const NAMES_PER_QUERY: usize = 100;
+
+/// The metric names of every plain selector (no `@`/`offset`) the
+/// analyses check, once each, sorted.
+pub fn metric_names<'a>(analyses: impl IntoIterator<Item = &'a Analysis>) -> Vec<String> {
+    let mut names: Vec<String> = analyses
+        .into_iter()
+        .flat_map(|a| a.checked.iter().chain(&a.together))
+        .filter(|r| r.modifiers.is_empty())
+        .filter_map(|r| r.metric.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// One query per batch of `names` saying which have series in `w`
+/// (`count by (__name__) (...)`): what would otherwise be several
+/// questions per selector of a metric that is not there.
+pub fn names_queries(names: &[String], w: Window) -> Vec<String> {
+    names
+        .chunks(NAMES_PER_QUERY)
+        .map(|chunk| {
+            let re: Vec<String> = chunk.iter().map(|n| regex::escape(n)).collect();
+            let sel = format!("{{__name__=~{}}}", quote(&re.join("|")));
+            format!("count by (__name__) ({})", over(&sel, "", w))
+        })
+        .collect()
+}
+
+/// The names an answer to [`names_queries`] says have series; `None` if
+/// it cannot be read that way (a Prometheus that drops the name there).
+pub fn names_present(answer: &Answer) -> Option<Vec<String>> {
+    let samples = answer.as_ref().ok()?;
+    samples
+        .iter()
+        .map(|(labels, _)| labels.get("__name__").cloned())
+        .collect()
+}
+
+/// The answers [`resolve`] would otherwise ask for, known from which
+/// metric names have series now (`now`) and, of the others, over the
+/// lookback (`lookback`, `None` when unknown): a metric with no series
+/// answers every count of its plain selectors with nothing.
+pub fn prefilled<'a>(
+    analyses: impl IntoIterator<Item = &'a Analysis>,
+    names: &[String],
+    now: &[String],
+    lookback: Option<&[String]>,
+    policy: &Policy,
+) -> Answers {
+    let lb = Window::Lookback(policy.lookback);
+    let one = || Ok(vec![(BTreeMap::new(), 1.0)]);
+    let none = || Ok(Vec::new());
+    let mut out = Answers::new();
+    for n in names {
+        let sel = name_selector(n, None);
+        let present_now = now.contains(n);
+        out.insert(
+            count_query(&sel, "", Window::Now),
+            if present_now { one() } else { none() },
+        );
+        if let (false, Some(lbn)) = (present_now, lookback) {
+            out.insert(
+                count_query(&sel, "", lb),
+                if lbn.contains(n) { one() } else { none() },
+            );
+        }
+    }
+    for r in analyses
+        .into_iter()
+        .flat_map(|a| a.checked.iter().chain(&a.together))
+        .filter(|r| r.modifiers.is_empty())
+    {
+        let Some(m) = r.metric.as_ref() else { continue };
+        if !names.contains(m) || now.contains(m) {
+            continue;
+        }
+        out.insert(count_query(r.bare(), "", Window::Now), none());
+        if lookback.is_some_and(|lbn| !lbn.contains(m)) {
+            out.insert(count_query(r.bare(), "", lb), none());
+        }
+    }
+    out
 }
 
 /// The longest chain [`resolve`] asks along: now, lookback, name now,
@@ -197,12 +330,13 @@ fn resolve(
         .metric
         .as_deref()
         .is_some_and(|m| STATE_METRICS.contains(&m));
+    let mods = r.modifiers.as_str();
     if r.role == Role::FiresOnAbsence {
         let Some(m) = r.metric.as_deref() else {
             return Ok(None);
         };
         for w in [Window::Now, lb] {
-            let q = count_query(&name_selector(m, None), w);
+            let q = count_query(&name_selector(m, None), mods, w);
             match ask(q.clone())? {
                 Err(e) => return refused(q, e),
                 Ok(Some(_)) => return Ok(None),
@@ -219,13 +353,13 @@ fn resolve(
             ),
         )));
     }
-    let q = count_query(&r.selector, Window::Now);
+    let q = count_query(r.bare(), mods, Window::Now);
     match ask(q.clone())? {
         Err(e) => return refused(q, e),
         Ok(Some(_)) => return Ok(None),
         Ok(None) => {}
     }
-    let q = count_query(&r.selector, lb);
+    let q = count_query(r.bare(), mods, lb);
     match ask(q.clone())? {
         Err(e) => return refused(q, e),
         Ok(Some(_)) => {
@@ -256,7 +390,7 @@ fn resolve(
     // Where the metric has series: now, else somewhere in the lookback.
     let mut window = None;
     for w in [Window::Now, lb] {
-        let q = count_query(&name_selector(m, None), w);
+        let q = count_query(&name_selector(m, None), mods, w);
         match ask(q.clone())? {
             Err(e) => return refused(q, e),
             Ok(Some(_)) => {
@@ -278,7 +412,7 @@ fn resolve(
     let mut pending = Vec::new();
     let mut culprits = Vec::new();
     for (label, matcher) in &r.matchers {
-        let q = count_query(&name_selector(m, Some(matcher)), w);
+        let q = count_query(&name_selector(m, Some(matcher)), mods, w);
         match ask(q.clone()) {
             Err(more) => pending.extend(more),
             Ok(Err(e)) => return refused(q, e),
@@ -291,7 +425,7 @@ fn resolve(
     }
     let mut described = Vec::new();
     for (label, matcher) in culprits {
-        let vq = values_query(m, label, w);
+        let vq = values_query(m, label, mods, w);
         let seen = match answers.get(&vq) {
             None => {
                 pending.push(vq);
@@ -327,6 +461,38 @@ fn resolve(
     Ok(Some((Severity::Warning, detail)))
 }
 
+/// Whether `r` had no series now nor over the lookback `lb` (a refused
+/// query counts as "has series": nothing is claimed on it), or the query
+/// still to ask.
+fn empty_over(r: &SelectorRef, answers: &Answers, lb: Window) -> Result<bool, String> {
+    for w in [Window::Now, lb] {
+        let q = count_query(r.bare(), &r.modifiers, w);
+        match answers.get(&q) {
+            None => return Err(q),
+            Some(Ok(samples)) if samples.is_empty() => {}
+            Some(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// The alternatives of an `or` (none blocking alone) that are all empty
+/// over the lookback, when that leaves the rule nothing to fire on.
+fn empty_together<'a>(a: &'a Analysis, answers: &Answers, policy: &Policy) -> Vec<&'a SelectorRef> {
+    let lb = Window::Lookback(policy.lookback);
+    let empty: Vec<&SelectorRef> = a
+        .together
+        .iter()
+        .filter(|r| empty_over(r, answers, lb) == Ok(true))
+        .collect();
+    let names: Vec<&str> = empty.iter().map(|r| r.selector.as_str()).collect();
+    if !empty.is_empty() && a.shape.effect(&|s| names.contains(&s)) == Effect::Empty {
+        empty
+    } else {
+        Vec::new()
+    }
+}
+
 /// Every finding about one loaded alerting rule, given the answers to its
 /// [`questions`].
 pub fn classify_rule(
@@ -334,6 +500,19 @@ pub fn classify_rule(
     analysis: &Analysis,
     answers: &Answers,
     policy: &Policy,
+) -> Vec<Finding> {
+    classify_rule_with(ar, analysis, answers, policy, true)
+}
+
+/// [`classify_rule`]; with `complete` false (the audit stopped early), a
+/// selector whose questions were not all answered is an info finding
+/// "not checked" instead of an audit bug.
+pub fn classify_rule_with(
+    ar: &AlertRule,
+    analysis: &Analysis,
+    answers: &Answers,
+    policy: &Policy,
+    complete: bool,
 ) -> Vec<Finding> {
     let rule = &ar.rule;
     let mut out = Vec::new();
@@ -360,10 +539,10 @@ pub fn classify_rule(
         );
     }
     let mut missing_required = Vec::new();
-    for label in &policy.required_labels {
+    for (label, sev) in &policy.required_labels {
         if let Some(detail) = required_label_problem(rule, label) {
             missing_required.push(label.as_str());
-            push(Severity::Error, Check::RequiredLabel, detail, None);
+            push(*sev, Check::RequiredLabel, detail, None);
         }
     }
     match &analysis.refs {
@@ -380,15 +559,38 @@ pub fn classify_rule(
         Err(_) => {}
         Ok(refs) => {
             for r in &analysis.checked {
-                if let Some((sev, detail)) = selector_finding(r, answers, policy) {
+                if let Some((sev, detail)) = selector_finding(r, answers, policy, complete) {
                     push(sev, Check::SelectorSeries, detail, Some(r.selector.clone()));
                 }
             }
-            if refs.iter().any(|r| r.role == Role::FiresOnAbsence)
-                && !missing_required.contains(&"namespace")
-            {
-                if let Some(detail) = absent_namespace_problem(rule) {
-                    push(Severity::Error, Check::AbsentNamespace, detail, None);
+            let empty = empty_together(analysis, answers, policy);
+            if !empty.is_empty() {
+                let lookback = humantime::format_duration(policy.lookback);
+                let state = empty.iter().any(|r| {
+                    r.metric
+                        .as_deref()
+                        .is_some_and(|m| STATE_METRICS.contains(&m))
+                });
+                let list: Vec<&str> = empty.iter().map(|r| r.selector.as_str()).collect();
+                push(
+                    if state { Severity::Info } else { Severity::Error },
+                    Check::SelectorSeries,
+                    format!(
+                        "every alternative of the rule's `or` is empty: none of {} had series in the last {lookback}, so the rule silently never fires{}. Check these selectors against the exporters' /metrics",
+                        list.join(", "),
+                        if state { " (one is a state series, empty while nothing fires: normal then)" } else { "" }
+                    ),
+                    Some(list.join(" or ")),
+                );
+            }
+            if refs.iter().any(|r| r.role == Role::FiresOnAbsence) {
+                for (label, sev) in &policy.absent_labels {
+                    if missing_required.contains(&label.as_str()) {
+                        continue;
+                    }
+                    if let Some(detail) = absent_label_problem(rule, label) {
+                        push(*sev, Check::AbsentLabel, detail, None);
+                    }
                 }
             }
             for z in &analysis.zero_compared {
@@ -409,19 +611,45 @@ pub fn classify_rule(
             }
         }
     }
-    if let Some((sev, detail)) = runbook_problem(rule.annotations.get("runbook_url")) {
-        push(sev, Check::RunbookUrl, detail, None);
+    for (name, sev) in &policy.required_annotations {
+        let value = rule.annotations.get(name);
+        if name == "runbook_url" {
+            if let Some((found, detail)) = runbook_problem(value) {
+                // A runbook_url that is there but odd is at most a warning.
+                push((*sev).min(found), Check::RunbookUrl, detail, None);
+            }
+        } else if value.is_none_or(|v| v.trim().is_empty()) {
+            push(
+                *sev,
+                Check::RequiredAnnotation,
+                format!(
+                    "the alert has no `{name}` annotation, which the target requires on every alert. Add `{name}: <text>` under the rule's annotations"
+                ),
+                None,
+            );
+        }
     }
     out
 }
+
+/// How a selector's finding starts when the audit stopped before it was
+/// decided.
+pub const NOT_CHECKED: &str = "not checked";
 
 fn selector_finding(
     r: &SelectorRef,
     answers: &Answers,
     policy: &Policy,
+    complete: bool,
 ) -> Option<(Severity, String)> {
     match resolve(r, answers, policy) {
         Ok(f) => f,
+        Err(_) if !complete => Some((
+            Severity::Info,
+            format!(
+                "{NOT_CHECKED}: the audit stopped before Prometheus answered for this selector"
+            ),
+        )),
         Err(qs) => Some((
             Severity::Error,
             format!("no answer for {} (audit bug)", qs.join(", ")),
@@ -444,16 +672,16 @@ fn required_label_problem(rule: &Rule, label: &str) -> Option<String> {
     }
 }
 
-/// The series `absent()` synthesises carries only its inner selector's
-/// labels, so without a static `namespace` label on the rule an
-/// Alertmanager route that matches on namespace never sees it (CC2-1).
-fn absent_namespace_problem(rule: &Rule) -> Option<String> {
-    match rule.labels.get("namespace").map(String::as_str) {
-        None | Some("") => Some(
-            "the expression has an absent() leg but the rule has no static `namespace` label: the synthesised series escapes namespace-matched Alertmanager routes (CC2-1). Add `namespace: <release-ns>` under the rule's labels".into(),
-        ),
+/// The series `absent()` makes up carries only the labels written in its
+/// selector, so without `label` set as a literal on the rule an
+/// Alertmanager route that matches on it never sees the alert.
+fn absent_label_problem(rule: &Rule, label: &str) -> Option<String> {
+    match rule.labels.get(label).map(String::as_str) {
+        None | Some("") => Some(format!(
+            "the expression has an absent() leg but the rule has no static `{label}` label: the series absent() makes up carries only the labels written in its selector, so an Alertmanager route that matches on `{label}` never sees this alert. Add `{label}: <value>` under the rule's labels"
+        )),
         Some(v) if v.contains("{{") => Some(format!(
-            "the rule's `namespace` label is templated ({v:?}); on the absent() leg there is no source series to fill it from (CC2-1). Make it a literal namespace"
+            "the rule's `{label}` label is templated ({v:?}); when absent() fires there is no source series to fill it from, so the alert carries it empty. Make it a literal value"
         )),
         Some(_) => None,
     }

@@ -44,8 +44,8 @@ fn answer_all(r: &Rule, present: &[&str], policy: &Policy) -> Answers {
     for _ in 0..MAX_ROUNDS {
         for q in questions(&analyse(&r.query), &answers, policy) {
             let hit = present.iter().any(|p| {
-                q == count_query(p, Window::Now)
-                    || q == count_query(&name_selector(p, None), Window::Now)
+                q == count_query(p, "", Window::Now)
+                    || q == count_query(&name_selector(p, None), "", Window::Now)
             });
             let a = if hit {
                 vec![(Default::default(), 1.0)]
@@ -109,7 +109,7 @@ fn rules_and_series_answers_become_findings() {
             "absent without a static namespace label",
             rule("A", r#"absent(up{job="c"})"#, &[("severity", "page")], RB),
             &["up"],
-            vec![(Error, AbsentNamespace, None)],
+            vec![(Error, AbsentLabel, None)],
         ),
         (
             "absent with a templated namespace label",
@@ -120,7 +120,7 @@ fn rules_and_series_answers_become_findings() {
                 RB,
             ),
             &["up"],
-            vec![(Error, AbsentNamespace, None)],
+            vec![(Error, AbsentLabel, None)],
         ),
         (
             "no absent leg needs no namespace label",
@@ -217,6 +217,54 @@ fn rules_and_series_answers_become_findings() {
             &["kube_deployment_status_replicas_available"],
             vec![],
         ),
+        (
+            "scalar() of an empty selector is NaN, and NaN != 0 fires",
+            rule("A", "x - scalar(b) != 0", NS, RB),
+            &["x"],
+            vec![],
+        ),
+        (
+            "scalar() of an empty selector compared with > never fires",
+            rule("A", "x - scalar(b) > 0", NS, RB),
+            &["x", "b"],
+            vec![],
+        ),
+        (
+            "every alternative of an or empty: the rule never fires",
+            rule("A", "sum(a) > 0 or rate(b_total[5m]) > 0", NS, RB),
+            &[],
+            vec![(Error, SelectorSeries, sel("a or b_total"))],
+        ),
+        (
+            "one alternative of an or with series is enough",
+            rule("A", "sum(a) > 0 or rate(b_total[5m]) > 0", NS, RB),
+            &["b_total"],
+            vec![],
+        ),
+        (
+            "an or vector(0) fallback is never all empty",
+            rule("A", "(sum(a) or sum(b) or vector(0)) > 0", NS, RB),
+            &[],
+            vec![],
+        ),
+        (
+            "offset is checked as written: x now says nothing of x a week ago",
+            rule("A", "rate(x[5m] offset 1w) > 0", NS, RB),
+            &["x"],
+            vec![(Error, SelectorSeries, sel("x offset 1w"))],
+        ),
+        (
+            "Go's \\Q...\\E quoting is analysed as the text it quotes",
+            rule("A", r#"up{job=~"\\Qprometheus\\E"} > 1"#, NS, RB),
+            &[r#"up{job=~"prometheus"}"#],
+            vec![],
+        ),
+        (
+            "and its selector is checked",
+            rule("A", r#"up{job=~"\\Qprometheus\\E"} > 1"#, NS, RB),
+            &[],
+            vec![(Error, SelectorSeries, sel(r#"up{job=~"prometheus"}"#))],
+        ),
     ];
     for (what, r, present, want) in cases {
         assert_eq!(run(&r, present), want, "{what}");
@@ -230,7 +278,7 @@ fn unhealthy_rule_and_refused_query_are_errors() {
     r.last_error = Some("boom".into());
     let policy = Policy::default();
     let answers: Answers = [(
-        count_query(r#"x{a="b"}"#, Window::Now),
+        count_query(r#"x{a="b"}"#, "", Window::Now),
         Err("bad_data: nope".into()),
     )]
     .into();
@@ -274,7 +322,8 @@ fn the_detail_says_what_is_really_wrong() {
     };
     let now = Window::Now;
     let lbw = Window::Lookback(lb);
-    let name = |m: &str, matcher: Option<&str>, w| count_query(&name_selector(m, matcher), w);
+    let name = |m: &str, matcher: Option<&str>, w| count_query(&name_selector(m, matcher), "", w);
+    let count_query = |s: &str, w| count_query(s, "", w);
     // Metric never present: neither now nor over the lookback.
     let (sev, d) = detail(
         "ghost_metric > 0",
@@ -300,7 +349,7 @@ fn the_detail_says_what_is_really_wrong() {
             (name(m, Some(r#"job="api""#), now), vec![("", 4.0)]),
             (name(m, Some(r#"code="503""#), now), vec![]),
             (
-                values_query(m, "code", now),
+                values_query(m, "code", "", now),
                 vec![("code=200", 3.0), ("code=404", 1.0)],
             ),
         ],
@@ -327,7 +376,10 @@ fn the_detail_says_what_is_really_wrong() {
 #[test]
 fn required_labels_apply_to_every_alerting_rule() {
     let policy = Policy {
-        required_labels: vec!["namespace".into(), "team".into()],
+        required_labels: vec![
+            ("namespace".into(), Severity::Error),
+            ("team".into(), Severity::Error),
+        ],
         ..Policy::default()
     };
     let r = rule(
@@ -444,4 +496,86 @@ fn criterion_answers() {
     let f = criterion_not_checked("AC2", "sentinel.task_id");
     assert_eq!(f.severity, Severity::Info);
     assert!(f.detail.contains("{{sentinel.task_id}}"), "{}", f.detail);
+}
+
+#[test]
+fn the_policy_says_what_is_required_and_how_badly() {
+    let r = rule("A", r#"absent(up{job="c"})"#, &[("severity", "page")], None);
+    let run_with = |policy: &Policy| -> Got {
+        let answers = answer_all(&r, &["up"], policy);
+        classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, policy)
+            .into_iter()
+            .map(|f| (f.severity, f.check, f.selector))
+            .collect()
+    };
+    use Check::*;
+    use Severity::*;
+    // The defaults: runbook_url on every alert, namespace on absent() rules.
+    assert_eq!(
+        run_with(&Policy::default()),
+        vec![(Error, AbsentLabel, None), (Error, RunbookUrl, None)]
+    );
+    // Another team's: summary required as a warning, runbook off, team on
+    // absent() rules as a warning, namespace off.
+    let policy = Policy {
+        required_annotations: vec![("summary".into(), Warning)],
+        absent_labels: vec![("team".into(), Warning)],
+        ..Policy::default()
+    };
+    let got = run_with(&policy);
+    assert_eq!(
+        got,
+        vec![
+            (Warning, AbsentLabel, None),
+            (Warning, RequiredAnnotation, None)
+        ]
+    );
+    // A runbook_url that is there but odd stays a warning; when the
+    // target makes it a warning, a missing one is a warning too.
+    let policy = Policy {
+        required_annotations: vec![("runbook_url".into(), Warning)],
+        absent_labels: vec![],
+        ..Policy::default()
+    };
+    assert_eq!(run_with(&policy), vec![(Warning, RunbookUrl, None)]);
+    // Messages speak plainly: no internal ids.
+    let policy = Policy::default();
+    let answers = answer_all(&r, &["up"], &policy);
+    for f in classify_rule(&ar(r.clone()), &analyse(&r.query), &answers, &policy) {
+        assert!(!f.detail.contains("CC2"), "{}", f.detail);
+        assert!(!f.detail.to_lowercase().contains("seed"), "{}", f.detail);
+    }
+}
+
+#[test]
+fn a_metric_with_no_series_needs_no_question_per_selector() {
+    let policy = Policy::default();
+    let ghost = analyse(r#"rate(ghost_total{a="b"}[5m]) > 0 or ghost_total offset 1d > 0"#);
+    let up = analyse(r#"up{job="x"} > 0"#);
+    let names = metric_names([&ghost, &up]);
+    assert_eq!(names, ["ghost_total", "up"]);
+    let qs = names_queries(&names, Window::Now);
+    assert_eq!(
+        qs,
+        [r#"count by (__name__) ({__name__=~"ghost_total|up"})"#]
+    );
+    // Prometheus says: up has series now; ghost_total had none all along.
+    let now: Answer = Ok(vec![(
+        [("__name__".to_string(), "up".to_string())].into(),
+        3.0,
+    )]);
+    let now = names_present(&now).unwrap();
+    let answers = prefilled([&ghost, &up], &names, &now, Some(&[]), &policy);
+    // Only the selector with an offset is still asked about itself; the
+    // plain one is decided: its metric was never there.
+    let left = questions(&ghost, &answers, &policy);
+    assert!(left.iter().all(|q| q.contains("offset 1d")), "{left:?}");
+    assert!(!left.is_empty());
+    assert_eq!(
+        questions(&up, &answers, &policy),
+        [r#"count(up{job="x"})"#],
+        "up has series: its selector is asked as before"
+    );
+    // An answer without names (a Prometheus that drops them) is not read.
+    assert_eq!(names_present(&Ok(vec![(Default::default(), 1.0)])), None);
 }

@@ -13,12 +13,13 @@ pub mod routing;
 use crate::accept::runtime_vars;
 use crate::accept::verdict::render_query;
 use crate::clients::prometheus::{PromError, Prometheus};
-use crate::report::model::{Finding, RunWindow};
+use crate::report::model::{Finding, RunWindow, Severity};
+use crate::spec::target::PolicyLevel;
 use crate::spec::template::QueryRenderError;
 use crate::spec::{CriterionKind, Plan};
 use chrono::{DateTime, Utc};
 use classify::{answer_of, AlertRule, Answers, Policy};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use std::time::Duration;
 
 /// The `{{window}}` criteria queries are rendered with.
@@ -33,9 +34,23 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The rule-audit policy a plan's target asks for.
 pub fn policy(plan: &Plan) -> Policy {
     let v = &plan.target.validate;
+    let levels = |m: &std::collections::BTreeMap<String, PolicyLevel>| {
+        m.iter()
+            .filter_map(|(k, l)| {
+                let sev = match l {
+                    PolicyLevel::Error => Severity::Error,
+                    PolicyLevel::Warning => Severity::Warning,
+                    PolicyLevel::Off => return None,
+                };
+                Some((k.clone(), sev))
+            })
+            .collect()
+    };
     Policy {
         lookback: v.lookback,
-        required_labels: v.required_labels.clone(),
+        required_labels: levels(&v.required_labels),
+        required_annotations: levels(&v.required_annotations),
+        absent_labels: levels(&v.absent_labels),
     }
 }
 
@@ -45,17 +60,59 @@ pub async fn audit(
     plan: &Plan,
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
-    Ok(audit_loaded(prom, plan, now).await?.0)
+    let a = audit_until(prom, plan, now, std::future::pending()).await?;
+    match a.stopped {
+        Some(Stopped::Prometheus(e)) => Err(e),
+        _ => Ok(a.findings),
+    }
 }
 
-/// [`audit`], also returning the loaded alerting rules (for the routing audit).
-pub async fn audit_loaded(
+/// Why an audit ended before every question was answered.
+#[derive(Debug)]
+pub enum Stopped {
+    /// A signal (its name): the run is interrupted.
+    Signal(&'static str),
+    /// Prometheus stopped answering (unreachable, timed out) mid-audit.
+    Prometheus(PromError),
+}
+
+/// What an audit found, possibly before it was done.
+#[derive(Debug)]
+pub struct Audited {
+    /// The findings, for every rule: those whose questions were not all
+    /// answered say "not checked".
+    pub findings: Vec<Finding>,
+    /// The loaded alerting rules (for the routing audit).
+    pub rules: Vec<AlertRule>,
+    /// Set when the audit ended early.
+    pub stopped: Option<Stopped>,
+}
+
+/// [`audit`], ending early (with what was audited so far) when `stop`
+/// completes or Prometheus stops answering after the rules were read.
+/// An unreachable Prometheus before that is the error.
+pub async fn audit_until(
     prom: &Prometheus,
     plan: &Plan,
     now: DateTime<Utc>,
-) -> Result<(Vec<Finding>, Vec<AlertRule>), PromError> {
-    let mut out = audit_criteria(prom, plan, now).await?;
-    let rules = alerting_rules(prom).await?;
+    stop: impl std::future::Future<Output = &'static str>,
+) -> Result<Audited, PromError> {
+    let mut stop = std::pin::pin!(stop);
+    let before = async {
+        let out = audit_criteria(prom, plan, now).await?;
+        let rules = alerting_rules(prom).await?;
+        Ok::<_, PromError>((out, rules))
+    };
+    let (mut out, rules) = tokio::select! {
+        r = before => r?,
+        sig = &mut stop => {
+            return Ok(Audited {
+                findings: Vec::new(),
+                rules: Vec::new(),
+                stopped: Some(Stopped::Signal(sig)),
+            })
+        }
+    };
     let loaded: Vec<String> = rules.iter().map(|r| r.rule.name.clone()).collect();
     out.extend(classify::missing_drill_alerts(
         plan.drills
@@ -63,8 +120,13 @@ pub async fn audit_loaded(
             .map(|d| (d.name.as_str(), d.alert.as_str())),
         &loaded,
     ));
-    out.extend(audit_rules(prom, &rules, &policy(plan), now).await?);
-    Ok((out, rules))
+    let (findings, stopped) = audit_rules_until(prom, &rules, &policy(plan), now, stop).await;
+    out.extend(findings);
+    Ok(Audited {
+        findings: out,
+        rules,
+        stopped,
+    })
 }
 
 /// Every alerting rule Prometheus has loaded, in group order, with its
@@ -95,6 +157,23 @@ pub async fn audit_rules(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, PromError> {
+    match audit_rules_until(prom, rules, policy, now, std::future::pending()).await {
+        (_, Some(Stopped::Prometheus(e))) => Err(e),
+        (findings, _) => Ok(findings),
+    }
+}
+
+/// [`audit_rules`], ending early when `stop` completes or Prometheus
+/// stops answering: every answer received so far counts, and a selector
+/// still waiting for one is reported as not checked.
+pub async fn audit_rules_until(
+    prom: &Prometheus,
+    rules: &[AlertRule],
+    policy: &Policy,
+    now: DateTime<Utc>,
+    stop: impl std::future::Future<Output = &'static str>,
+) -> (Vec<Finding>, Option<Stopped>) {
+    let mut stop = std::pin::pin!(stop);
     // Parsed once per distinct expression: rule sets repeat expressions
     // across files and groups.
     let mut analyses: std::collections::HashMap<&str, classify::Analysis> =
@@ -106,7 +185,66 @@ pub async fn audit_rules(
     }
     let started = std::time::Instant::now();
     let mut answers = Answers::new();
-    for round in 0..classify::MAX_ROUNDS {
+    let mut stopped = None;
+    // Which metrics have series at all, a few hundred names per query:
+    // selectors of a metric that is not there need no question of their own.
+    let names = classify::metric_names(analyses.values());
+    let ask_names = |names: Vec<String>, w| {
+        let qs = classify::names_queries(&names, w);
+        async move {
+            let mut present = Vec::new();
+            for q in qs {
+                let a = answer_of(prom.query_bounded(&q, now, QUERY_TIMEOUT).await)?;
+                match classify::names_present(&a) {
+                    Some(p) => present.extend(p),
+                    None => return Ok(None),
+                }
+            }
+            Ok::<_, PromError>(Some(present))
+        }
+    };
+    let lb = classify::Window::Lookback(policy.lookback);
+    let prefill = async {
+        let Some(now_present) = ask_names(names.clone(), classify::Window::Now).await? else {
+            return Ok(None);
+        };
+        // Over the lookback (reads every sample in it) only for the names
+        // with no series now.
+        let gone: Vec<String> = names
+            .iter()
+            .filter(|n| !now_present.contains(n))
+            .cloned()
+            .collect();
+        let lookback = ask_names(gone, lb).await?;
+        Ok::<_, PromError>(Some((now_present, lookback)))
+    };
+    tokio::select! {
+        r = prefill => match r {
+            Ok(Some((now_present, lookback))) => answers.extend(classify::prefilled(
+                analyses.values(),
+                &names,
+                &now_present,
+                lookback.as_deref(),
+                policy,
+            )),
+            // Unreadable or refused (a proxy's URL limit, say): every
+            // selector is asked about on its own.
+            Ok(None) => {}
+            Err(e) => tracing::debug!("metric names lookup failed, asking per selector: {e}"),
+        },
+        sig = &mut stop => stopped = Some(Stopped::Signal(sig)),
+    }
+    tracing::debug!(
+        "rule audit: {} metric names looked up, {:?} since start",
+        names.len(),
+        started.elapsed()
+    );
+    let rounds = if stopped.is_some() {
+        0
+    } else {
+        classify::MAX_ROUNDS
+    };
+    'rounds: for round in 0..rounds {
         let mut qs: Vec<String> = analyses
             .values()
             .flat_map(|a| classify::questions(a, &answers, policy))
@@ -116,27 +254,64 @@ pub async fn audit_rules(
         if qs.is_empty() {
             break;
         }
-        let got: Vec<(String, classify::Answer)> = stream::iter(qs)
+        let asked = qs.len();
+        let mut got = stream::iter(qs)
             .map(|q| async move {
                 let a = answer_of(prom.query_bounded(&q, now, QUERY_TIMEOUT).await)?;
                 Ok::<_, PromError>((q, a))
             })
-            .buffer_unordered(CONCURRENT_QUERIES)
-            .try_collect()
-            .await?;
+            .buffer_unordered(CONCURRENT_QUERIES);
+        loop {
+            tokio::select! {
+                next = got.next() => match next {
+                    None => break,
+                    Some(Ok((q, a))) => {
+                        answers.insert(q, a);
+                    }
+                    Some(Err(e)) => {
+                        stopped = Some(Stopped::Prometheus(e));
+                        break 'rounds;
+                    }
+                },
+                sig = &mut stop => {
+                    stopped = Some(Stopped::Signal(sig));
+                    break 'rounds;
+                }
+            }
+        }
         tracing::debug!(
-            "rule audit round {round}: {} queries answered, {:?} since start",
-            got.len(),
+            "rule audit round {round}: {asked} queries answered, {:?} since start",
             started.elapsed()
         );
-        answers.extend(got);
     }
-    Ok(rules
+    let complete = stopped.is_none();
+    let findings = rules
         .iter()
         .flat_map(|r| {
-            classify::classify_rule(r, &analyses[r.rule.query.as_str()], &answers, policy)
+            classify::classify_rule_with(
+                r,
+                &analyses[r.rule.query.as_str()],
+                &answers,
+                policy,
+                complete,
+            )
         })
-        .collect())
+        .collect();
+    (findings, stopped)
+}
+
+/// How many distinct rules (file, group, alert) have a selector left "not
+/// checked" by an audit that stopped early.
+pub fn not_fully_audited(findings: &[Finding]) -> usize {
+    let mut rules: Vec<(&Option<String>, &Option<String>, &str)> = findings
+        .iter()
+        .filter(|f| f.check == crate::report::model::Check::SelectorSeries)
+        .filter(|f| f.detail.starts_with(classify::NOT_CHECKED))
+        .map(|f| (&f.file, &f.group, f.subject.as_str()))
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules.len()
 }
 
 /// Renders each PromQL criterion over the last 5 minutes and runs it now.
@@ -188,12 +363,13 @@ pub async fn audit_routing(
     crate::clients::alertmanager::AmError,
 > {
     let yaml = am.config_original().await?;
-    match routing::parse_config(&yaml) {
-        Ok(root) => Ok(routing::audit_routes(
-            &root,
-            rules,
-            &plan.target.validate.expected_receivers,
-        )),
+    match routing::parse_config_receivers(&yaml) {
+        Ok((root, defined)) => {
+            let expected = &plan.target.validate.expected_receivers;
+            let (routes, mut findings) = routing::audit_routes(&root, rules, expected);
+            findings.extend(routing::undefined_receivers(expected, &defined));
+            Ok((routes, findings))
+        }
         Err(e) => Ok((
             Vec::new(),
             vec![Finding {

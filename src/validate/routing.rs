@@ -31,6 +31,13 @@ pub enum RoutingError {
 #[derive(Deserialize)]
 struct RawConfig {
     route: Option<RawRoute>,
+    #[serde(default)]
+    receivers: Vec<RawReceiver>,
+}
+
+#[derive(Deserialize)]
+struct RawReceiver {
+    name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -110,9 +117,20 @@ pub struct Route {
 
 /// The route tree of an Alertmanager configuration.
 pub fn parse_config(yaml: &str) -> Result<Route, RoutingError> {
+    Ok(parse_config_receivers(yaml)?.0)
+}
+
+/// The route tree and the names of the receivers the configuration
+/// defines (`receivers[].name`).
+pub fn parse_config_receivers(yaml: &str) -> Result<(Route, Vec<String>), RoutingError> {
     let raw: RawConfig =
         serde_saphyr::from_str(yaml).map_err(|e| RoutingError::Yaml(e.to_string()))?;
-    let root = raw.route.ok_or(RoutingError::NoRoute)?;
+    let names = raw.receivers.into_iter().map(|r| r.name).collect();
+    Ok((parse_route(raw.route)?, names))
+}
+
+fn parse_route(route: Option<RawRoute>) -> Result<Route, RoutingError> {
+    let root = route.ok_or(RoutingError::NoRoute)?;
     let receiver = root
         .receiver
         .clone()
@@ -264,6 +282,45 @@ pub fn static_labels(rule: &AlertRule) -> (BTreeMap<String, String>, Vec<String>
     }
     labels.insert("alertname".into(), rule.rule.name.clone());
     (labels, templated)
+}
+
+/// `expected_receivers` entries naming a receiver the configuration does
+/// not define: no alert can ever reach it.
+pub fn undefined_receivers(expected: &[ExpectedReceiver], defined: &[String]) -> Vec<Finding> {
+    let mut named: Vec<&str> = defined.iter().map(String::as_str).collect();
+    named.sort_unstable();
+    named.dedup();
+    let mut shown = named
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if named.len() > 10 {
+        shown.push_str(&format!(", … ({} in all)", named.len()));
+    }
+    expected
+        .iter()
+        .filter(|e| !named.contains(&e.receiver.as_str()))
+        .map(|e| Finding {
+            subject: "expected_receivers".into(),
+            severity: Severity::Error,
+            check: Check::Routing,
+            detail: format!(
+                "the target expects alerts with {} at receiver {:?}, but Alertmanager's configuration defines no receiver of that name ({}), so no alert can reach it. Correct the name in the target's [validate] expected_receivers, or add the receiver to Alertmanager",
+                crate::model::format_labels(&e.labels),
+                e.receiver,
+                if named.is_empty() {
+                    "it defines none".to_string()
+                } else {
+                    format!("it defines: {shown}")
+                }
+            ),
+            selector: None,
+            file: None,
+            group: None,
+        })
+        .collect()
 }
 
 /// Each alert's receivers, and the findings: an alert that reaches only
@@ -432,6 +489,29 @@ route:
             findings[1].detail.contains("were not known: namespace"),
             "{}",
             findings[1].detail
+        );
+    }
+
+    #[test]
+    fn an_expected_receiver_the_configuration_lacks_is_named() {
+        let (_, defined) = parse_config_receivers(
+            "route:\n  receiver: default\nreceivers:\n- name: default\n- name: team-a-pager\n",
+        )
+        .unwrap();
+        assert_eq!(defined, ["default", "team-a-pager"]);
+        let expect = |r: &str| ExpectedReceiver {
+            labels: [("namespace".to_string(), "a".to_string())].into(),
+            receiver: r.into(),
+        };
+        assert!(undefined_receivers(&[expect("team-a-pager")], &defined).is_empty());
+        let f = undefined_receivers(&[expect("team-a-pagr")], &defined);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].detail.contains(r#"receiver "team-a-pagr""#)
+                && f[0].detail.contains("it defines: default, team-a-pager"),
+            "{}",
+            f[0].detail
         );
     }
 
