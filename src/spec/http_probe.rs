@@ -29,7 +29,7 @@ use super::load::toml_files;
 use super::source::SourceFile;
 use super::target::Target;
 use super::template;
-use super::value::{check_name, parse_url, Name, Ranged};
+use super::value::{parse_url, Name, Ranged};
 use crate::model::http_probe::{
     HttpExpect, HttpProbeConfig, TraceIdFrom, TASK_ID_VAR, TRACE_ID_VAR,
 };
@@ -137,24 +137,7 @@ pub fn load_http_probes(dir: &Path, target: &Target) -> Result<Vec<HttpProbeSpec
 
 fn build(file: &SourceFile, target: &Target) -> Result<HttpProbeSpec, SpecError> {
     let raw: RawHttpProbe = file.parse()?;
-    let name = match &raw.name {
-        Some(n) => n.get_ref().0.clone(),
-        None => {
-            let stem = file
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            check_name(&stem).map_err(|e| {
-                SpecError::file(
-                    SpecErrorKind::InvalidValue,
-                    &file.path,
-                    format!("the file name is not a usable probe name: {e} (rename the file or set name = \"...\")"),
-                )
-            })?;
-            stem
-        }
-    };
+    let (name, _) = super::probe::probe_name(file, raw.name.as_ref())?;
     // Target variables now; the per-request ones stay placeholders.
     let mut vars = target.vars();
     vars.insert("request.id".into(), TASK_ID_VAR.into());

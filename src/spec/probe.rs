@@ -119,7 +119,8 @@ fn load_files(files: &[SourceFile], target: &Target) -> Result<Vec<ProbeSpec>, S
     Ok(probes)
 }
 
-fn probe_name(
+/// A probe's name: its `name` key (and where it is), else its file stem.
+pub(crate) fn probe_name(
     file: &SourceFile,
     name: Option<&Spanned<Name>>,
 ) -> Result<(String, Option<Range<usize>>), SpecError> {
