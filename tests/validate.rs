@@ -245,6 +245,13 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
         week[0].selector.as_deref(),
         Some("nats_consumer_num_pending offset 1w")
     );
+    // ...and says so, rather than that the metric does not exist.
+    assert!(
+        week[0].detail.contains("at the time `offset 1w` asks for")
+            && !week[0].detail.contains("never present"),
+        "{}",
+        week[0].detail
+    );
 }
 
 #[test]

@@ -401,12 +401,19 @@ fn resolve(
         }
     }
     let Some(w) = window else {
-        return Ok(Some((
-            Severity::Error,
+        // With `offset`/`@` the question is about another time: the metric
+        // may well exist now.
+        let detail = if mods.trim().is_empty() {
             format!(
                 "metric {m} was never present in the last {lookback}, so the rule silently never fires. Check the metric name against the exporter's /metrics and that its scrape target is up"
-            ),
-        )));
+            )
+        } else {
+            format!(
+                "metric {m} had no series at the time `{}` asks for (over the {lookback} lookback moved by it), so the rule cannot fire until Prometheus holds data from then. Normal on a Prometheus younger than the offset; otherwise check the metric name",
+                mods.trim()
+            )
+        };
+        return Ok(Some((Severity::Error, detail)));
     };
     // Each matcher alone, all asked in one round.
     let mut pending = Vec::new();
@@ -711,6 +718,21 @@ pub fn runbook_problem(url: Option<&String>) -> Option<(Severity, String)> {
             format!("runbook_url {u:?} is neither an http(s) URL nor a path with an #anchor to the alert's section"),
         ))
     }
+}
+
+/// A Prometheus with no alerting rule loaded proves nothing: a
+/// `rule_files` typo or the wrong `prometheus_url` must not pass as "no
+/// findings".
+pub fn no_alerting_rules(loaded: usize) -> Option<Finding> {
+    (loaded == 0).then(|| Finding {
+        subject: "prometheus".into(),
+        severity: Severity::Error,
+        check: Check::RuleHealth,
+        detail: "Prometheus has no alerting rule loaded, so nothing was audited and no alert can fire. Check its rule_files (and `promtool check rules` on them) and that the target's prometheus_url is the Prometheus that evaluates your rules".into(),
+        selector: None,
+        file: None,
+        group: None,
+    })
 }
 
 /// Drills whose alert no loaded alerting rule defines.

@@ -579,3 +579,12 @@ fn a_metric_with_no_series_needs_no_question_per_selector() {
     // An answer without names (a Prometheus that drops them) is not read.
     assert_eq!(names_present(&Ok(vec![(Default::default(), 1.0)])), None);
 }
+
+#[test]
+fn no_alerting_rule_loaded_is_an_error_naming_the_fix() {
+    assert_eq!(no_alerting_rules(3), None);
+    let f = no_alerting_rules(0).expect("an empty Prometheus is a finding");
+    assert_eq!((f.severity, f.check), (Severity::Error, Check::RuleHealth));
+    assert!(f.detail.contains("rule_files"), "{}", f.detail);
+    assert!(f.detail.contains("prometheus_url"), "{}", f.detail);
+}

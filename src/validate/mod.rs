@@ -113,6 +113,7 @@ pub async fn audit_until(
             })
         }
     };
+    out.extend(classify::no_alerting_rules(rules.len()));
     let loaded: Vec<String> = rules.iter().map(|r| r.rule.name.clone()).collect();
     out.extend(classify::missing_drill_alerts(
         plan.drills
