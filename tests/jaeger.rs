@@ -55,21 +55,13 @@ async fn traces_read_from_jaeger_pass_and_a_dropped_context_is_named() {
 
     // Context dropped at session/prompt: those hops' spans start another
     // trace, so Jaeger's trace for the task lacks them.
-    env.fleet
-        .as_ref()
-        .unwrap()
-        .set_fault(FleetSwitch::DropTraceContext, true)
-        .await
-        .unwrap();
-    let out = run_probe(&client, &probe_config(&spec, Some(10), Some(10)), None)
-        .await
-        .unwrap();
-    env.fleet
-        .as_ref()
-        .unwrap()
-        .set_fault(FleetSwitch::DropTraceContext, false)
-        .await
-        .unwrap();
+    let out = crate::common::fleet::with_switch(
+        &env,
+        FleetSwitch::DropTraceContext,
+        run_probe(&client, &probe_config(&spec, Some(10), Some(10)), None),
+    )
+    .await
+    .unwrap();
     let (audits, errors) = audit_tasks(&tree, &out.tasks, &source, Duration::from_secs(3)).await;
     assert!(errors.is_empty(), "{errors:?}");
     let s = summarize("Jaeger", &tree, &audits, 0);

@@ -50,21 +50,13 @@ async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
 
     // Context dropped at session/prompt: every task names that hop (and its
     // child) missing, and the trace its spans escaped to.
-    env.fleet
-        .as_ref()
-        .unwrap()
-        .set_fault(FleetSwitch::DropTraceContext, true)
-        .await
-        .unwrap();
-    let out = run_probe(&client, &probe_config(&spec, Some(30), Some(30)), None)
-        .await
-        .unwrap();
-    env.fleet
-        .as_ref()
-        .unwrap()
-        .set_fault(FleetSwitch::DropTraceContext, false)
-        .await
-        .unwrap();
+    let out = crate::common::fleet::with_switch(
+        &env,
+        FleetSwitch::DropTraceContext,
+        run_probe(&client, &probe_config(&spec, Some(30), Some(30)), None),
+    )
+    .await
+    .unwrap();
     let (audits, _) = audit_tasks(&tree, &out.tasks, &source, Duration::from_secs(10)).await;
     let s = summarize("test", &tree, &audits, 0);
     assert_eq!((s.passed, s.failed), (0, 30));

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests. Each test binary uses a subset.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod grafana;
 pub mod jaeger;
 pub mod loki;
