@@ -713,7 +713,9 @@ fn worst_case_stays_bounded_and_renders_cleanly() {
         "grouped"
     );
     assert!(md.contains("<details><summary>"));
-    assert!(md.contains("more findings, not shown here: report.json holds all"));
+    assert!(
+        md.contains("findings (") && md.contains("rows) not shown here: report.json holds all")
+    );
     assert!(md.contains("40 times: Prometheus at http://127.0.0.1:9090 answered 503"));
     // The long graph URL is a short link, in the verdict table too.
     assert!(md.contains("see [graph](http://127.0.0.1:39090/graph?g0.expr="));

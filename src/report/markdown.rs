@@ -70,7 +70,9 @@ fn head(s: &mut String, r: &Report) {
         text(&r.target.name),
         text(&r.target.kind),
     );
-    let _ = writeln!(s, "| Namespace | {} |", cell_code(&r.target.namespace));
+    if !r.target.namespace.is_empty() {
+        let _ = writeln!(s, "| Namespace | {} |", cell_code(&r.target.namespace));
+    }
     let _ = writeln!(
         s,
         "| Window | {} → {} ({}) |",
