@@ -409,7 +409,7 @@ fn resolve(
             )
         } else {
             format!(
-                "metric {m} had no series at the time `{}` asks for (over the {lookback} lookback moved by it), so the rule cannot fire until Prometheus holds data from then. Normal on a Prometheus younger than the offset; otherwise check the metric name",
+                "metric {m} had no series at the time `{}` asks for (over the {lookback} lookback moved by it), so the rule never fires until Prometheus holds data from then. Normal on a Prometheus younger than the offset; otherwise check the metric name",
                 mods.trim()
             )
         };
