@@ -7,36 +7,20 @@ use crate::common::jaeger;
 use firedrill::clients::jaeger::JaegerClient;
 use firedrill::commands::probe_config;
 use firedrill::fleet::faults::FleetSwitch;
-use firedrill::local::LocalEnv;
 use firedrill::model::trace::Finding;
 use firedrill::model::Verdict;
 use firedrill::probe::run_probe;
 use firedrill::spec::builtin_trace_tree;
-use firedrill::spec::{builtin_local_target, builtin_probes, Vars};
 use firedrill::trace::collect::{audit_tasks, SpanSource};
-use firedrill::trace::receiver::OtlpReceiver;
 use firedrill::trace::summarize;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn traces_read_from_jaeger_pass_and_a_dropped_context_is_named() {
-    let target = builtin_local_target(&Vars::new()).expect("built-in target loads");
-    let spec = builtin_probes(&target).unwrap().remove(0);
-    let receiver = OtlpReceiver::start().await.unwrap();
-    let endpoint = receiver.endpoint();
-    let env = LocalEnv::start_with(&target, |cfg| {
-        cfg.cold_start = Duration::from_millis(2);
-        cfg.work = Duration::from_millis(1);
-        cfg.otlp_endpoint = Some(endpoint);
-    })
-    .await
-    .expect("local stack starts");
+    let (spec, receiver, env, client) = crate::common::fleet::traced_fleet().await;
     let store = receiver.store();
     let jaeger_url = jaeger::start(move |id| store.trace(id)).await;
     let source = SpanSource::Jaeger(JaegerClient::new(&jaeger_url));
-    let client = firedrill::clients::nats::connect(env.stack.nats_url.as_deref().unwrap(), None)
-        .await
-        .unwrap();
     let tree = builtin_trace_tree();
 
     let out = run_probe(&client, &probe_config(&spec, Some(40), Some(20)), None)

@@ -3,11 +3,9 @@
 
 use firedrill::commands::probe_config;
 use firedrill::fleet::faults::FleetSwitch;
-use firedrill::local::LocalEnv;
 use firedrill::model::trace::Finding;
 use firedrill::probe::run_probe;
 use firedrill::spec::builtin_trace_tree;
-use firedrill::spec::{builtin_local_target, builtin_probes, Vars};
 use firedrill::trace::collect::{audit_tasks, SpanSource};
 use firedrill::trace::receiver::OtlpReceiver;
 use firedrill::trace::summarize;
@@ -15,20 +13,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_tasks_pass_and_dropped_context_is_named() {
-    let target = builtin_local_target(&Vars::new()).expect("built-in target loads");
-    let spec = builtin_probes(&target).unwrap().remove(0);
-    let receiver = OtlpReceiver::start().await.unwrap();
-    let endpoint = receiver.endpoint();
-    let env = LocalEnv::start_with(&target, |cfg| {
-        cfg.cold_start = Duration::from_millis(2);
-        cfg.work = Duration::from_millis(1);
-        cfg.otlp_endpoint = Some(endpoint);
-    })
-    .await
-    .expect("local stack starts");
-    let client = firedrill::clients::nats::connect(env.stack.nats_url.as_deref().unwrap(), None)
-        .await
-        .unwrap();
+    let (spec, receiver, env, client) = crate::common::fleet::traced_fleet().await;
     let tree = builtin_trace_tree();
     let source = SpanSource::Local(receiver.store());
 
