@@ -267,6 +267,32 @@ fn merged_target(inputs: &[(String, Report)]) -> TargetInfo {
     }
 }
 
+/// Adds one input's histogram (`text`) to `acc`. An input with no samples
+/// (`empty`) may have none; any other input without one is refused.
+fn accumulate(
+    acc: &mut Option<Histogram<u64>>,
+    file: &str,
+    what: String,
+    text: Option<&str>,
+    empty: bool,
+) -> Result<(), MergeError> {
+    let h = match text {
+        Some(text) => decode(file, &what, text)?,
+        None if empty => return Ok(()),
+        None => {
+            return Err(MergeError::MissingHistogram {
+                file: file.to_string(),
+                what,
+            })
+        }
+    };
+    match acc {
+        Some(acc) => hdr::add(acc, &h),
+        None => *acc = Some(h),
+    }
+    Ok(())
+}
+
 fn decode(file: &str, what: &str, text: &str) -> Result<Histogram<u64>, MergeError> {
     hdr::decode(text).map_err(|e| MergeError::BadHistogram {
         file: file.to_string(),
@@ -304,20 +330,8 @@ fn merge_probe(parts: &[(&str, &ProbeResult)]) -> Result<ProbeResult, MergeError
     let mut hist: Option<Histogram<u64>> = None;
     for (file, p) in parts {
         let what = format!("probe {} ({})", p.outcome.name, p.outcome.agent_type);
-        let h = match &p.outcome.latency.histogram {
-            Some(text) => decode(file, &what, text)?,
-            None if p.outcome.latency.count == 0 => continue,
-            None => {
-                return Err(MergeError::MissingHistogram {
-                    file: file.to_string(),
-                    what,
-                })
-            }
-        };
-        match &mut hist {
-            Some(acc) => hdr::add(acc, &h),
-            None => hist = Some(h),
-        }
+        let text = p.outcome.latency.histogram.as_deref();
+        accumulate(&mut hist, file, what, text, p.outcome.latency.count == 0)?;
     }
     let outs: Vec<&ProbeOutcome> = parts.iter().map(|(_, p)| &p.outcome).collect();
     let first = outs[0];
@@ -379,20 +393,8 @@ fn merge_drill(parts: &[(&str, &Report, &DrillResult)]) -> Result<DrillResult, M
     let mut hist: Option<Histogram<u64>> = None;
     for (file, _, d) in parts {
         let what = format!("drill {}", d.name);
-        let h = match &d.time_to_fire_histogram {
-            Some(text) => decode(file, &what, text)?,
-            None if d.time_to_fire.is_none() => continue,
-            None => {
-                return Err(MergeError::MissingHistogram {
-                    file: file.to_string(),
-                    what,
-                })
-            }
-        };
-        match &mut hist {
-            Some(acc) => hdr::add(acc, &h),
-            None => hist = Some(h),
-        }
+        let text = d.time_to_fire_histogram.as_deref();
+        accumulate(&mut hist, file, what, text, d.time_to_fire.is_none())?;
     }
     let first = parts[0].2;
     let mut trials = Vec::new();
