@@ -427,7 +427,8 @@ pub struct RunArgs {
     #[arg(long, env = "FIREDRILL_EXTRA_WINDOW", value_parser = parse_duration, default_value = "0s")]
     pub extra_window: std::time::Duration,
     /// Wait this long after the probes before evaluating criteria, so
-    /// Prometheus has scraped the last samples (use >= 2 scrape intervals).
+    /// Prometheus has scraped the last samples (use >= 2 scrape intervals;
+    /// default 1s on the local stack, which scrapes every 500ms, else 30s).
     #[arg(long, env = "FIREDRILL_SETTLE", value_parser = parse_duration)]
     pub settle: Option<std::time::Duration>,
     /// Sentinels to send (overrides the probe spec).

@@ -70,33 +70,35 @@ impl LocalEnv {
                 render_local_rules(&vars)?,
             ));
         }
-        scrape_jobs.extend(scrape_jobs_for_fleet(fleet_spec, &addr));
+        let fleet_jobs = scrape_jobs_for_fleet(fleet_spec, &addr);
+        let healthy_jobs = fleet_jobs.iter().map(|j| j.job_name.clone()).collect();
+        scrape_jobs.extend(fleet_jobs);
         let opts = StackOptions {
             scrape_jobs,
             rules,
+            healthy_jobs,
             ..StackOptions::default()
         };
-        let stack = LocalStack::start(opts).await?;
-        let nats_url = stack.nats_url.clone().unwrap_or_default();
+        // The fleet starts while Prometheus waits for its first discovery
+        // tick, so that first scrape finds it serving; the stack opens
+        // only once it has been scraped successfully.
+        let starting = LocalStack::launch(opts).await?;
+        let nats_url = starting.nats_url().unwrap_or_default().to_string();
         let mut cfg = fleet_config(
             fleet_spec,
             target.namespace.as_deref().unwrap_or_default(),
             &nats_url,
         );
         adjust(&mut cfg);
-        let fleet = match Fleet::start(cfg, listener).await {
-            Ok(fleet) => fleet,
+        // A failure drops `starting`, which kills the children.
+        let fleet = Fleet::start(cfg, listener).await?;
+        let stack = match starting.ready().await {
+            Ok(stack) => stack,
             Err(e) => {
-                let _ = stack.shutdown().await;
+                fleet.shutdown().await;
                 return Err(e.into());
             }
         };
-        // The stack only waited for Prometheus to *try* the fleet (it was not
-        // up yet); drills' preflight and criteria need its series in the TSDB.
-        let prom = crate::clients::prometheus::Prometheus::new(&stack.prometheus_url);
-        if !wait_for_first_scrape(&prom, Duration::from_secs(15)).await {
-            tracing::warn!("Prometheus has not scraped the fleet successfully within 15 s");
-        }
         Ok(LocalEnv {
             stack,
             fleet: Some(fleet),

@@ -269,8 +269,10 @@ async fn body(
     }
     report.probes = probe_results(outcomes);
 
+    // Local: two scrape intervals, so every target has had one whole
+    // scrape that started after the last sentinel.
     let settle = opts.settle.unwrap_or(if plan.target.is_local() {
-        Duration::from_secs(3)
+        crate::stack::StackOptions::default().scrape_interval * 2
     } else {
         Duration::from_secs(30)
     });

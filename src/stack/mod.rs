@@ -40,9 +40,12 @@ const LOG_TAIL_LINES: usize = 20;
 const WIRING_POLL: Duration = Duration::from_millis(100);
 /// A reload re-parses every rule; generous next to the readiness polls.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Opening the stack waits for one evaluation of each rule group that runs
+/// at least this often; a slower group (its own `interval:`) would hold
+/// the start for its whole interval.
+const EVALUATION_WAIT_LIMIT: Duration = Duration::from_secs(5);
 /// Where the rule files go, relative to the stack's dir; Prometheus reads
-/// `rules/*.yml`, which matches nothing until the rules are written (see
-/// `start`).
+/// `rules/*.yml`.
 const RULES_DIR: &str = "rules";
 
 /// One extra Prometheus scrape job (the fleet, an OTel collector stand-in...).
@@ -63,6 +66,10 @@ pub struct StackOptions {
     pub rules: Vec<(String, String)>,
     /// Start nats-server (with JetStream) too.
     pub nats: bool,
+    /// Jobs whose every target must have answered a scrape (health `up`)
+    /// before the stack opens, e.g. the fleet, whose metrics the rules'
+    /// `absent()` legs watch. Other jobs only need to have been tried.
+    pub healthy_jobs: Vec<String>,
     /// Per step: how long each child may take to answer its readiness
     /// endpoint, and how long Prometheus may take to find the
     /// Alertmanager and scrape every job once.
@@ -77,9 +84,10 @@ impl Default for StackOptions {
             scrape_jobs: Vec::new(),
             rules: Vec::new(),
             nats: true,
+            healthy_jobs: Vec::new(),
             startup_timeout: Duration::from_secs(20),
-            scrape_interval: Duration::from_secs(1),
-            evaluation_interval: Duration::from_secs(1),
+            scrape_interval: Duration::from_millis(500),
+            evaluation_interval: Duration::from_millis(500),
         }
     }
 }
@@ -184,6 +192,12 @@ pub enum StackError {
     )]
     RulesRejected { detail: String, log_tail: String },
 
+    #[error(
+        "alertmanager did not take its config when the stack opened ({detail}). Last lines of its log:\n{log_tail}\n\
+         This is firedrill's generated config: report it as a firedrill bug, with the log"
+    )]
+    AlertmanagerReload { detail: String, log_tail: String },
+
     #[error("firedrill's webhook receiver could not {what}: {source}. Check that 127.0.0.1 is available to bind")]
     Webhook {
         what: &'static str,
@@ -244,13 +258,25 @@ impl std::fmt::Debug for LocalStack {
 }
 
 impl LocalStack {
-    /// Starts nats-server and alertmanager (together), then prometheus.
-    /// Returns once all three answer their readiness endpoints *and*
-    /// Prometheus has found the Alertmanager, scraped every job once and
-    /// loaded `opts.rules_yaml`, so an alert that fires from now on is
-    /// delivered. Takes about 10 s: two of Prometheus' 5 s discovery ticks,
-    /// one before the rules are loaded and one after (see below).
+    /// Starts the stack and returns once it is open: [`LocalStack::launch`]
+    /// then [`StartingStack::ready`]. About 6 s, one of Prometheus' 5 s
+    /// discovery ticks.
     pub async fn start(opts: StackOptions) -> Result<LocalStack, StackError> {
+        Self::launch(opts).await?.ready().await
+    }
+
+    /// Starts nats-server, alertmanager and prometheus together, with the
+    /// rules and the Alertmanager already in the first configuration
+    /// Prometheus reads (a reload would empty its Alertmanager list until
+    /// the next 5 s discovery tick). Returns once each child answers its
+    /// readiness endpoint, well before Prometheus has scraped anything:
+    /// start what the scrape jobs point at (the fleet) and then call
+    /// [`StartingStack::ready`].
+    ///
+    /// Until the stack is open, Alertmanager routes every alert to a
+    /// receiver with no integration: an `absent()` leg is true until the
+    /// first scrape, and whatever it fires then must reach nobody.
+    pub async fn launch(opts: StackOptions) -> Result<StartingStack, StackError> {
         config::validate(&opts)?;
         // Find every binary before starting anything, so a missing one
         // costs nothing and names all it needs.
@@ -261,6 +287,11 @@ impl LocalStack {
         };
         let am_bin = binaries::find(Tool::Alertmanager)?;
         let prom_bin = binaries::find(Tool::Prometheus)?;
+        let promtool = if opts.rules.is_empty() {
+            None
+        } else {
+            Some(binaries::find(Tool::Promtool)?)
+        };
 
         // Dirs left by stacks whose firedrill was SIGKILLed.
         stale::sweep(&std::env::temp_dir());
@@ -289,19 +320,35 @@ impl LocalStack {
             .build()
             .map_err(StackError::HttpClient)?;
 
-        // Checked before anything starts; written once Prometheus has
-        // looked at every target (see below).
+        // In place before Prometheus reads its first configuration, and
+        // checked by promtool while the children start (a rejection wins
+        // over whatever Prometheus makes of the same file).
         let rules_dir = dir_path.join(RULES_DIR);
-        let rule_files = rules::stage(&opts.rules, &dir_path.join("rules-check"))?;
-        let rule_names: Vec<(String, String)> = rule_files
-            .iter()
+        let staged = rules::stage(&opts.rules, &dir_path.join("rules-check"))?;
+        for (name, text) in staged.files() {
+            write_file(&rules_dir.join(name), text)?;
+        }
+        let rule_names: Vec<(String, String)> = staged
+            .files()
             .zip(&opts.rules)
             .map(|((staged, _), (name, _))| {
                 (rules_dir.join(staged).display().to_string(), name.clone())
             })
             .collect();
+        let check = async {
+            match promtool {
+                Some(promtool) => tokio::task::spawn_blocking(move || staged.check(&promtool))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StackError::InvalidOptions(format!(
+                            "the rules check did not finish: {e}"
+                        )))
+                    }),
+                None => Ok(()),
+            }
+        };
         let am_config_path = dir_path.join("alertmanager.yml");
-        write_file(&am_config_path, &config::alertmanager_yml(&webhook.url))?;
+        write_file(&am_config_path, &config::alertmanager_yml(None))?;
 
         let launcher = Launcher {
             dir: &dir_path,
@@ -309,14 +356,16 @@ impl LocalStack {
             timeout: opts.startup_timeout,
         };
 
-        // nats-server and alertmanager do not depend on each other, so they
-        // start together; a failure of one drops (kills) the other.
+        // Prometheus' first discovery tick comes 5 s after it starts, so it
+        // starts at once, with the Alertmanager's port reserved for it.
+        let planned_am_port = process::free_ports(1)?;
+        let planned_am_addr = format!("127.0.0.1:{}", planned_am_port[0]);
         let nats = async {
             let Some(nats_bin) = &nats_bin else {
                 return Ok(None);
             };
             launcher
-                .start(Tool::NatsServer, nats_bin, 2, |ports| {
+                .start(Tool::NatsServer, nats_bin, 2, None, |ports| {
                     let (client, monitor) = (ports[0], ports[1]);
                     let args = vec![
                         "-js".into(),
@@ -335,101 +384,100 @@ impl LocalStack {
                 .await
                 .map(Some)
         };
-        let alertmanager = launcher.start(Tool::Alertmanager, &am_bin, 1, |ports| {
+        let alertmanager = launcher.start(
+            Tool::Alertmanager,
+            &am_bin,
+            1,
+            Some(planned_am_port),
+            |ports| {
+                let listen = format!("127.0.0.1:{}", ports[0]);
+                let args = vec![
+                    flag("--config.file=", &am_config_path),
+                    flag("--storage.path=", &dir_path.join("am")),
+                    format!("--web.listen-address={listen}").into(),
+                    format!("--web.external-url=http://{listen}/").into(),
+                    // Empty disables gossip: no cluster port, no mesh to wait for.
+                    "--cluster.listen-address=".into(),
+                ];
+                Ok((args, format!("http://{listen}/-/ready")))
+            },
+        );
+        let prom_config_path = dir_path.join("prometheus.yml");
+        let rules_glob = format!("{RULES_DIR}/*.yml");
+        let prometheus = launcher.start(Tool::Prometheus, &prom_bin, 1, None, |ports| {
             let listen = format!("127.0.0.1:{}", ports[0]);
+            // Regenerated per attempt: the self-scrape target is this port.
+            write_file(
+                &prom_config_path,
+                &config::prometheus_yml(&opts, &listen, &planned_am_addr, &rules_glob),
+            )?;
             let args = vec![
-                flag("--config.file=", &am_config_path),
-                flag("--storage.path=", &dir_path.join("am")),
+                flag("--config.file=", &prom_config_path),
+                flag("--storage.tsdb.path=", &dir_path.join("prom")),
                 format!("--web.listen-address={listen}").into(),
                 format!("--web.external-url=http://{listen}/").into(),
-                // Empty disables gossip: no cluster port, no mesh to wait for.
-                "--cluster.listen-address=".into(),
+                "--web.enable-lifecycle".into(),
+                "--storage.tsdb.retention.time=1d".into(),
+                // Resend firing alerts every second, like the rest of the
+                // time-scaled stack, so a send lost to a notifier that is
+                // being rebuilt costs a second rather than a minute.
+                "--rules.alert.resend-delay=1s".into(),
             ];
             Ok((args, format!("http://{listen}/-/ready")))
         });
-        let (nats, alertmanager) = tokio::join!(nats, alertmanager);
-        let (nats, (alertmanager, am_ports)) = match (nats, alertmanager) {
-            (Ok(n), Ok(a)) => (n, a),
-            (Err(e), _) | (_, Err(e)) => return Err(e),
-        };
+        let (check, nats, alertmanager, prometheus) =
+            tokio::join!(check, nats, alertmanager, prometheus);
+        // A failure of one drops (kills) the others.
+        check?;
+        let (nats, (alertmanager, am_ports), (mut prometheus, prom_ports)) =
+            match (nats, alertmanager, prometheus) {
+                (Ok(n), Ok(a), Ok(p)) => (n, a, p),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e),
+            };
+        let am_addr = format!("127.0.0.1:{}", am_ports[0]);
+        let prometheus_url = format!("http://127.0.0.1:{}", prom_ports[0]);
+        if am_addr != planned_am_addr {
+            // Alertmanager lost a port race and moved: point Prometheus at
+            // it. The reload costs one more discovery tick.
+            tracing::warn!(%planned_am_addr, %am_addr, "alertmanager moved ports; reloading prometheus");
+            write_file(
+                &prom_config_path,
+                &config::prometheus_yml(
+                    &opts,
+                    &format!("127.0.0.1:{}", prom_ports[0]),
+                    &am_addr,
+                    &rules_glob,
+                ),
+            )?;
+            reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
+        }
         let mut children = vec![alertmanager];
         let nats_url = nats.map(|(nats, ports)| {
             children.push(nats);
             format!("nats://127.0.0.1:{}", ports[0])
         });
-        let am_addr = format!("127.0.0.1:{}", am_ports[0]);
-
-        let prom_config_path = dir_path.join("prometheus.yml");
-        let (mut prometheus, prom_ports) = launcher
-            .start(Tool::Prometheus, &prom_bin, 1, |ports| {
-                let listen = format!("127.0.0.1:{}", ports[0]);
-                // Regenerated per attempt: the self-scrape target is this port.
-                write_file(
-                    &prom_config_path,
-                    &config::prometheus_yml(
-                        &opts,
-                        &listen,
-                        &am_addr,
-                        &format!("{RULES_DIR}/*.yml"),
-                    ),
-                )?;
-                let args = vec![
-                    flag("--config.file=", &prom_config_path),
-                    flag("--storage.tsdb.path=", &dir_path.join("prom")),
-                    format!("--web.listen-address={listen}").into(),
-                    format!("--web.external-url=http://{listen}/").into(),
-                    "--web.enable-lifecycle".into(),
-                    "--storage.tsdb.retention.time=1d".into(),
-                    // Resend firing alerts every second, like the rest of the
-                    // time-scaled stack, so a send lost to a notifier that is
-                    // being rebuilt costs a second rather than a minute.
-                    "--rules.alert.resend-delay=1s".into(),
-                ];
-                Ok((args, format!("http://{listen}/-/ready")))
-            })
-            .await?;
-        let prometheus_url = format!("http://127.0.0.1:{}", prom_ports[0]);
-
-        // Prometheus applies discovered targets, Alertmanagers included, on
-        // a fixed 5 s tick, so at /-/ready it neither scrapes nor can send
-        // alerts: an alert firing then is dropped and not resent for a
-        // minute, and absent() legs fire on a Prometheus that has not looked
-        // yet. So the rules are loaded only once the whole path is live.
-        let jobs: Vec<&str> = std::iter::once(config::SELF_JOB)
-            .chain(opts.scrape_jobs.iter().map(|j| j.job_name.as_str()))
-            .collect();
-        // A reload rebuilds the notifier with an empty Alertmanager set that
-        // is filled only at the next discovery tick (up to 5 s later); an
-        // alert firing in between would be dropped. So: wait, load the
-        // rules, and wait once more.
-        for load_rules in [true, false] {
-            wait_until_wired(
-                &http,
-                &mut prometheus,
-                &prometheus_url,
-                &am_addr,
-                &jobs,
-                opts.startup_timeout,
-            )
-            .await?;
-            if load_rules {
-                for (name, text) in &rule_files {
-                    write_file(&rules_dir.join(name), text)?;
-                }
-                reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
-            }
-        }
         children.push(prometheus);
 
-        Ok(LocalStack {
-            nats_url,
-            rule_files: rule_names,
-            prometheus_url,
-            alertmanager_url: format!("http://{am_addr}"),
-            webhook,
-            children,
-            dir_path,
-            dir: Some(dir),
+        let jobs = std::iter::once(config::SELF_JOB.to_string())
+            .chain(opts.scrape_jobs.iter().map(|j| j.job_name.clone()))
+            .collect();
+        Ok(StartingStack {
+            stack: LocalStack {
+                nats_url,
+                rule_files: rule_names,
+                prometheus_url,
+                alertmanager_url: format!("http://{am_addr}"),
+                webhook,
+                children,
+                dir_path,
+                dir: Some(dir),
+            },
+            http,
+            am_addr,
+            am_config_path,
+            jobs,
+            healthy_jobs: opts.healthy_jobs.clone(),
+            timeout: opts.startup_timeout,
         })
     }
 
@@ -511,6 +559,77 @@ impl Drop for LocalStack {
     }
 }
 
+/// A stack whose children are up but which is not open yet: see
+/// [`LocalStack::launch`]. Dropping it kills every child.
+pub struct StartingStack {
+    stack: LocalStack,
+    http: reqwest::Client,
+    am_addr: String,
+    am_config_path: PathBuf,
+    /// Every scrape job, the self-scrape included.
+    jobs: Vec<String>,
+    healthy_jobs: Vec<String>,
+    timeout: Duration,
+}
+
+impl StartingStack {
+    /// `nats://127.0.0.1:<port>`; `None` when started without NATS.
+    pub fn nats_url(&self) -> Option<&str> {
+        self.stack.nats_url.as_deref()
+    }
+
+    /// Opens the stack: waits until Prometheus has found the Alertmanager,
+    /// scraped every job once (the [`StackOptions::healthy_jobs`]
+    /// successfully) and evaluated every rule group after that scrape, so
+    /// an `absent()` leg has seen the data; then points Alertmanager's
+    /// route at firedrill's webhook. An alert firing from now on is
+    /// delivered; one that fired before the first scrape reached nobody.
+    pub async fn ready(mut self) -> Result<LocalStack, StackError> {
+        let prometheus_url = self.stack.prometheus_url.clone();
+        let prometheus = self
+            .stack
+            .children
+            .last_mut()
+            .expect("launch() puts prometheus last");
+        let jobs: Vec<&str> = self.jobs.iter().map(String::as_str).collect();
+        let healthy: Vec<&str> = self.healthy_jobs.iter().map(String::as_str).collect();
+        let scraped_by = wait_until_wired(
+            &self.http,
+            prometheus,
+            &prometheus_url,
+            &self.am_addr,
+            &jobs,
+            &healthy,
+            self.timeout,
+        )
+        .await?;
+        tracing::debug!(%scraped_by, "prometheus found the alertmanager and scraped every job");
+        if !self.stack.rule_files.is_empty() {
+            wait_for_evaluation(
+                &self.http,
+                prometheus,
+                &prometheus_url,
+                scraped_by,
+                self.timeout,
+            )
+            .await?;
+            tracing::debug!("every rule group evaluated after those scrapes");
+        }
+        write_file(
+            &self.am_config_path,
+            &config::alertmanager_yml(Some(&self.stack.webhook.url)),
+        )?;
+        let alertmanager = self
+            .stack
+            .children
+            .first_mut()
+            .expect("launch() puts alertmanager first");
+        reload_alertmanager(&self.http, alertmanager, &self.stack.alertmanager_url).await?;
+        tracing::debug!("stack open: alertmanager routes to the webhook");
+        Ok(self.stack)
+    }
+}
+
 /// Starts one kind of child with retries on bind races.
 struct Launcher<'a> {
     dir: &'a Path,
@@ -520,12 +639,15 @@ struct Launcher<'a> {
 
 impl Launcher<'_> {
     /// `args_for` builds the child's arguments and readiness URL from its
-    /// freshly reserved ports (called again on every attempt).
+    /// freshly reserved ports (called again on every attempt). The first
+    /// attempt uses `first_ports` when given (ports another child's
+    /// configuration already names).
     async fn start<F>(
         &self,
         tool: Tool,
         program: &Path,
         n_ports: usize,
+        mut first_ports: Option<Vec<u16>>,
         mut args_for: F,
     ) -> Result<(ManagedChild, Vec<u16>), StackError>
     where
@@ -537,7 +659,10 @@ impl Launcher<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let ports = process::free_ports(n_ports)?;
+            let ports = match first_ports.take() {
+                Some(ports) => ports,
+                None => process::free_ports(n_ports)?,
+            };
             let (args, ready_url) = args_for(&ports)?;
             let mut child = ManagedChild::spawn(tool, program, &args, &log_path, self.dir)?;
             match child.wait_ready(self.http, &ready_url, self.timeout).await {
@@ -591,15 +716,17 @@ impl Launcher<'_> {
 }
 
 /// Waits until Prometheus has an active Alertmanager at `am_addr` and has
-/// scraped every one of `jobs` at least once.
+/// scraped every one of `jobs` at least once (those in `healthy`
+/// successfully). Returns the time by which those scrapes were done.
 async fn wait_until_wired(
     http: &reqwest::Client,
     prometheus: &mut ManagedChild,
     prometheus_url: &str,
     am_addr: &str,
     jobs: &[&str],
+    healthy: &[&str],
     timeout: Duration,
-) -> Result<(), StackError> {
+) -> Result<chrono::DateTime<chrono::Utc>, StackError> {
     let ams_url = format!("{prometheus_url}/api/v1/alertmanagers");
     let targets_url = format!("{prometheus_url}/api/v1/targets?state=active");
     let deadline = tokio::time::Instant::now() + timeout;
@@ -607,40 +734,109 @@ async fn wait_until_wired(
         let am_ok = get_json(http, &ams_url)
             .await
             .is_some_and(|a| config::alertmanager_active(&a, am_addr));
-        let unscraped = match get_json(http, &targets_url).await {
-            Some(answer) => config::unscraped_jobs(&answer, jobs),
+        let answer = get_json(http, &targets_url).await;
+        let unscraped = match &answer {
+            Some(answer) => config::unscraped_jobs(answer, jobs, healthy),
             None => jobs.to_vec(),
         };
-        if am_ok && unscraped.is_empty() {
-            return Ok(());
+        if let (true, true, Some(answer)) = (am_ok, unscraped.is_empty(), &answer) {
+            return Ok(config::scrapes_done_by(answer));
         }
-        if let Some(status) = prometheus.exited() {
-            return Err(StackError::ChildExited {
-                name: prometheus.name(),
-                status: status.to_string(),
-                attempt: 1,
-                attempts: 1,
-                log_tail: prometheus.log_tail(LOG_TAIL_LINES),
-            });
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let (what, url) = if am_ok {
+        give_up_if(prometheus, deadline, timeout, || {
+            if am_ok {
                 (
                     format!("scrape job(s) {} even once", unscraped.join(", ")),
-                    targets_url,
+                    targets_url.clone(),
                 )
             } else {
-                (format!("discover the alertmanager at {am_addr}"), ams_url)
-            };
-            return Err(StackError::NotWired {
-                what,
-                url,
-                timeout,
-                log_tail: prometheus.log_tail(LOG_TAIL_LINES),
-            });
-        }
+                (
+                    format!("discover the alertmanager at {am_addr}"),
+                    ams_url.clone(),
+                )
+            }
+        })?;
         tokio::time::sleep(WIRING_POLL).await;
     }
+}
+
+/// Waits until every rule group that runs at least every
+/// [`EVALUATION_WAIT_LIMIT`] has started an evaluation after `after`.
+async fn wait_for_evaluation(
+    http: &reqwest::Client,
+    prometheus: &mut ManagedChild,
+    prometheus_url: &str,
+    after: chrono::DateTime<chrono::Utc>,
+    timeout: Duration,
+) -> Result<(), StackError> {
+    let rules_url = format!("{prometheus_url}/api/v1/rules");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if get_json(http, &rules_url)
+            .await
+            .is_some_and(|answer| config::evaluated_since(&answer, after, EVALUATION_WAIT_LIMIT))
+        {
+            return Ok(());
+        }
+        give_up_if(prometheus, deadline, timeout, || {
+            (
+                format!("evaluate every rule group after the first scrapes (done by {after})"),
+                rules_url.clone(),
+            )
+        })?;
+        tokio::time::sleep(WIRING_POLL).await;
+    }
+}
+
+/// The error that ends a wait on Prometheus: it exited, or `deadline`
+/// passed (`what` then names what never happened and the URL polled).
+fn give_up_if(
+    prometheus: &mut ManagedChild,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    what: impl FnOnce() -> (String, String),
+) -> Result<(), StackError> {
+    if let Some(status) = prometheus.exited() {
+        return Err(StackError::ChildExited {
+            name: prometheus.name(),
+            status: status.to_string(),
+            attempt: 1,
+            attempts: 1,
+            log_tail: prometheus.log_tail(LOG_TAIL_LINES),
+        });
+    }
+    if tokio::time::Instant::now() >= deadline {
+        let (what, url) = what();
+        return Err(StackError::NotWired {
+            what,
+            url,
+            timeout,
+            log_tail: prometheus.log_tail(LOG_TAIL_LINES),
+        });
+    }
+    Ok(())
+}
+
+/// Makes Alertmanager re-read its config; it answers once the new config
+/// is in force, with 500 if it was rejected.
+async fn reload_alertmanager(
+    http: &reqwest::Client,
+    alertmanager: &mut ManagedChild,
+    alertmanager_url: &str,
+) -> Result<(), StackError> {
+    let url = format!("{alertmanager_url}/-/reload");
+    let detail = match http.post(&url).timeout(RELOAD_TIMEOUT).send().await {
+        Ok(resp) if resp.status().is_success() => return Ok(()),
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            format!("POST {url} answered {status}: {}", body.trim())
+        }
+        Err(e) => format!("POST {url} failed: {e}"),
+    };
+    Err(StackError::AlertmanagerReload {
+        detail,
+        log_tail: alertmanager.log_tail(LOG_TAIL_LINES),
+    })
 }
 
 /// Makes Prometheus re-read its config and rules; it answers only once

@@ -55,22 +55,27 @@ pub fn render_rules(file: &str, text: &str, vars: &Vars) -> Result<String, Stack
     })
 }
 
-/// Writes `files` (name, contents) into `check_dir` under unique names
-/// (`<stem>.yml`, `NN-<stem>.yml` for a repeated stem), checks them all with `promtool check rules`, and returns
-/// them under those names. A file promtool rejects is named with its
-/// output; a missing promtool is [`StackError::MissingBinary`].
+/// Rule files written under `check_dir`, each under the name Prometheus
+/// will read it by; [`Staged::check`] runs promtool on them.
+pub struct Staged {
+    /// (the caller's name, the staged file name, the text, the staged path).
+    files: Vec<(String, String, String, std::path::PathBuf)>,
+}
+
+/// Writes each rendered rule file under `check_dir` with a file name of
+/// its own (the user's stem where unique, for readable findings).
 pub fn stage(
     files: &[(String, String)],
     check_dir: &std::path::Path,
-) -> Result<Vec<(String, String)>, StackError> {
+) -> Result<Staged, StackError> {
+    let mut staged = Staged { files: Vec::new() };
     if files.is_empty() {
-        return Ok(Vec::new());
+        return Ok(staged);
     }
     std::fs::create_dir_all(check_dir).map_err(|source| StackError::WriteFile {
         path: check_dir.to_path_buf(),
         source,
     })?;
-    let mut staged = Vec::new();
     for (i, (name, text)) in files.iter().enumerate() {
         let stem: String = std::path::Path::new(name)
             .file_stem()
@@ -85,11 +90,8 @@ pub fn stage(
                 }
             })
             .collect();
-        // The file's own name where it is unique: it shows in findings.
         let plain = format!("{stem}.yml");
-        let taken = staged
-            .iter()
-            .any(|(_, n, _, _): &(String, String, String, _)| *n == plain);
+        let taken = staged.files.iter().any(|(_, n, _, _)| *n == plain);
         let staged_name = if taken {
             format!("{i:02}-{stem}.yml")
         } else {
@@ -100,34 +102,47 @@ pub fn stage(
             path: path.clone(),
             source,
         })?;
-        staged.push((name.clone(), staged_name, text.clone(), path));
+        staged
+            .files
+            .push((name.clone(), staged_name, text.clone(), path));
     }
-    let promtool = super::binaries::find(super::Tool::Promtool)?;
-    for (name, _, _, path) in &staged {
-        let out = std::process::Command::new(&promtool)
-            .arg("check")
-            .arg("rules")
-            .arg(path)
-            .output()
-            .map_err(|e| StackError::RulesInvalid {
-                file: name.clone(),
-                output: format!("could not run {}: {e}", promtool.display()),
-            })?;
-        if !out.status.success() {
-            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-            output.push_str(&String::from_utf8_lossy(&out.stderr));
-            // promtool names the staged copy; the user knows the original.
-            let output = output.replace(&path.display().to_string(), name);
-            return Err(StackError::RulesInvalid {
-                file: name.clone(),
-                output: output.trim().to_string(),
-            });
+    Ok(staged)
+}
+
+impl Staged {
+    /// (staged file name, text) of each file.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files
+            .iter()
+            .map(|(_, staged, text, _)| (staged.as_str(), text.as_str()))
+    }
+
+    /// `promtool check rules` on each file (blocking); a rejection quotes
+    /// promtool with the caller's name for the file.
+    pub fn check(&self, promtool: &std::path::Path) -> Result<(), StackError> {
+        for (name, _, _, path) in &self.files {
+            let out = std::process::Command::new(&promtool)
+                .arg("check")
+                .arg("rules")
+                .arg(path)
+                .output()
+                .map_err(|e| StackError::RulesInvalid {
+                    file: name.clone(),
+                    output: format!("could not run {}: {e}", promtool.display()),
+                })?;
+            if !out.status.success() {
+                let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+                output.push_str(&String::from_utf8_lossy(&out.stderr));
+                // promtool names the staged copy; the user knows the original.
+                let output = output.replace(&path.display().to_string(), name);
+                return Err(StackError::RulesInvalid {
+                    file: name.clone(),
+                    output: output.trim().to_string(),
+                });
+            }
         }
+        Ok(())
     }
-    Ok(staged
-        .into_iter()
-        .map(|(_, staged_name, text, _)| (staged_name, text))
-        .collect())
 }
 
 #[cfg(test)]
