@@ -149,10 +149,9 @@ async fn stack_starts_wires_up_and_shuts_down_clean() {
     assert!(am_config.contains(&stack.webhook.url), "{am_config}");
 
     // Prometheus already sends alerts to this Alertmanager when start()
-    // returns: the rules reload empties the notifier's Alertmanager set
-    // until the next discovery tick, and an alert firing in that gap is
-    // dropped (and not resent for the default minute), so start() must
-    // wait for it. No polling here: that would hide exactly that gap.
+    // returns: it learns of it only at its first discovery tick, 5 s after
+    // it starts, and an alert firing before that is dropped, so start()
+    // must wait for it. No polling here: that would hide exactly that gap.
     let ams = get_json(
         &http,
         &format!("{}/api/v1/alertmanagers", stack.prometheus_url),
@@ -241,6 +240,97 @@ async fn stack_starts_wires_up_and_shuts_down_clean() {
         stopped_in < Duration::from_secs(6),
         "shutdown took {stopped_in:?}"
     );
+}
+
+/// A scrape target that answers 503 until `ready_at`, then serves
+/// `late_metric 1`.
+async fn late_target(ready_at: Instant) -> String {
+    let metrics = move || async move {
+        if Instant::now() < ready_at {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+        } else {
+            (axum::http::StatusCode::OK, "late_metric 1\n".to_string())
+        }
+    };
+    let app = axum::Router::new().route("/metrics", axum::routing::get(metrics));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// An `absent()` leg is true until its data is first scraped. The stack
+/// opens only once every healthy job has been scraped and every rule
+/// group has evaluated after that, and until then Alertmanager's route
+/// reaches nobody: what fired on missing data never reaches the webhook,
+/// what fires at rest for real does.
+#[tokio::test]
+async fn alerts_on_data_not_yet_scraped_reach_nobody() {
+    let _serial = SERIAL.lock().await;
+    let rules = r#"groups:
+  - name: opening
+    rules:
+      - alert: NotScrapedYet
+        expr: absent(late_metric)
+      - alert: FiringAtRest
+        expr: vector(1)
+"#;
+    // Serving only well after Prometheus' first discovery tick (5 s), so
+    // NotScrapedYet is firing while Alertmanager is already known.
+    let late = late_target(Instant::now() + Duration::from_secs(8)).await;
+    let stack = LocalStack::start(StackOptions {
+        rules: vec![("opening.yml".into(), rules.into())],
+        scrape_jobs: vec![stack::ScrapeJob {
+            job_name: "late".into(),
+            targets: vec![late],
+            metrics_path: "/metrics".into(),
+        }],
+        healthy_jobs: vec!["late".into()],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let http = http();
+    let prom = &stack.prometheus_url;
+
+    // It did fire, for seconds, with the Alertmanager known.
+    let history = get_json(
+        &http,
+        &format!("{prom}/api/v1/query?query=count_over_time(ALERTS%7Balertname%3D%22NotScrapedYet%22%2Calertstate%3D%22firing%22%7D%5B1m%5D)"),
+    )
+    .await;
+    let firing_samples: f64 = history["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        firing_samples >= 4.0,
+        "NotScrapedYet fired in {firing_samples} evaluations, so this test proves nothing: {history}"
+    );
+    // And it is over when start() returns.
+    let active = get_json(&http, &format!("{prom}/api/v1/alerts")).await;
+    let names: Vec<&str> = active["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["labels"]["alertname"].as_str())
+        .collect();
+    assert_eq!(names, vec!["FiringAtRest"], "{active}");
+
+    // The webhook hears FiringAtRest (group_wait 1 s) and nothing of
+    // NotScrapedYet, firing or resolved.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let received = stack.webhook.received();
+    let heard = |name: &str| {
+        received
+            .iter()
+            .flat_map(|n| &n.payload.alerts)
+            .filter(|a| a.alertname() == Some(name))
+            .count()
+    };
+    assert!(heard("FiringAtRest") > 0, "{received:?}");
+    assert_eq!(heard("NotScrapedYet"), 0, "{received:?}");
+    stack.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test]
