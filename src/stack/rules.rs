@@ -121,7 +121,7 @@ impl Staged {
     /// promtool with the caller's name for the file.
     pub fn check(&self, promtool: &std::path::Path) -> Result<(), StackError> {
         for (name, _, _, path) in &self.files {
-            let out = std::process::Command::new(&promtool)
+            let out = std::process::Command::new(promtool)
                 .arg("check")
                 .arg("rules")
                 .arg(path)
