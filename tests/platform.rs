@@ -216,6 +216,9 @@ async fn a_platform_without_nats_or_namespace_runs_from_its_own_specs() {
             break;
         }
     }
+    // The stack opens right after its first scrapes: give increase() the
+    // second sample it needs (scrapes every 500ms).
+    std::thread::sleep(Duration::from_millis(1500));
     let config = p.dir.path().join("firedrill.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(

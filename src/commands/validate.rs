@@ -6,15 +6,11 @@ use crate::cli::ValidateArgs;
 use crate::clients::alertmanager::Alertmanager;
 use crate::clients::prometheus::Prometheus;
 use crate::exit::ExitCode;
-use crate::local::{wait_for_first_scrape, LocalEnv};
+use crate::local::LocalEnv;
 use crate::report::model::{AlertRoute, Check, Finding, Severity};
 use crate::signals::shutdown_signal;
 use crate::validate::Stopped;
 use chrono::Utc;
-use std::time::Duration;
-
-/// How long the local stack may take to scrape the fleet once.
-const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(global: &Global, args: &ValidateArgs) -> Result<ExitCode, Error> {
     let plan = load_parts(
@@ -99,8 +95,8 @@ struct AuditedLive {
 }
 
 /// The rule audit, then the routing audit when there is an Alertmanager.
-/// Locally, waits for the fleet's first scrape first, so its metrics have
-/// series. A signal ends the rule audit with what was audited so far (the
+/// Locally, waits two scrape intervals first, so every series has the two
+/// samples rate() needs. A signal ends the rule audit with what was audited so far (the
 /// routing audit, which needs no query per rule, still runs).
 async fn audit_live(
     live: &Live,
@@ -108,15 +104,14 @@ async fn audit_live(
     local: bool,
 ) -> Result<AuditedLive, Error> {
     let prom = Prometheus::new(&live.prometheus);
-    if local && plan.target.fleet().is_some() {
-        let scraped = tokio::select! {
-            s = wait_for_first_scrape(&prom, FIRST_SCRAPE_TIMEOUT) => s,
+    if local {
+        // The local stack opens right after its first scrapes (the fleet's
+        // successful): two more scrape intervals give every series the
+        // second sample rate() and increase() need.
+        let wait = crate::stack::StackOptions::default().scrape_interval * 2;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
-        };
-        if !scraped {
-            tracing::warn!(
-                "Prometheus did not scrape the fleet within {FIRST_SCRAPE_TIMEOUT:?}; auditing anyway"
-            );
         }
     }
     let started = std::time::Instant::now();
