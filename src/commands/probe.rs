@@ -69,20 +69,9 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         } else {
             Some(live.nats(&plan.target, "a NATS probe").await?)
         };
-        for spec in http_specs.iter() {
-            let mut cfg = spec.config.clone();
-            if let Some(n) = args.count {
-                cfg.count = n;
-            }
-            if let Some(c) = args.concurrency {
-                cfg.concurrency = c;
-            }
-            let http = reqwest::Client::builder()
-                .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::Usage(format!("HTTP client: {e}")))?;
-            outcomes.push(crate::probe::http::run_http_probe(&cfg, &http).await);
-        }
+        outcomes.extend(
+            super::pipeline::run_http_probes(&http_specs, args.count, args.concurrency).await?,
+        );
         for spec in specs.iter().filter(|_| client.is_some()) {
             let client = client.as_ref().expect("connected for NATS probes");
             let cfg = probe_config(spec, args.count, args.concurrency);

@@ -98,6 +98,9 @@ pub struct Plan {
     pub probes: Vec<ProbeSpec>,
     /// `kind = "http"` probes from the same directory.
     pub http_probes: Vec<HttpProbeSpec>,
+    /// The probes directory that was read (its `trace-tree.toml`, if any,
+    /// is the expected span tree); `None` with the built-in probe.
+    pub probes_dir: Option<PathBuf>,
     pub criteria: Vec<Criterion>,
     pub drills: Vec<DrillSpec>,
     /// The `firedrill.toml` that was read, if any (the target itself may
@@ -108,6 +111,11 @@ pub struct Plan {
 impl Plan {
     pub fn probe(&self, name: &str) -> Option<&ProbeSpec> {
         self.probes.iter().find(|p| p.name == name)
+    }
+
+    /// The `kind = "http"` probe named `name`.
+    pub fn http_probe(&self, name: &str) -> Option<&HttpProbeSpec> {
+        self.http_probes.iter().find(|p| p.config.name == name)
     }
 
     pub fn drill(&self, name: &str) -> Option<&DrillSpec> {
@@ -153,7 +161,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         || target.dirs.acceptance.is_some()
         || target.dirs.drills.is_some();
     let default_path = |name: &str| (!own_specs).then(|| opts.default_path(name));
-    let (probes, http_probes) = if parts.probes || parts.drills {
+    let (probes, http_probes, probes_dir) = if parts.probes || parts.drills {
         match dir_to_load(
             explicit(&opts.probes_dir, &target.dirs.probes).as_deref(),
             default_path(PROBES_DIR),
@@ -162,12 +170,13 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
             Some(dir) => (
                 load_probes(&dir, &target)?,
                 load_http_probes(&dir, &target)?,
+                Some(dir),
             ),
-            None if target.has_nats() => (builtin_probes(&target)?, Vec::new()),
-            None => (Vec::new(), Vec::new()),
+            None if target.has_nats() => (builtin_probes(&target)?, Vec::new(), None),
+            None => (Vec::new(), Vec::new(), None),
         }
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), None)
     };
     if !target.has_nats() {
         if let Some(p) = probes.first() {
@@ -204,7 +213,14 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
             default_path(DRILLS_DIR),
             "drills",
         )? {
-            Some(dir) => load_drills(&dir, &target, &probes)?,
+            Some(dir) => {
+                let names: Vec<&str> = probes
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .chain(http_probes.iter().map(|p| p.config.name.as_str()))
+                    .collect();
+                load_drills(&dir, &target, &names)?
+            }
             None => Vec::new(),
         }
     } else {
@@ -216,6 +232,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         target,
         probes,
         http_probes,
+        probes_dir,
         criteria,
         drills,
         config_path,
