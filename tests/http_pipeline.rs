@@ -346,3 +346,47 @@ async fn trace_audit_of_an_untraced_service_names_the_missing_hop() {
     assert_eq!(audit["failed"], 3, "{out}");
     assert_eq!(audit["missing_by_hop"]["handle"], 3, "{out}");
 }
+
+/// `jaeger_url` and `loki_url` take the target's variables and `--var`;
+/// an unknown variable or a rendering that is no URL names the line.
+#[test]
+fn trace_and_log_urls_are_templated_with_the_target_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |toml: &str, vars: &[(&str, &str)]| {
+        std::fs::write(dir.path().join("firedrill.toml"), toml).unwrap();
+        let mut opts = firedrill::spec::LoadOptions::new("t");
+        opts.root = dir.path().to_path_buf();
+        opts.config = Some(dir.path().join("firedrill.toml"));
+        opts.parts = firedrill::spec::Parts::NONE;
+        opts.vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        firedrill::spec::load_plan(&opts)
+    };
+    let toml = "[targets.t]\nprometheus_url = \"http://127.0.0.1:9090/\"\njaeger_url = \"http://{{jaeger}}/\"\nloki_url = \"http://{{loki}}/loki/\"\n[targets.t.variables]\njaeger = \"127.0.0.1:16686\"\nloki = \"127.0.0.1:3100\"\n";
+    let plan = load(toml, &[("loki", "127.0.0.1:41000")]).unwrap();
+    assert_eq!(
+        plan.target.jaeger_url.unwrap().as_str(),
+        "http://127.0.0.1:16686/"
+    );
+    assert_eq!(
+        plan.target.loki_url.unwrap().as_str(),
+        "http://127.0.0.1:41000/loki/"
+    );
+    let err = load(&toml.replace("{{jaeger}}", "{{jaegr}}"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("firedrill.toml:3: targets.t.jaeger_url: unknown template variable {{jaegr}}"),
+        "{err}"
+    );
+    let err = load(toml, &[("loki", "loki host")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("firedrill.toml:4: targets.t.loki_url: invalid URL")
+            && err.contains("rendered from \"http://{{loki}}/loki/\""),
+        "{err}"
+    );
+}

@@ -1040,7 +1040,7 @@ fn templated_url(
             let shown = if rendered == text {
                 String::new()
             } else {
-                format!(" (rendered as {rendered:?})")
+                format!(" (rendered from {text:?})")
             };
             file.error(
                 SpecErrorKind::InvalidValue,
