@@ -357,39 +357,76 @@ async fn firedrill_probe_to_a_closed_port_fails_every_request() {
 }
 
 #[tokio::test]
-async fn http_probe_spec_errors_name_the_key() {
-    for (bad, key, says) in [
+async fn http_probe_spec_errors_name_the_line_and_key() {
+    // (line 5, the [expect] lines from line 7, what stderr must say)
+    for (line5, expect, says) in [
         (
+            "",
             "json_pointer = \"status\"",
-            "expect.json_pointer",
-            "is not a JSON pointer",
+            "gateway.toml:7: expect.json_pointer: \"status\" is not a JSON pointer",
         ),
         (
+            "",
             "trace_id_header = \"traceparent\"\ntrace_id_pointer = \"/t\"",
-            "expect.trace_id_pointer",
-            "keep trace_id_header or trace_id_pointer",
+            "gateway.toml:8: expect.trace_id_pointer: the trace id comes back in one place",
         ),
-        ("status = [99]", "status", ""),
+        (
+            "",
+            "json_value = 1",
+            "gateway.toml:7: expect.json_pointer: json_value is compared",
+        ),
+        (
+            "",
+            "trace_id_header = \"trace id\"",
+            "gateway.toml:7: expect.trace_id_header: \"trace id\" is not a valid header name",
+        ),
+        ("", "status = [99]", "gateway.toml:7"),
+        (
+            "headers = { \"bad header\" = \"x\" }",
+            "",
+            "gateway.toml:5: headers.bad header: \"bad header\" is not a valid header name",
+        ),
+        (
+            "headers = { traceparent = \"x\" }",
+            "",
+            "gateway.toml:5: headers.traceparent: the probe sends a fresh traceparent",
+        ),
+        (
+            "headers = { x-id = \"{{nope}}\" }",
+            "",
+            "gateway.toml:5: headers.x-id: unknown template variable {{nope}}",
+        ),
+        (
+            "headers = { x-id = \"a\\nb\" }",
+            "",
+            "gateway.toml:5: headers.x-id: \"a\\nb\" is not a valid header value",
+        ),
+        (
+            "body = \"{{nope}}\"",
+            "",
+            "gateway.toml:5: body: unknown template variable {{nope}}",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "kind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ncount = 1\ntimeout = \"1s\"\n[expect]\n{bad}\n"
+            "kind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ncount = 1\ntimeout = \"1s\"\n{line5}\n[expect]\n{expect}\n"
         );
         write_plan(dir.path(), &text);
         let (code, stderr) = firedrill_probe(dir.path()).await;
-        assert_eq!(code, 2, "{bad}: {stderr}");
-        assert!(stderr.contains("gateway.toml"), "{stderr}");
-        assert!(stderr.contains(key), "{key}: {stderr}");
-        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert_eq!(code, 2, "{text}: {stderr}");
+        assert!(stderr.contains(says), "{says}\n{stderr}");
     }
     let dir = tempfile::tempdir().unwrap();
     write_plan(
         dir.path(),
-        "kind = \"grpc\"\nurl = \"http://x\"\ncount = 1\ntimeout = \"1s\"\n",
+        "url = \"http://x\"\nkind = \"grpc\"\ncount = 1\ntimeout = \"1s\"\n",
     );
     let (code, stderr) = firedrill_probe(dir.path()).await;
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("unknown probe kind \"grpc\""), "{stderr}");
+    assert!(
+        stderr.contains("gateway.toml:2: kind: unknown probe kind \"grpc\""),
+        "{stderr}"
+    );
 }
 
 #[test]
