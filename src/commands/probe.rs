@@ -8,6 +8,10 @@ use crate::spec::http_probe::HttpProbeSpec;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
+    // The HTTP bench needs no spec: a URL (or its built-in service).
+    if let Some(url) = &args.bench_http {
+        return super::bench_http::run(global, args, url).await;
+    }
     let plan = load_parts(
         global,
         &args.target,

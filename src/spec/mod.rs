@@ -41,3 +41,4 @@ pub use target::{
 pub use template::Vars;
 pub use trace_tree::{builtin_trace_tree, load_trace_tree, parse_trace_tree, TREE_FILE};
 pub use value::is_env_var_name;
+pub(crate) use value::parse_url;
