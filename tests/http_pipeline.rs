@@ -390,3 +390,21 @@ fn trace_and_log_urls_are_templated_with_the_target_variables() {
         "{err}"
     );
 }
+
+/// A Jaeger that cannot be read makes the run's trace audit an error
+/// (exit 3), not a pass and not a fail; the probe itself still passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_with_an_unreachable_jaeger_is_a_dependency_error() {
+    let mut s = setup(Mode::Healthy).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    s.jaeger = format!("http://{closed}");
+    let (code, out, report) = s.run(&["run", "--target", "web"]).await;
+    assert_eq!(code, Some(3), "{out}");
+    assert_eq!(report["verdict"], "error", "{out}");
+    assert_eq!(report["probes"][0]["verdict"], "pass", "{out}");
+    let errors = report["trace_audit"]["errors"].to_string();
+    assert!(errors.contains("unreachable"), "{errors}");
+}
