@@ -333,38 +333,47 @@ pub async fn run_drills(
     env.options.trials = mode.trials;
     env.options.parallel = mode.parallel;
     env.options.retry_serial = mode.retry_serial;
-    let probes = plan.probes.clone();
-    let http_probes = plan.http_probes.clone();
+    use crate::spec::AnyProbe;
+    let plan_for_trigger = plan.clone();
     let client = live.client.clone();
     let trigger: TriggerSender = std::sync::Arc::new(move |t: &crate::spec::drill::Trigger| {
-        let spec = probes.iter().find(|p| p.name == t.probe).cloned();
-        let http_spec = http_probes
-            .iter()
-            .find(|p| p.config.name == t.probe)
-            .cloned();
         let count = t.count.map(|c| c as usize);
+        // What the trigger does, decided now from the probe's kind.
+        enum Send {
+            Nats(ProbeConfig),
+            Http(crate::probe::http::HttpProbeConfig),
+            Unknown,
+        }
+        let send = match plan_for_trigger.any_probe(&t.probe) {
+            Some(AnyProbe::Nats(spec)) => Send::Nats(probe_config(spec, count, None)),
+            Some(AnyProbe::Http(spec)) => Send::Http(http_probe_config(spec, count, None)),
+            None => Send::Unknown,
+        };
         let client = client.clone();
         async move {
-            // An HTTP probe's requests are the trigger: sent in the
-            // background, not judged (the fault may well make them fail or
-            // hang until their timeout), as a NATS trigger only publishes.
-            if let Some(spec) = http_spec {
-                let http = http_probe_client().map_err(|e| e.to_string())?;
-                let cfg = http_probe_config(&spec, count, None);
-                tokio::spawn(async move {
-                    crate::probe::http::run_http_probe(&cfg, &http).await;
-                });
-                return Ok(());
+            match send {
+                // An HTTP probe's requests are the trigger: sent in the
+                // background, not judged (the fault may well make them fail
+                // or hang until their timeout), as a NATS trigger only
+                // publishes.
+                Send::Http(cfg) => {
+                    let http = http_probe_client().map_err(|e| e.to_string())?;
+                    tokio::spawn(async move {
+                        crate::probe::http::run_http_probe(&cfg, &http).await;
+                    });
+                    Ok(())
+                }
+                Send::Nats(cfg) => {
+                    let client = client.ok_or_else(|| {
+                        format!(
+                            "the trigger's probe \"{}\" needs NATS, and this run has no NATS connection",
+                            cfg.name
+                        )
+                    })?;
+                    crate::probe::publish_only(&client, &cfg).await.map(|_| ())
+                }
+                Send::Unknown => Err("the trigger's probe is not loaded".to_string()),
             }
-            let spec = spec.ok_or_else(|| "the trigger's probe is not loaded".to_string())?;
-            let client = client.ok_or_else(|| {
-                format!(
-                    "the trigger's probe \"{}\" needs NATS, and this run has no NATS connection",
-                    spec.name
-                )
-            })?;
-            let cfg = probe_config(&spec, count, None);
-            crate::probe::publish_only(&client, &cfg).await.map(|_| ())
         }
         .boxed()
     });

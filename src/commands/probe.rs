@@ -31,16 +31,13 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let specs: Vec<&ProbeSpec> = match &args.probe {
         Some(_) if !http_specs.is_empty() => Vec::new(),
         Some(name) => vec![plan.probe(name).ok_or_else(|| {
-            let known: Vec<&str> = plan
-                .probes
-                .iter()
-                .map(|p| p.name.as_str())
-                .chain(plan.http_probes.iter().map(|p| p.config.name.as_str()))
-                .collect();
             Error::Usage(format!(
                 "no probe named `{name}` in {}; known probes: {}",
-                global.probes_dir.display(),
-                known.join(", ")
+                plan.probes_dir
+                    .as_deref()
+                    .unwrap_or(&global.probes_dir)
+                    .display(),
+                plan.probe_names().join(", ")
             ))
         })?],
         None => plan.probes.iter().collect(),

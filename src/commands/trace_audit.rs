@@ -10,7 +10,7 @@ use crate::fleet::FleetSwitch;
 use crate::local::LocalEnv;
 use crate::model::trace::{TraceAuditSummary, TraceTree};
 use crate::signals::shutdown_signal;
-use crate::spec::{builtin_trace_tree, load_trace_tree, TREE_FILE};
+use crate::spec::{builtin_trace_tree, load_trace_tree, AnyProbe, TREE_FILE};
 use crate::trace::collect::{audit_tasks, SpanSource};
 use crate::trace::receiver::OtlpReceiver;
 use crate::trace::summarize;
@@ -27,30 +27,33 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
         },
     )?;
     let tree = load_tree(&plan, global, args)?;
-    // An HTTP probe named, or the only kind loaded: its requests, audited
-    // through the target's own trace backend.
-    let http_spec = match &args.probe {
-        Some(name) => plan.http_probe(name),
-        None if plan.probes.is_empty() => plan.http_probes.first(),
-        None => None,
-    };
-    if let Some(spec) = http_spec {
-        return run_http(global, args, &plan, &tree, spec).await;
-    }
-    let spec = match &args.probe {
-        Some(name) => plan
-            .probe(name)
-            .ok_or_else(|| Error::Usage(format!("no probe named `{name}`")))?,
+    // The probe named, else the first NATS probe, else the first HTTP one.
+    let chosen = match &args.probe {
+        Some(name) => Some(plan.any_probe(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "no probe named `{name}` for target `{}`; known probes: {}",
+                plan.target.name,
+                plan.probe_names().join(", ")
+            ))
+        })?),
         None => plan
             .probes
             .first()
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "trace-audit publishes sentinels with a probe spec's stream and subjects, and none is loaded for target `{}`; add a probe (*.toml) to the probes directory (--probes-dir, or probes_dir in {})",
-                    plan.target.name,
-                    plan.target.table()
-                ))
-            })?,
+            .map(AnyProbe::Nats)
+            .or_else(|| plan.http_probes.first().map(AnyProbe::Http)),
+    };
+    let spec = match chosen {
+        // An HTTP probe's requests, audited through the target's own
+        // trace backend.
+        Some(AnyProbe::Http(spec)) => return run_http(global, args, &plan, &tree, spec).await,
+        Some(AnyProbe::Nats(spec)) => spec,
+        None => {
+            return Err(Error::Usage(format!(
+                "trace-audit sends a probe's requests or sentinels, and no probe is loaded for target `{}`; add a probe (*.toml) to the probes directory (--probes-dir, or probes_dir in {})",
+                plan.target.name,
+                plan.target.table()
+            )))
+        }
     };
     if args.tasks == 0 {
         return Err(Error::Usage("--tasks must be at least 1".into()));

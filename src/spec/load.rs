@@ -118,6 +118,47 @@ impl Plan {
         self.http_probes.iter().find(|p| p.config.name == name)
     }
 
+    /// The probe named `name`, whichever its kind (names are unique per
+    /// kind; a NATS probe wins a clash).
+    pub fn any_probe(&self, name: &str) -> Option<AnyProbe<'_>> {
+        self.probe(name)
+            .map(AnyProbe::Nats)
+            .or_else(|| self.http_probe(name).map(AnyProbe::Http))
+    }
+
+    /// Every probe's name, NATS probes first.
+    pub fn probe_names(&self) -> Vec<&str> {
+        probe_names(&self.probes, &self.http_probes)
+    }
+}
+
+/// A probe of the plan, of either kind: what `run`, `smoke`, drill
+/// triggers and `trace-audit` dispatch on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnyProbe<'a> {
+    /// Sentinels over NATS JetStream (`probes/*.toml` without `kind`).
+    Nats(&'a ProbeSpec),
+    /// Requests over HTTP (`kind = "http"`).
+    Http(&'a HttpProbeSpec),
+}
+
+impl AnyProbe<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            AnyProbe::Nats(p) => &p.name,
+            AnyProbe::Http(p) => &p.config.name,
+        }
+    }
+}
+
+fn probe_names<'a>(nats: &'a [ProbeSpec], http: &'a [HttpProbeSpec]) -> Vec<&'a str> {
+    nats.iter()
+        .map(|p| p.name.as_str())
+        .chain(http.iter().map(|p| p.config.name.as_str()))
+        .collect()
+}
+
+impl Plan {
     pub fn drill(&self, name: &str) -> Option<&DrillSpec> {
         self.drills.iter().find(|d| d.name == name)
     }
@@ -213,14 +254,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
             default_path(DRILLS_DIR),
             "drills",
         )? {
-            Some(dir) => {
-                let names: Vec<&str> = probes
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .chain(http_probes.iter().map(|p| p.config.name.as_str()))
-                    .collect();
-                load_drills(&dir, &target, &names)?
-            }
+            Some(dir) => load_drills(&dir, &target, &probe_names(&probes, &http_probes))?,
             None => Vec::new(),
         }
     } else {
