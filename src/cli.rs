@@ -242,6 +242,11 @@ pub struct ProbeArgs {
     /// plus peak RSS with 10 000 sentinels in flight.
     #[arg(long)]
     pub bench: bool,
+    /// Benchmark the HTTP probe against a bare reqwest loop on the same
+    /// service (GET URL; without URL, a built-in loopback service echoing
+    /// the traceparent): throughput and p50/p99 of both, into bench.json.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "builtin", conflicts_with = "bench")]
+    pub bench_http: Option<String>,
 }
 
 #[derive(Debug, Args)]

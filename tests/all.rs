@@ -6,6 +6,7 @@
 mod common;
 
 mod accept;
+mod aegis_e2e;
 mod cli;
 mod drill_cli;
 mod drill_cluster;
@@ -16,6 +17,7 @@ mod drill_watch;
 mod fleet;
 mod github;
 mod grafana_dashboards;
+mod http_pipeline;
 mod http_probe;
 mod jaeger;
 mod layering;

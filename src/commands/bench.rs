@@ -404,7 +404,7 @@ async fn minimal_round_trip(
 }
 
 /// The load averages of `/proc/loadavg`, when there is one.
-fn load_average() -> Option<[f64; 3]> {
+pub(super) fn load_average() -> Option<[f64; 3]> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
     Some([it.next()??, it.next()??, it.next()??])

@@ -106,8 +106,13 @@ async fn drill_on(
     Error,
 > {
     let live = Live::of(&plan.target, env);
-    // NATS only when a drill's trigger publishes to it.
-    let client = match specs.iter().find(|s| s.trigger.is_some()) {
+    // NATS only when a drill's trigger publishes to it (an HTTP probe's
+    // trigger needs none).
+    let client = match specs.iter().find(|s| {
+        s.trigger
+            .as_ref()
+            .is_some_and(|t| plan.probe(&t.probe).is_some())
+    }) {
         Some(s) => Some(
             live.nats(&plan.target, &format!("drill `{}`'s trigger", s.name))
                 .await?,

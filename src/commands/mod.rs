@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod baseline;
 pub mod bench;
+pub mod bench_http;
 pub mod coverage;
 pub mod drill;
 pub mod fleet;

@@ -32,6 +32,65 @@ pub async fn run_probes(
     Ok(outcomes)
 }
 
+/// Runs every `kind = "http"` probe in turn (they need no NATS).
+pub async fn run_http_probes(
+    specs: &[&crate::spec::http_probe::HttpProbeSpec],
+    count: Option<usize>,
+    concurrency: Option<usize>,
+) -> Result<Vec<ProbeOutcome>, Error> {
+    let http = http_probe_client()?;
+    let mut outcomes = Vec::new();
+    for spec in specs {
+        let cfg = http_probe_config(spec, count, concurrency);
+        outcomes.push(crate::probe::http::run_http_probe(&cfg, &http).await);
+    }
+    Ok(outcomes)
+}
+
+/// An HTTP probe's run settings: the spec, with CLI overrides.
+pub fn http_probe_config(
+    spec: &crate::spec::http_probe::HttpProbeSpec,
+    count: Option<usize>,
+    concurrency: Option<usize>,
+) -> crate::probe::http::HttpProbeConfig {
+    let mut cfg = spec.config.clone();
+    if let Some(n) = count {
+        cfg.count = n;
+    }
+    if let Some(c) = concurrency {
+        cfg.concurrency = c;
+    }
+    cfg
+}
+
+/// The client HTTP probes send with (no proxy: probes go straight to the service).
+pub fn http_probe_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Local(format!("cannot build the HTTP probe client: {e}")))
+}
+
+/// The target's own trace backend (`jaeger_url`, else a deployed target's
+/// `tempo_url`) and its name for the report; `None` without one.
+pub fn trace_backend(
+    target: &crate::spec::Target,
+) -> Option<(crate::trace::collect::SpanSource, String)> {
+    use crate::trace::collect::SpanSource;
+    if let Some(jaeger) = &target.jaeger_url {
+        return Some((
+            SpanSource::Jaeger(crate::clients::jaeger::JaegerClient::new(jaeger.as_str())),
+            format!("Jaeger {jaeger}"),
+        ));
+    }
+    let tempo = target.remote().and_then(|r| r.tempo_url.as_ref())?;
+    Some((
+        SpanSource::Tempo(crate::clients::tempo::TempoClient::new(tempo.as_str())),
+        format!("Tempo {tempo}"),
+    ))
+}
+
 /// The first sentinel of the run, for `{{sentinel.*}}` templates.
 pub fn first_sentinel(outcomes: &[ProbeOutcome]) -> Option<&SentinelRef> {
     outcomes.iter().find_map(|o| o.sentinel.as_ref())
@@ -274,22 +333,47 @@ pub async fn run_drills(
     env.options.trials = mode.trials;
     env.options.parallel = mode.parallel;
     env.options.retry_serial = mode.retry_serial;
-    let probes = plan.probes.clone();
+    use crate::spec::AnyProbe;
+    let plan_for_trigger = plan.clone();
     let client = live.client.clone();
     let trigger: TriggerSender = std::sync::Arc::new(move |t: &crate::spec::drill::Trigger| {
-        let spec = probes.iter().find(|p| p.name == t.probe).cloned();
         let count = t.count.map(|c| c as usize);
+        // What the trigger does, decided now from the probe's kind.
+        enum Send {
+            Nats(ProbeConfig),
+            Http(crate::probe::http::HttpProbeConfig),
+            Unknown,
+        }
+        let send = match plan_for_trigger.any_probe(&t.probe) {
+            Some(AnyProbe::Nats(spec)) => Send::Nats(probe_config(spec, count, None)),
+            Some(AnyProbe::Http(spec)) => Send::Http(http_probe_config(spec, count, None)),
+            None => Send::Unknown,
+        };
         let client = client.clone();
         async move {
-            let spec = spec.ok_or_else(|| "the trigger's probe is not loaded".to_string())?;
-            let client = client.ok_or_else(|| {
-                format!(
-                    "the trigger's probe \"{}\" needs NATS, and this run has no NATS connection",
-                    spec.name
-                )
-            })?;
-            let cfg = probe_config(&spec, count, None);
-            crate::probe::publish_only(&client, &cfg).await.map(|_| ())
+            match send {
+                // An HTTP probe's requests are the trigger: sent in the
+                // background, not judged (the fault may well make them fail
+                // or hang until their timeout), as a NATS trigger only
+                // publishes.
+                Send::Http(cfg) => {
+                    let http = http_probe_client().map_err(|e| e.to_string())?;
+                    tokio::spawn(async move {
+                        crate::probe::http::run_http_probe(&cfg, &http).await;
+                    });
+                    Ok(())
+                }
+                Send::Nats(cfg) => {
+                    let client = client.ok_or_else(|| {
+                        format!(
+                            "the trigger's probe \"{}\" needs NATS, and this run has no NATS connection",
+                            cfg.name
+                        )
+                    })?;
+                    crate::probe::publish_only(&client, &cfg).await.map(|_| ())
+                }
+                Send::Unknown => Err("the trigger's probe is not loaded".to_string()),
+            }
         }
         .boxed()
     });

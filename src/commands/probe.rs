@@ -8,6 +8,10 @@ use crate::spec::http_probe::HttpProbeSpec;
 use chrono::Utc;
 
 pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
+    // The HTTP bench needs no spec: a URL (or its built-in service).
+    if let Some(url) = &args.bench_http {
+        return super::bench_http::run(global, args, url).await;
+    }
     let plan = load_parts(
         global,
         &args.target,
@@ -27,16 +31,13 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
     let specs: Vec<&ProbeSpec> = match &args.probe {
         Some(_) if !http_specs.is_empty() => Vec::new(),
         Some(name) => vec![plan.probe(name).ok_or_else(|| {
-            let known: Vec<&str> = plan
-                .probes
-                .iter()
-                .map(|p| p.name.as_str())
-                .chain(plan.http_probes.iter().map(|p| p.config.name.as_str()))
-                .collect();
             Error::Usage(format!(
                 "no probe named `{name}` in {}; known probes: {}",
-                global.probes_dir.display(),
-                known.join(", ")
+                plan.probes_dir
+                    .as_deref()
+                    .unwrap_or(&global.probes_dir)
+                    .display(),
+                plan.probe_names().join(", ")
             ))
         })?],
         None => plan.probes.iter().collect(),
@@ -69,20 +70,9 @@ pub async fn run(global: &Global, args: &ProbeArgs) -> Result<ExitCode, Error> {
         } else {
             Some(live.nats(&plan.target, "a NATS probe").await?)
         };
-        for spec in http_specs.iter() {
-            let mut cfg = spec.config.clone();
-            if let Some(n) = args.count {
-                cfg.count = n;
-            }
-            if let Some(c) = args.concurrency {
-                cfg.concurrency = c;
-            }
-            let http = reqwest::Client::builder()
-                .user_agent(concat!("firedrill/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::Usage(format!("HTTP client: {e}")))?;
-            outcomes.push(crate::probe::http::run_http_probe(&cfg, &http).await);
-        }
+        outcomes.extend(
+            super::pipeline::run_http_probes(&http_specs, args.count, args.concurrency).await?,
+        );
         for spec in specs.iter().filter(|_| client.is_some()) {
             let client = client.as_ref().expect("connected for NATS probes");
             let cfg = probe_config(spec, args.count, args.concurrency);

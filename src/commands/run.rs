@@ -2,8 +2,8 @@
 //! probes, criteria over the run window, drills, snapshot, reports.
 
 use super::pipeline::{
-    accept, apply_snapshot, first_sentinel, publish_to_github, run_drills, run_probes, snapshot,
-    DrillLive,
+    accept, apply_snapshot, first_sentinel, publish_to_github, run_drills, run_http_probes,
+    run_probes, snapshot, DrillLive,
 };
 use super::*;
 use crate::cli::RunArgs;
@@ -214,7 +214,11 @@ async fn body(
     } else {
         drill_specs
             .iter()
-            .find(|d| d.trigger.is_some())
+            .find(|d| {
+                d.trigger
+                    .as_ref()
+                    .is_some_and(|t| plan.probe(&t.probe).is_some())
+            })
             .map(|d| format!("drill `{}`'s trigger", d.name))
     };
     let client = match needs_nats {
@@ -236,7 +240,7 @@ async fn body(
         Err(e) => report.errors.push(format!("rule audit: {e}")),
     }
     let specs: Vec<&ProbeSpec> = plan.probes.iter().collect();
-    let outcomes = tokio::select! {
+    let mut outcomes = tokio::select! {
         r = async {
             match &client {
                 Some(client) => run_probes(global, client, &specs, opts.count, None).await,
@@ -245,21 +249,42 @@ async fn body(
         } => r?,
         sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
     };
-    let sentinel = first_sentinel(&outcomes).cloned();
-    if let Some(rx) = receiver {
-        let tree = super::trace_audit::tree_for(global, None)?;
-        let tasks: Vec<_> = outcomes
+    let http_specs: Vec<_> = plan.http_probes.iter().collect();
+    let http_outcomes = tokio::select! {
+        r = run_http_probes(&http_specs, opts.count, None) => r?,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+    let sentinel = first_sentinel(&outcomes)
+        .or_else(|| first_sentinel(&http_outcomes))
+        .cloned();
+    // The trace audit: NATS sentinels through the local fleet's spans on
+    // firedrill's own receiver; else HTTP probes' requests through the
+    // target's own trace backend (jaeger_url or tempo_url).
+    let audited = match (receiver, super::pipeline::trace_backend(&plan.target)) {
+        (Some(rx), _) => Some((
+            outcomes.clone(),
+            crate::trace::collect::SpanSource::Local(rx.store()),
+            format!("firedrill's OTLP receiver ({})", rx.endpoint()),
+            Duration::from_secs(10),
+        )),
+        (None, Some((source, name))) if !http_outcomes.is_empty() => {
+            Some((http_outcomes.clone(), source, name, Duration::from_secs(30)))
+        }
+        _ => None,
+    };
+    if let Some((audited, source, source_name, wait)) = audited {
+        let tree = super::trace_audit::tree_for(plan, global, None)?;
+        let tasks: Vec<_> = audited
             .iter()
             .flat_map(|o| o.tasks.iter().cloned())
             .collect();
         let wall = std::time::Instant::now();
-        let source = crate::trace::collect::SpanSource::Local(rx.store());
         let (audits, errors) = tokio::select! {
-            r = crate::trace::collect::audit_tasks(&tree, &tasks, &source, Duration::from_secs(10)) => r,
+            r = crate::trace::collect::audit_tasks(&tree, &tasks, &source, wait) => r,
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
         };
         let mut summary = crate::trace::summarize(
-            &format!("firedrill's OTLP receiver ({})", rx.endpoint()),
+            &source_name,
             &tree,
             &audits,
             wall.elapsed().as_millis() as u64,
@@ -267,6 +292,7 @@ async fn body(
         summary.errors = errors;
         report.trace_audit = Some(summary);
     }
+    outcomes.extend(http_outcomes);
     report.probes = probe_results(outcomes);
 
     // Local: two scrape intervals, so every target has had one whole

@@ -10,7 +10,7 @@ use crate::fleet::FleetSwitch;
 use crate::local::LocalEnv;
 use crate::model::trace::{TraceAuditSummary, TraceTree};
 use crate::signals::shutdown_signal;
-use crate::spec::{builtin_trace_tree, load_trace_tree, TREE_FILE};
+use crate::spec::{builtin_trace_tree, load_trace_tree, AnyProbe, TREE_FILE};
 use crate::trace::collect::{audit_tasks, SpanSource};
 use crate::trace::receiver::OtlpReceiver;
 use crate::trace::summarize;
@@ -26,21 +26,34 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
             ..crate::spec::Parts::NONE
         },
     )?;
-    let tree = load_tree(global, args)?;
-    let spec = match &args.probe {
-        Some(name) => plan
-            .probe(name)
-            .ok_or_else(|| Error::Usage(format!("no probe named `{name}`")))?,
+    let tree = load_tree(&plan, global, args)?;
+    // The probe named, else the first NATS probe, else the first HTTP one.
+    let chosen = match &args.probe {
+        Some(name) => Some(plan.any_probe(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "no probe named `{name}` for target `{}`; known probes: {}",
+                plan.target.name,
+                plan.probe_names().join(", ")
+            ))
+        })?),
         None => plan
             .probes
             .first()
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "trace-audit publishes sentinels with a probe spec's stream and subjects, and none is loaded for target `{}`; add a probe (*.toml) to the probes directory (--probes-dir, or probes_dir in {})",
-                    plan.target.name,
-                    plan.target.table()
-                ))
-            })?,
+            .map(AnyProbe::Nats)
+            .or_else(|| plan.http_probes.first().map(AnyProbe::Http)),
+    };
+    let spec = match chosen {
+        // An HTTP probe's requests, audited through the target's own
+        // trace backend.
+        Some(AnyProbe::Http(spec)) => return run_http(global, args, &plan, &tree, spec).await,
+        Some(AnyProbe::Nats(spec)) => spec,
+        None => {
+            return Err(Error::Usage(format!(
+                "trace-audit sends a probe's requests or sentinels, and no probe is loaded for target `{}`; add a probe (*.toml) to the probes directory (--probes-dir, or probes_dir in {})",
+                plan.target.name,
+                plan.target.table()
+            )))
+        }
     };
     if args.tasks == 0 {
         return Err(Error::Usage("--tasks must be at least 1".into()));
@@ -169,18 +182,86 @@ pub async fn run(global: &Global, args: &TraceAuditArgs) -> Result<ExitCode, Err
     finish(&mut report, &global.reports_dir)
 }
 
-/// `--tree`, else `<probes-dir>/trace-tree.toml` if present, else built in.
-fn load_tree(global: &Global, args: &TraceAuditArgs) -> Result<TraceTree, Error> {
-    tree_for(global, args.tree.as_deref())
+/// `trace-audit` with an HTTP probe: `--tasks` requests at once, each
+/// trace read back from the target's `jaeger_url` (or `tempo_url`).
+async fn run_http(
+    global: &Global,
+    args: &TraceAuditArgs,
+    plan: &Plan,
+    tree: &TraceTree,
+    spec: &crate::spec::http_probe::HttpProbeSpec,
+) -> Result<ExitCode, Error> {
+    if args.tasks == 0 {
+        return Err(Error::Usage("--tasks must be at least 1".into()));
+    }
+    if !args.fleet_fault.is_empty() {
+        return Err(Error::Usage(format!(
+            "--fleet-fault switches the reference fleet's faults, and HTTP probe `{}` does not go through the fleet; drop --fleet-fault",
+            spec.config.name
+        )));
+    }
+    let Some((source, source_name)) = super::pipeline::trace_backend(&plan.target) else {
+        return Err(Error::Usage(format!(
+            "target `{}` has no trace backend to read HTTP probe `{}`'s traces from; add jaeger_url (or tempo_url) to [targets.{}]",
+            plan.target.name, spec.config.name, plan.target.name
+        )));
+    };
+    let started = Utc::now();
+    let run_id = crate::runinfo::new_run_id(started);
+    let mut cfg = super::pipeline::http_probe_config(spec, Some(args.tasks), Some(args.tasks));
+    cfg.name = format!("{}-trace-audit", spec.config.name);
+    let http = super::pipeline::http_probe_client()?;
+    let work = async {
+        let wall = Instant::now();
+        let outcome = crate::probe::http::run_http_probe(&cfg, &http).await;
+        let (audits, errors) = audit_tasks(tree, &outcome.tasks, &source, args.span_wait).await;
+        let mut summary = summarize(
+            &source_name,
+            tree,
+            &audits,
+            wall.elapsed().as_millis() as u64,
+        );
+        summary.errors = errors;
+        summary
+    };
+    let summary = tokio::select! {
+        s = work => s,
+        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+    let window = RunWindow {
+        start: started,
+        end: Utc::now(),
+    };
+    let info = target_info(
+        &plan.target,
+        "",
+        plan.target.remote().map(|r| r.prometheus_url.as_str()),
+        None,
+    );
+    let mut report = new_report("trace-audit", &run_id, info, window);
+    println!("{}", summary_table(&summary));
+    report.trace_audit = Some(summary);
+    finish(&mut report, &global.reports_dir)
 }
 
-/// The expected span tree: `explicit`, else `<probes-dir>/trace-tree.toml`
-/// if present, else the built-in one.
-pub fn tree_for(global: &Global, explicit: Option<&std::path::Path>) -> Result<TraceTree, Error> {
+/// `--tree`, else `<probes-dir>/trace-tree.toml` if present, else built in.
+fn load_tree(plan: &Plan, global: &Global, args: &TraceAuditArgs) -> Result<TraceTree, Error> {
+    tree_for(plan, global, args.tree.as_deref())
+}
+
+/// The expected span tree: `explicit`, else `trace-tree.toml` in the probes
+/// directory the plan read (else `--probes-dir`) if present, else the
+/// built-in one.
+pub fn tree_for(
+    plan: &Plan,
+    global: &Global,
+    explicit: Option<&std::path::Path>,
+) -> Result<TraceTree, Error> {
     let path = match explicit.map(std::path::Path::to_path_buf) {
         Some(p) => p.clone(),
         None => {
-            let p = global.probes_dir.join(TREE_FILE);
+            let dir = plan.probes_dir.as_deref().unwrap_or(&global.probes_dir);
+            let p = dir.join(TREE_FILE);
             if !p.is_file() {
                 return Ok(builtin_trace_tree());
             }

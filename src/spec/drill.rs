@@ -419,11 +419,11 @@ fn check_fault(f: FaultFields) -> Result<RawFault, TableError> {
 
 /// Loads every `*.toml` in `dir` (which must exist), in file-name order.
 /// Templates (`{{namespace}}`, target variables) are rendered for `target`;
-/// `trigger.probe` must name one of `probes`.
+/// `trigger.probe` must name one of `probes` (NATS or HTTP probes' names).
 pub fn load_drills(
     dir: &Path,
     target: &Target,
-    probes: &[ProbeSpec],
+    probes: &[&str],
 ) -> Result<Vec<DrillSpec>, SpecError> {
     let mut out = Vec::new();
     for path in toml_files(dir, "induced-failures")? {
@@ -438,7 +438,7 @@ fn build(
     file: &SourceFile,
     raw: RawDrill,
     target: &Target,
-    probes: &[ProbeSpec],
+    probes: &[&str],
 ) -> Result<DrillSpec, SpecError> {
     let name = raw.name.get_ref().0.clone();
     let stem = file
@@ -489,8 +489,8 @@ fn build(
         None => None,
         Some(t) => {
             let probe = t.probe.get_ref().clone();
-            if !probes.iter().any(|p| p.name == probe) {
-                let known: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
+            if !probes.contains(&probe.as_str()) {
+                let known: Vec<&str> = probes.to_vec();
                 let known = if known.is_empty() {
                     "none".to_string()
                 } else {

@@ -45,7 +45,7 @@ pub struct HttpProbeSpec {
 #[derive(Deserialize)]
 pub(super) struct KindPeek {
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -59,9 +59,9 @@ struct RawHttpProbe {
     method: Option<Spanned<String>>,
     url: Spanned<String>,
     #[serde(default)]
-    headers: BTreeMap<String, String>,
+    headers: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    body: Option<String>,
+    body: Option<Spanned<String>>,
     count: Ranged<1, 1_000_000>,
     #[serde(default)]
     concurrency: Option<Ranged<1, 100_000>>,
@@ -76,13 +76,13 @@ struct RawExpect {
     #[serde(default)]
     status: Vec<Ranged<100, 599>>,
     #[serde(default)]
-    json_pointer: Option<String>,
+    json_pointer: Option<Spanned<String>>,
     #[serde(default)]
-    json_value: Option<toml::Value>,
+    json_value: Option<Spanned<toml::Value>>,
     #[serde(default)]
-    trace_id_header: Option<String>,
+    trace_id_header: Option<Spanned<String>>,
     #[serde(default)]
-    trace_id_pointer: Option<String>,
+    trace_id_pointer: Option<Spanned<String>>,
 }
 
 /// Whether `file` is an HTTP probe (`kind = "http"`); a `kind` other than
@@ -92,14 +92,16 @@ pub(super) fn is_http(file: &SourceFile) -> Result<bool, SpecError> {
     let Ok(peek) = toml::from_str::<KindPeek>(&file.text) else {
         return Ok(false);
     };
-    match peek.kind.as_deref() {
-        None | Some("nats") => Ok(false),
-        Some("http") => Ok(true),
-        Some(other) => Err(SpecError::new(
+    let Some(kind) = peek.kind else {
+        return Ok(false);
+    };
+    match kind.get_ref().as_str() {
+        "nats" => Ok(false),
+        "http" => Ok(true),
+        other => Err(file.error(
             SpecErrorKind::InvalidValue,
-            &file.path,
-            None,
-            Some("kind".into()),
+            &kind.span(),
+            "kind",
             format!("unknown probe kind {other:?} (expected \"nats\", the default, or \"http\")"),
         )),
     }
@@ -184,81 +186,104 @@ fn build(file: &SourceFile, target: &Target) -> Result<HttpProbeSpec, SpecError>
     };
     let mut headers = Vec::new();
     for (k, v) in &raw.headers {
+        let key = format!("headers.{k}");
         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return Err(SpecError::new(
+            return Err(file.error(
                 SpecErrorKind::InvalidValue,
-                &file.path,
-                None,
-                Some(format!("headers.{k}")),
+                &v.span(),
+                key,
                 format!("{k:?} is not a valid header name"),
             ));
         }
         if k.eq_ignore_ascii_case("traceparent") {
-            return Err(SpecError::new(
+            return Err(file.error(
                 SpecErrorKind::InvalidValue,
-                &file.path,
-                None,
-                Some(format!("headers.{k}")),
+                &v.span(),
+                key,
                 "the probe sends a fresh traceparent with every request; remove this header",
             ));
         }
-        headers.push((k.clone(), render(v, None, &format!("headers.{k}"))?));
+        let value = render(v.get_ref(), Some(&v.span()), &key)?;
+        // A value reqwest would refuse at send time (a line break, a
+        // control character) fails here, at its line, not on every request.
+        let sample = value.replace(TASK_ID_VAR, "r").replace(TRACE_ID_VAR, "t");
+        if reqwest::header::HeaderValue::from_str(&sample).is_err() {
+            return Err(file.error(
+                SpecErrorKind::InvalidValue,
+                &v.span(),
+                key,
+                format!(
+                    "{value:?} is not a valid header value (no line breaks or control characters)"
+                ),
+            ));
+        }
+        headers.push((k.clone(), value));
     }
     let body = match &raw.body {
-        Some(b) => Some(render(b, None, "body")?),
+        Some(b) => Some(render(b.get_ref(), Some(&b.span()), "body")?),
         None => None,
     };
     let expect = match raw.expect {
         None => HttpExpect::default(),
         Some(e) => {
-            let pointer_ok = |key: &str, p: &str| {
-                if p.is_empty() || p.starts_with('/') {
+            let pointer_ok = |key: &str, p: &Spanned<String>| {
+                let text = p.get_ref();
+                if text.is_empty() || text.starts_with('/') {
                     Ok(())
                 } else {
-                    Err(SpecError::new(
+                    Err(file.error(
                         SpecErrorKind::InvalidValue,
-                        &file.path,
-                        None,
-                        Some(format!("expect.{key}")),
-                        format!("{p:?} is not a JSON pointer (it starts with /, e.g. \"/status\")"),
+                        &p.span(),
+                        format!("expect.{key}"),
+                        format!(
+                            "{text:?} is not a JSON pointer (it starts with /, e.g. \"/status\")"
+                        ),
                     ))
                 }
             };
             if let Some(p) = &e.json_pointer {
                 pointer_ok("json_pointer", p)?;
             }
-            if e.json_value.is_some() && e.json_pointer.is_none() {
-                return Err(SpecError::new(
+            if let (Some(v), None) = (&e.json_value, &e.json_pointer) {
+                return Err(file.error(
                     SpecErrorKind::MissingKey,
-                    &file.path,
-                    None,
-                    Some("expect.json_pointer".into()),
+                    &v.span(),
+                    "expect.json_pointer",
                     "json_value is compared with the value at json_pointer; add json_pointer",
                 ));
             }
             let trace_id = match (e.trace_id_header, e.trace_id_pointer) {
-                (Some(_), Some(_)) => {
-                    return Err(SpecError::new(
+                (Some(_), Some(p)) => {
+                    return Err(file.error(
                         SpecErrorKind::InvalidValue,
-                        &file.path,
-                        None,
-                        Some("expect.trace_id_pointer".into()),
+                        &p.span(),
+                        "expect.trace_id_pointer",
                         "the trace id comes back in one place: keep trace_id_header or trace_id_pointer",
                     ))
                 }
-                (Some(h), None) => Some(TraceIdFrom::Header(h.to_ascii_lowercase())),
+                (Some(h), None) => {
+                    if reqwest::header::HeaderName::from_bytes(h.get_ref().as_bytes()).is_err() {
+                        return Err(file.error(
+                            SpecErrorKind::InvalidValue,
+                            &h.span(),
+                            "expect.trace_id_header",
+                            format!("{:?} is not a valid header name", h.get_ref()),
+                        ));
+                    }
+                    Some(TraceIdFrom::Header(h.get_ref().to_ascii_lowercase()))
+                }
                 (None, Some(p)) => {
                     pointer_ok("trace_id_pointer", &p)?;
-                    Some(TraceIdFrom::Body(p))
+                    Some(TraceIdFrom::Body(p.into_inner()))
                 }
                 (None, None) => None,
             };
             HttpExpect {
                 status: e.status.into_iter().map(|s| s.0 as u16).collect(),
-                json_pointer: e.json_pointer,
-                json_value: e
-                    .json_value
-                    .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null)),
+                json_pointer: e.json_pointer.map(Spanned::into_inner),
+                json_value: e.json_value.map(|v| {
+                    serde_json::to_value(v.into_inner()).unwrap_or(serde_json::Value::Null)
+                }),
                 trace_id,
             }
         }

@@ -98,6 +98,9 @@ pub struct Plan {
     pub probes: Vec<ProbeSpec>,
     /// `kind = "http"` probes from the same directory.
     pub http_probes: Vec<HttpProbeSpec>,
+    /// The probes directory that was read (its `trace-tree.toml`, if any,
+    /// is the expected span tree); `None` with the built-in probe.
+    pub probes_dir: Option<PathBuf>,
     pub criteria: Vec<Criterion>,
     pub drills: Vec<DrillSpec>,
     /// The `firedrill.toml` that was read, if any (the target itself may
@@ -110,6 +113,52 @@ impl Plan {
         self.probes.iter().find(|p| p.name == name)
     }
 
+    /// The `kind = "http"` probe named `name`.
+    pub fn http_probe(&self, name: &str) -> Option<&HttpProbeSpec> {
+        self.http_probes.iter().find(|p| p.config.name == name)
+    }
+
+    /// The probe named `name`, whichever its kind (names are unique per
+    /// kind; a NATS probe wins a clash).
+    pub fn any_probe(&self, name: &str) -> Option<AnyProbe<'_>> {
+        self.probe(name)
+            .map(AnyProbe::Nats)
+            .or_else(|| self.http_probe(name).map(AnyProbe::Http))
+    }
+
+    /// Every probe's name, NATS probes first.
+    pub fn probe_names(&self) -> Vec<&str> {
+        probe_names(&self.probes, &self.http_probes)
+    }
+}
+
+/// A probe of the plan, of either kind: what `run`, `smoke`, drill
+/// triggers and `trace-audit` dispatch on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnyProbe<'a> {
+    /// Sentinels over NATS JetStream (`probes/*.toml` without `kind`).
+    Nats(&'a ProbeSpec),
+    /// Requests over HTTP (`kind = "http"`).
+    Http(&'a HttpProbeSpec),
+}
+
+impl AnyProbe<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            AnyProbe::Nats(p) => &p.name,
+            AnyProbe::Http(p) => &p.config.name,
+        }
+    }
+}
+
+fn probe_names<'a>(nats: &'a [ProbeSpec], http: &'a [HttpProbeSpec]) -> Vec<&'a str> {
+    nats.iter()
+        .map(|p| p.name.as_str())
+        .chain(http.iter().map(|p| p.config.name.as_str()))
+        .collect()
+}
+
+impl Plan {
     pub fn drill(&self, name: &str) -> Option<&DrillSpec> {
         self.drills.iter().find(|d| d.name == name)
     }
@@ -153,7 +202,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         || target.dirs.acceptance.is_some()
         || target.dirs.drills.is_some();
     let default_path = |name: &str| (!own_specs).then(|| opts.default_path(name));
-    let (probes, http_probes) = if parts.probes || parts.drills {
+    let (probes, http_probes, probes_dir) = if parts.probes || parts.drills {
         match dir_to_load(
             explicit(&opts.probes_dir, &target.dirs.probes).as_deref(),
             default_path(PROBES_DIR),
@@ -162,12 +211,13 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
             Some(dir) => (
                 load_probes(&dir, &target)?,
                 load_http_probes(&dir, &target)?,
+                Some(dir),
             ),
-            None if target.has_nats() => (builtin_probes(&target)?, Vec::new()),
-            None => (Vec::new(), Vec::new()),
+            None if target.has_nats() => (builtin_probes(&target)?, Vec::new(), None),
+            None => (Vec::new(), Vec::new(), None),
         }
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), None)
     };
     if !target.has_nats() {
         if let Some(p) = probes.first() {
@@ -204,7 +254,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
             default_path(DRILLS_DIR),
             "drills",
         )? {
-            Some(dir) => load_drills(&dir, &target, &probes)?,
+            Some(dir) => load_drills(&dir, &target, &probe_names(&probes, &http_probes))?,
             None => Vec::new(),
         }
     } else {
@@ -216,6 +266,7 @@ pub fn load_plan(opts: &LoadOptions) -> Result<Plan, SpecError> {
         target,
         probes,
         http_probes,
+        probes_dir,
         criteria,
         drills,
         config_path,

@@ -32,7 +32,7 @@ pub use drill::{
 };
 pub use duration::{format_duration, parse_duration, MAX_DURATION, MAX_DURATION_TEXT};
 pub use error::{SourceLoc, SpecError, SpecErrorKind};
-pub use load::{load_plan, LoadOptions, Parts, Plan};
+pub use load::{load_plan, AnyProbe, LoadOptions, Parts, Plan};
 pub use probe::{builtin_probes, load_probes, ProbeSpec};
 pub use target::{
     builtin_local_target, load_target, Endpoints, FleetSpec, LocalSpec, RemoteEndpoints, RuleFile,
@@ -41,3 +41,4 @@ pub use target::{
 pub use template::Vars;
 pub use trace_tree::{builtin_trace_tree, load_trace_tree, parse_trace_tree, TREE_FILE};
 pub use value::is_env_var_name;
+pub(crate) use value::parse_url;

@@ -368,9 +368,9 @@ struct TargetFields {
     #[serde(default)]
     tempo_url: Option<HttpUrl>,
     #[serde(default)]
-    jaeger_url: Option<HttpUrl>,
+    jaeger_url: Option<Spanned<String>>,
     #[serde(default)]
-    loki_url: Option<HttpUrl>,
+    loki_url: Option<Spanned<String>>,
     #[serde(default)]
     loki_datasource_uid: Option<NonEmpty>,
     #[serde(default)]
@@ -931,6 +931,29 @@ fn build(
         }
     };
 
+    // `jaeger_url` and `loki_url` may use the target's variables (and
+    // `--var`): a rehearsal's stand-ins listen on ports chosen at run time.
+    let mut url_vars = variables.clone();
+    if let Some(ns) = &f.namespace {
+        url_vars.insert(vars::NAMESPACE.to_string(), ns.0.clone());
+    }
+    let jaeger_url = templated_url(
+        file,
+        &key_prefix,
+        "jaeger_url",
+        f.jaeger_url.take(),
+        &url_vars,
+        name,
+    )?;
+    let loki_url = templated_url(
+        file,
+        &key_prefix,
+        "loki_url",
+        f.loki_url.take(),
+        &url_vars,
+        name,
+    )?;
+
     let line = file.header_line(&["targets", name]).unwrap_or(1);
     if let Endpoints::Local(local) = &mut endpoints {
         let key = format!("{key_prefix}.rules");
@@ -969,9 +992,9 @@ fn build(
             .map(|d| d.into_iter().map(|n| n.0).collect())
             .unwrap_or_default(),
         endpoints,
-        loki_url: f.loki_url.map(|u| u.0),
+        loki_url,
         loki_datasource_uid: f.loki_datasource_uid.map(|u| u.0),
-        jaeger_url: f.jaeger_url.map(|u| u.0),
+        jaeger_url,
         validate: f.validate.map(Into::into).unwrap_or_default(),
         dirs,
         source: SourceLoc {
@@ -979,6 +1002,53 @@ fn build(
             line,
         },
     })
+}
+
+/// A URL key that may hold `{{variable}}` templates: checked against the
+/// target's variables, rendered, then parsed as an `http(s)://` URL; errors
+/// name the key's line.
+fn templated_url(
+    file: &SourceFile,
+    key_prefix: &str,
+    field: &str,
+    value: Option<Spanned<String>>,
+    url_vars: &Vars,
+    target: &str,
+) -> Result<Option<Url>, SpecError> {
+    let Some(spanned) = value else {
+        return Ok(None);
+    };
+    let span = spanned.span();
+    let text = spanned.into_inner();
+    let key = format!("{key_prefix}.{field}");
+    let avail: std::collections::BTreeSet<String> = url_vars.keys().cloned().collect();
+    if let Err(problem) = vars::check(&text, &avail, true, target) {
+        return Err(match problem {
+            TemplateProblem::Unknown { name, message } => {
+                file.unknown_var_error(Some(&span), key, &name, message)
+            }
+            TemplateProblem::Spaced { message, .. } => {
+                file.error(SpecErrorKind::InvalidValue, &span, key, message)
+            }
+        });
+    }
+    let rendered = template::render(&text, url_vars)
+        .map_err(|e| file.error(SpecErrorKind::InvalidValue, &span, key.clone(), e))?;
+    parse_url(&rendered, &["http", "https"])
+        .map(Some)
+        .map_err(|e| {
+            let shown = if rendered == text {
+                String::new()
+            } else {
+                format!(" (rendered from {text:?})")
+            };
+            file.error(
+                SpecErrorKind::InvalidValue,
+                &span,
+                key,
+                format!("{e}{shown}"),
+            )
+        })
 }
 
 /// The files `pattern` (relative to `base`, `*`/`?`/`[..]` globs allowed)
