@@ -6,6 +6,7 @@
 mod common;
 
 mod accept;
+mod baseline_previous;
 mod cli;
 mod drill_cli;
 mod drill_cluster;
