@@ -184,8 +184,11 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct BaselineArgs {
     /// An earlier report.json (or its directory) to compare with: the report
-    /// gets a "Change since baseline" section. A missing or unreadable
-    /// baseline is a note in the report, not a failure.
+    /// gets a "Change since baseline" section. `previous`, in GitHub
+    /// Actions, takes the report artifact of the latest successful run of
+    /// the same workflow and target (needs GITHUB_TOKEN with `actions:
+    /// read`). A missing or unreadable baseline is a note in the report, not
+    /// a failure.
     #[arg(long, env = "FIREDRILL_BASELINE")]
     pub baseline: Option<String>,
     /// A regression past its threshold (the criterion's or drill's

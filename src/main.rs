@@ -33,7 +33,7 @@ fn main() {
             Command::Validate(a) => commands::validate::run(g, a).await,
             Command::Coverage(a) => commands::coverage::run(g, a).await,
             Command::TraceAudit(a) => commands::trace_audit::run(g, a).await,
-            Command::Merge(a) => commands::merge::run(g, a),
+            Command::Merge(a) => commands::merge::run(g, a).await,
         }
     });
     let code = match result {

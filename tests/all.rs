@@ -7,6 +7,7 @@ mod common;
 
 mod accept;
 mod aegis_e2e;
+mod baseline_previous;
 mod cli;
 mod drill_cli;
 mod drill_cluster;

@@ -72,6 +72,7 @@ fn acceptance_workflow_uploads_the_report_always() {
         "parallel:",
         "extra_window:",
         "require_snapshot:",
+        "baseline:",
     ] {
         assert!(wf.contains(&format!("\n      {input}\n")), "input {input}");
     }
@@ -79,7 +80,10 @@ fn acceptance_workflow_uploads_the_report_always() {
 
     let upload = step(&wf, "Upload report");
     assert!(has(&upload, "if: always()"), "{upload:#?}");
-    assert!(has(&upload, "path: reports/"), "{upload:#?}");
+    // reports/ but not the committed example, which the merge would take for a leg.
+    for line in ["path: |", "reports/", "!reports/example/"] {
+        assert!(has(&upload, line), "{line}: {upload:#?}");
+    }
     assert!(has(&upload, "if-no-files-found: warn"), "{upload:#?}");
     assert!(
         upload
@@ -94,7 +98,12 @@ fn acceptance_workflow_uploads_the_report_always() {
         "{upload:#?}"
     );
 
-    for perm in ["contents: read", "checks: write", "issues: write"] {
+    for perm in [
+        "contents: read",
+        "checks: write",
+        "issues: write",
+        "actions: read",
+    ] {
         assert!(wf.contains(&format!("\n  {perm}\n")), "permission {perm}");
     }
     for output in ["verdict", "report_path", "snapshot_url"] {
@@ -132,12 +141,14 @@ fn the_run_step_takes_inputs_from_env_only() {
         "--parallel",
         "--retry-serial",
         "--require-snapshot",
+        "--baseline previous",
         "./target/release/firedrill",
     ] {
         assert!(script.contains(flag), "{flag} missing from:\n{script}");
     }
     for env in [
         "TARGET: ${{ matrix.target }}",
+        "BASELINE: ${{ inputs.baseline }}",
         "GRAFANA_TOKEN: ${{ secrets.GRAFANA_TOKEN }}",
         "GITHUB_TOKEN: ${{ github.token }}",
     ] {
@@ -178,9 +189,18 @@ fn the_matrix_fans_out_and_a_final_job_merges() {
     );
     let merge = step(&wf, "Merge reports");
     let script = merge.join("\n");
+    for part in [
+        "-not -path '*/example/*'",
+        "args=(merge \"${reports[@]}\" --out merged/)",
+        "args+=(--baseline previous)",
+        "./target/release/firedrill \"${args[@]}\"",
+    ] {
+        assert!(script.contains(part), "{part} missing from:\n{script}");
+    }
+    // --baseline previous reads the workflow's runs with the job's token.
     assert!(
-        script.contains("./target/release/firedrill merge \"${reports[@]}\" --out merged/"),
-        "{script}"
+        has(&merge, "GITHUB_TOKEN: ${{ github.token }}"),
+        "{merge:#?}"
     );
     assert!(
         !script.split("run: |").nth(1).unwrap().contains("${{"),

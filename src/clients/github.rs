@@ -1,7 +1,9 @@
 //! GitHub, from inside a GitHub Actions job: a check run carrying the
 //! verdict and summary, and one issue per failing acceptance (opened once,
 //! commented on by later runs). Talks to `GITHUB_API_URL` through octocrab,
-//! so GitHub Enterprise Server and test doubles work the same way.
+//! so GitHub Enterprise Server and test doubles work the same way. Also
+//! `--baseline previous`: the latest successful run's report artifact
+//! (which run and artifact: the pure [`previous`] module).
 
 use crate::model::Verdict;
 use octocrab::models::issues::Issue;
@@ -10,6 +12,8 @@ use octocrab::Octocrab;
 use serde::Serialize;
 use std::time::Duration;
 use thiserror::Error;
+
+pub mod previous;
 
 /// GitHub rejects a check run `output.summary` over 65 535 characters.
 pub const SUMMARY_LIMIT: usize = 65_535;
@@ -28,6 +32,9 @@ pub struct GitHubContext {
     /// `GITHUB_API_URL`, e.g. `https://api.github.com` (octocrab's base URI).
     pub api_url: String,
     pub run_id: Option<String>,
+    /// `GITHUB_WORKFLOW_REF`, e.g.
+    /// `octo-org/octo-repo/.github/workflows/acceptance.yml@refs/heads/main`.
+    pub workflow_ref: Option<String>,
     token: String,
 }
 
@@ -40,6 +47,7 @@ impl std::fmt::Debug for GitHubContext {
             .field("server_url", &self.server_url)
             .field("api_url", &self.api_url)
             .field("run_id", &self.run_id)
+            .field("workflow_ref", &self.workflow_ref)
             .field("token", &"<redacted>")
             .finish()
     }
@@ -109,6 +117,7 @@ impl GitHubContext {
                 .trim_end_matches('/')
                 .to_string(),
             run_id: get("GITHUB_RUN_ID"),
+            workflow_ref: get("GITHUB_WORKFLOW_REF"),
             token,
         })
     }
@@ -436,6 +445,377 @@ async fn find_open_issue(
         }
     }
     Ok(None)
+}
+
+/// The report `--baseline previous` found: where it came from and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousReport {
+    pub run_id: u64,
+    /// The run's page on GitHub.
+    pub run_url: String,
+    pub artifact_id: u64,
+    pub artifact_name: String,
+    /// The report's path inside the artifact's zip.
+    pub entry: String,
+    pub json: Vec<u8>,
+    /// Successful runs whose artifacts were listed (1 when the newest had it).
+    pub runs_looked_at: usize,
+    /// Requests to GitHub's API (the blob download not counted).
+    pub api_calls: u32,
+}
+
+/// Why `--baseline previous` found no report; each names what was looked
+/// for and where, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PreviousError {
+    #[error(
+        "GITHUB_WORKFLOW_REF is {value:?}, not `owner/repo/.github/workflows/FILE@ref` as GitHub \
+         Actions sets it, so firedrill cannot tell which workflow's runs to look in; pass a \
+         report with --baseline PATH instead"
+    )]
+    WorkflowRef { value: String },
+    #[error(
+        "GitHub refused {request} in {repo}: 403 {message}. `--baseline previous` reads the \
+         workflow's runs and artifacts: grant the job `permissions: actions: read`"
+    )]
+    Forbidden {
+        repo: String,
+        request: String,
+        message: String,
+    },
+    #[error(
+        "GitHub answered 404 {message} to {request} in {repo}: check that {workflow} is this \
+         repository's workflow (from GITHUB_WORKFLOW_REF) and that the job's token may read \
+         Actions (`permissions: actions: read`)"
+    )]
+    NotFound {
+        repo: String,
+        request: String,
+        workflow: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Api(GitHubError),
+    #[error("GitHub's answer to {request} is not what its API documents: {reason}")]
+    Decode { request: String, reason: String },
+    #[error(
+        "{workflow} in {repo} has no successful run before this one (asked for the newest \
+         {asked}): the first green run becomes the baseline of the next"
+    )]
+    NoRuns {
+        workflow: String,
+        repo: String,
+        asked: u8,
+    },
+    #[error(
+        "none of the {runs} newest successful runs of {workflow} in {repo} (this run excluded; \
+         at most {asked} are looked at) has such an artifact{skipped}"
+    )]
+    NoArtifact {
+        workflow: String,
+        repo: String,
+        runs: usize,
+        asked: u8,
+        /// `; 2 with that name had expired` or empty.
+        skipped: String,
+    },
+    #[error("artifact {name} of run {run_url} could not be downloaded: {reason}")]
+    Download {
+        name: String,
+        run_url: String,
+        reason: String,
+    },
+    #[error("artifact {name} of run {run_url} {problem}")]
+    Zip {
+        name: String,
+        run_url: String,
+        problem: String,
+    },
+    #[error(
+        "the lookup in {repo} took longer than {secs} s and was abandoned (GitHub at {api_url} \
+         answering slowly?)"
+    )]
+    Timeout {
+        repo: String,
+        api_url: String,
+        secs: u64,
+    },
+}
+
+/// The report of the latest successful run of this job's workflow that
+/// uploaded an artifact named as `wanted`: lists the workflow's successful
+/// runs (one page of [`previous::MAX_RUNS`], newest first, this run
+/// skipped), each run's artifacts until one matches, downloads that zip
+/// (GitHub answers 302 to a short-lived blob URL, fetched without the
+/// token) and reads its report.json in memory. The whole lookup is bounded
+/// by [`previous::LOOKUP_TIMEOUT`].
+pub async fn previous_report(
+    ctx: &GitHubContext,
+    wanted: &previous::Wanted,
+) -> Result<PreviousReport, PreviousError> {
+    let limit = previous::LOOKUP_TIMEOUT;
+    match tokio::time::timeout(limit, find_previous(ctx, wanted)).await {
+        Ok(found) => found,
+        Err(_) => Err(PreviousError::Timeout {
+            repo: ctx.repo_slug(),
+            api_url: ctx.api_url.clone(),
+            secs: limit.as_secs(),
+        }),
+    }
+}
+
+async fn find_previous(
+    ctx: &GitHubContext,
+    wanted: &previous::Wanted,
+) -> Result<PreviousReport, PreviousError> {
+    use previous::{ArtifactChoice, ArtifactsPage, RunsPage, MAX_ARTIFACT_BYTES, MAX_RUNS};
+    let raw_ref = ctx.workflow_ref.clone().unwrap_or_default();
+    let workflow =
+        previous::workflow_file(&raw_ref).ok_or(PreviousError::WorkflowRef { value: raw_ref })?;
+    let octo = ctx.client().map_err(PreviousError::Api)?;
+    let current = ctx.run_id.as_deref().and_then(|s| s.parse::<u64>().ok());
+    let (owner, repo) = (ctx.owner.as_str(), ctx.repo.as_str());
+    let mut api_calls = 0;
+
+    let route = api_path(&[
+        "repos",
+        owner,
+        repo,
+        "actions",
+        "workflows",
+        &workflow,
+        "runs",
+    ]);
+    let request = format!("GET {route}?status=success");
+    let per_page = MAX_RUNS.to_string();
+    api_calls += 1;
+    let page: RunsPage = octo
+        .get(
+            &route,
+            Some(&[
+                ("status", "success"),
+                ("per_page", per_page.as_str()),
+                ("exclude_pull_requests", "true"),
+            ]),
+        )
+        .await
+        .map_err(|e| previous_api_error(e, ctx, &request, &workflow))?;
+    let runs = previous::candidate_runs(&page.workflow_runs, current);
+    if runs.is_empty() {
+        return Err(PreviousError::NoRuns {
+            workflow,
+            repo: ctx.repo_slug(),
+            asked: MAX_RUNS,
+        });
+    }
+
+    let now = chrono::Utc::now();
+    let (mut expired, mut too_large) = (0, 0);
+    for (looked, run) in runs.iter().enumerate() {
+        let id = run.id.to_string();
+        let route = api_path(&["repos", owner, repo, "actions", "runs", &id, "artifacts"]);
+        let request = format!("GET {route}");
+        let per_page = previous::ARTIFACTS_PER_PAGE.to_string();
+        api_calls += 1;
+        let page: ArtifactsPage = octo
+            .get(&route, Some(&[("per_page", per_page.as_str())]))
+            .await
+            .map_err(|e| previous_api_error(e, ctx, &request, &workflow))?;
+        let artifact =
+            match previous::choose_artifact(&page.artifacts, wanted, now, MAX_ARTIFACT_BYTES) {
+                ArtifactChoice::Found(a) => a,
+                ArtifactChoice::None {
+                    expired: e,
+                    too_large: t,
+                } => {
+                    expired += e;
+                    too_large += t;
+                    continue;
+                }
+            };
+        let run_url = run
+            .html_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/{owner}/{repo}/actions/runs/{id}", ctx.server_url));
+        api_calls += 1;
+        let zip = download_artifact_zip(&octo, ctx, artifact.id)
+            .await
+            .map_err(|reason| PreviousError::Download {
+                name: artifact.name.clone(),
+                run_url: run_url.clone(),
+                reason,
+            })?;
+        let (entry, json) = previous::report_from_zip(&zip).map_err(|p| PreviousError::Zip {
+            name: artifact.name.clone(),
+            run_url: run_url.clone(),
+            problem: p.to_string(),
+        })?;
+        return Ok(PreviousReport {
+            run_id: run.id,
+            run_url,
+            artifact_id: artifact.id,
+            artifact_name: artifact.name.clone(),
+            entry,
+            json,
+            runs_looked_at: looked + 1,
+            api_calls,
+        });
+    }
+    let mut skipped = Vec::new();
+    if expired > 0 {
+        skipped.push(format!("{expired} with that name had expired"));
+    }
+    if too_large > 0 {
+        skipped.push(format!(
+            "{too_large} with that name were over {}",
+            crate::clients::http::human_bytes(MAX_ARTIFACT_BYTES)
+        ));
+    }
+    Err(PreviousError::NoArtifact {
+        workflow,
+        repo: ctx.repo_slug(),
+        runs: runs.len(),
+        asked: MAX_RUNS,
+        skipped: if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", skipped.join(", "))
+        },
+    })
+}
+
+/// `GET .../actions/artifacts/{id}/zip`: GitHub answers 302 with a
+/// pre-signed blob URL (valid for a minute), fetched with a plain client so
+/// the token never leaves for the blob store. The zip is read up to
+/// [`previous::MAX_ARTIFACT_BYTES`].
+async fn download_artifact_zip(
+    octo: &Octocrab,
+    ctx: &GitHubContext,
+    artifact_id: u64,
+) -> Result<Vec<u8>, String> {
+    let id = artifact_id.to_string();
+    let route = api_path(&[
+        "repos",
+        &ctx.owner,
+        &ctx.repo,
+        "actions",
+        "artifacts",
+        &id,
+        "zip",
+    ]);
+    let request = format!("GET {route}");
+    // `_get`: the answer as it is, the redirect not followed.
+    let resp = octo
+        ._get(route.as_str())
+        .await
+        .map_err(|e| GitHubError::from_octocrab(e, ctx, &request).to_string())?;
+    let status = resp.status();
+    if !status.is_redirection() {
+        if status.is_success() {
+            return Err(format!(
+                "GitHub answered {request} with {status} instead of a redirect to the zip"
+            ));
+        }
+        let err = match octocrab::map_github_error(resp).await {
+            Err(e) => GitHubError::from_octocrab(e, ctx, &request).to_string(),
+            Ok(_) => format!("GitHub answered {request} with {status}"),
+        };
+        return Err(if status == http::StatusCode::GONE {
+            format!("{err} (410 Gone: the artifact expired or was deleted)")
+        } else {
+            err
+        });
+    }
+    let location = resp
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("GitHub answered {request} with {status} but no Location"))?;
+    let base = url::Url::parse(&format!("{}/", ctx.api_url))
+        .map_err(|e| format!("GITHUB_API_URL {} is not a URL: {e}", ctx.api_url))?;
+    let url = base
+        .join(location)
+        .map_err(|e| format!("GitHub redirected to {location:?}, not a URL: {e}"))?;
+    // Never name the signed URL in a message: it is a credential for a minute.
+    let shown = {
+        let mut u = url.clone();
+        u.set_query(None);
+        u.set_fragment(None);
+        u.to_string()
+    };
+    let client = crate::clients::http::client(Duration::from_secs(120));
+    let blob = client.get(url).send().await.map_err(|e| {
+        format!(
+            "{shown}: {}",
+            crate::clients::http::describe(&e.without_url())
+        )
+    })?;
+    let blob_status = blob.status();
+    if !blob_status.is_success() {
+        let body = crate::clients::http::read_body(blob, 4096)
+            .await
+            .unwrap_or_default();
+        return Err(format!(
+            "{shown} (where GitHub redirected) answered HTTP {blob_status}: {}",
+            crate::clients::http::snippet(&body, 200)
+        ));
+    }
+    crate::clients::http::read_body(blob, previous::MAX_ARTIFACT_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::clients::http::BodyError::TooLarge(t) => format!("{shown}: the zip is {t}"),
+            crate::clients::http::BodyError::Read(e) => {
+                format!(
+                    "{shown}: {}",
+                    crate::clients::http::describe(&e.without_url())
+                )
+            }
+        })
+}
+
+/// `/repos/{owner}/{repo}/...` with each segment percent-encoded.
+fn api_path(segments: &[&str]) -> String {
+    let mut u = url::Url::parse("http://api/").expect("static URL parses");
+    u.path_segments_mut()
+        .expect("an http URL has path segments")
+        .extend(segments);
+    u.path().to_string()
+}
+
+fn previous_api_error(
+    e: octocrab::Error,
+    ctx: &GitHubContext,
+    request: &str,
+    workflow: &str,
+) -> PreviousError {
+    if let octocrab::Error::Json { source, .. } = &e {
+        return PreviousError::Decode {
+            request: request.to_string(),
+            reason: format!("at {}: {}", source.path(), source.inner()),
+        };
+    }
+    match GitHubError::from_octocrab(e, ctx, request) {
+        GitHubError::Forbidden {
+            repo,
+            request,
+            message,
+        } => PreviousError::Forbidden {
+            repo,
+            request,
+            message,
+        },
+        GitHubError::NotFound {
+            repo,
+            request,
+            message,
+        } => PreviousError::NotFound {
+            repo,
+            request,
+            workflow: workflow.to_string(),
+            message,
+        },
+        other => PreviousError::Api(other),
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,30 @@
 //! `--baseline`: read the earlier report and attach the comparison. A
 //! baseline that is missing or unreadable becomes a note in the report.
+//! `--baseline previous` finds it on GitHub (`clients::github::previous_report`).
 
 use crate::cli::BaselineArgs;
+use crate::clients::github::{previous::Wanted, previous_report, GitHubContext, NoGitHubContext};
 use crate::report::baseline::{compare, BaselineComparison, Thresholds};
 use crate::report::Report;
 use std::path::{Path, PathBuf};
 
+/// The `--baseline` value that asks GitHub for the latest successful run's report.
+pub const PREVIOUS: &str = "previous";
+
 /// Compares `report` with the baseline `args` names, if any.
-pub fn attach(report: &mut Report, args: &BaselineArgs, thresholds: &Thresholds) {
+pub async fn attach(report: &mut Report, args: &BaselineArgs, thresholds: &Thresholds) {
     let Some(source) = &args.baseline else {
         return;
     };
-    let comparison = match load(source) {
-        Ok((path, baseline)) => compare(report, &baseline, &path.display().to_string(), thresholds),
-        Err(note) => BaselineComparison::unavailable(source, note),
+    let comparison = if source == PREVIOUS {
+        previous(report, thresholds, |k| std::env::var(k).ok()).await
+    } else {
+        match load(source) {
+            Ok((path, baseline)) => {
+                compare(report, &baseline, &path.display().to_string(), thresholds)
+            }
+            Err(note) => BaselineComparison::unavailable(source, note),
+        }
     };
     if let Some(note) = &comparison.note {
         eprintln!("note: {note}");
@@ -45,14 +56,67 @@ pub fn exit_code(
     crate::exit::with_regressions(code, report, args.fail_on_regression)
 }
 
-fn load(source: &str) -> Result<(PathBuf, Report), String> {
-    if source == "previous" {
-        return Err(
-            "`--baseline previous` (the latest successful run's report on GitHub) is not built yet; \
-             download that run's report artifact and pass its report.json to --baseline"
-                .into(),
-        );
+/// `--baseline previous`: the report artifact of the latest successful run
+/// of this job's workflow for the same target (or, for a merged report, the
+/// merged one), compared with `report`. Anything that stops it is a note.
+/// `env` reads the job's variables (GitHub Actions sets them).
+pub async fn previous(
+    report: &Report,
+    thresholds: &Thresholds,
+    env: impl Fn(&str) -> Option<String>,
+) -> BaselineComparison {
+    let wanted = if report.inputs.is_empty() {
+        Wanted::Leg {
+            target: report.target.name.clone(),
+        }
+    } else {
+        Wanted::Merged
+    };
+    let note = |why: String| {
+        BaselineComparison::unavailable(
+            PREVIOUS,
+            format!(
+                "no comparison: `--baseline previous` looked for the latest successful run's \
+                 artifact {} and found none to compare with: {why}",
+                wanted.pattern()
+            ),
+        )
+    };
+    let ctx =
+        match GitHubContext::detect(env) {
+            Ok(ctx) => ctx,
+            Err(NoGitHubContext::NotInActions) => return BaselineComparison::unavailable(
+                PREVIOUS,
+                "no comparison: `--baseline previous` finds the latest successful run's report \
+                 artifact on GitHub and works only inside GitHub Actions (GITHUB_ACTIONS is not \
+                 \"true\"); elsewhere download that report and pass its report.json (or its \
+                 directory) with --baseline PATH"
+                    .into(),
+            ),
+            Err(NoGitHubContext::NoToken) => {
+                return note(
+                    "GITHUB_TOKEN is not set; add `env: GITHUB_TOKEN: ${{ github.token }}` to the \
+                 step and grant the job `permissions: actions: read`"
+                        .into(),
+                )
+            }
+            Err(e) => return note(e.to_string()),
+        };
+    let found = match previous_report(&ctx, &wanted).await {
+        Ok(found) => found,
+        Err(e) => return note(e.to_string()),
+    };
+    let origin = format!(
+        "{} in artifact {} of run {}",
+        found.entry, found.artifact_name, found.run_url
+    );
+    match parse_report(&found.json, &origin) {
+        Ok(baseline) => compare(report, &baseline, &origin, thresholds),
+        Err(e) => BaselineComparison::unavailable(PREVIOUS, format!("no comparison: baseline {e}")),
     }
+}
+
+fn load(source: &str) -> Result<(PathBuf, Report), String> {
     read_report(Path::new(source)).map_err(|e| format!("no comparison: baseline {e}"))
 }
 
@@ -64,16 +128,21 @@ pub fn read_report(path: &Path) -> Result<(PathBuf, Report), String> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let report: Report = serde_path_to_error::deserialize(de).map_err(|e| {
+    let text =
+        std::fs::read(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    let report = parse_report(&text, &path.display().to_string())?;
+    Ok((path, report))
+}
+
+/// A report.json's bytes as a report; the error names `origin` and what is
+/// wrong where.
+pub fn parse_report(bytes: &[u8], origin: &str) -> Result<Report, String> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
         format!(
-            "{} is not a firedrill report.json (at {}: {})",
-            path.display(),
+            "{origin} is not a firedrill report.json (at {}: {})",
             e.path(),
             e.inner()
         )
-    })?;
-    Ok((path, report))
+    })
 }

@@ -85,7 +85,8 @@ pub async fn run(global: &Global, args: &DrillArgs) -> Result<ExitCode, Error> {
         &mut report,
         &args.baseline,
         &super::baseline::thresholds(&plan),
-    );
+    )
+    .await;
     let code = finish(&mut report, &global.reports_dir)?;
     Ok(super::baseline::exit_code(code, &report, &args.baseline))
 }

@@ -6,7 +6,7 @@ use crate::cli::MergeArgs;
 use crate::exit::ExitCode;
 use chrono::Utc;
 
-pub fn run(_global: &Global, args: &MergeArgs) -> Result<ExitCode, Error> {
+pub async fn run(_global: &Global, args: &MergeArgs) -> Result<ExitCode, Error> {
     let mut inputs = Vec::new();
     for p in &args.reports {
         let (path, report) =
@@ -16,7 +16,7 @@ pub fn run(_global: &Global, args: &MergeArgs) -> Result<ExitCode, Error> {
     let run_id = format!("merge-{}", crate::runinfo::new_run_id(Utc::now()));
     let mut report = crate::report::merge::merge(&inputs, &run_id, crate::runinfo::tool_info())
         .map_err(|e| Error::Usage(format!("cannot merge: {e}")))?;
-    baseline::attach(&mut report, &args.baseline, &Default::default());
+    baseline::attach(&mut report, &args.baseline, &Default::default()).await;
     report.redact_secrets();
     let dir = &args.out;
     let written =

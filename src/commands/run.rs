@@ -184,7 +184,8 @@ pub async fn execute(global: &Global, opts: RunOptions) -> Result<ExitCode, Erro
         &mut report,
         &opts.baseline,
         &super::baseline::thresholds(&plan),
-    );
+    )
+    .await;
     let dir = write_report(&mut report, &global.reports_dir)?;
     publish_to_github(&report, &dir, opts.github_check, opts.open_issue_on_failure).await;
     print_verdict(&report, &dir);

@@ -8,4 +8,5 @@ pub mod loki;
 pub mod nats;
 pub mod prom_text;
 pub mod prometheus;
+pub mod reports;
 pub mod run;
