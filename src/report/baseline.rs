@@ -301,12 +301,76 @@ fn figures(r: &Report) -> Vec<Figure> {
             worse: Worse::Lower,
         });
     }
+    if let Some(c) = r.coverage.as_ref().filter(|c| !c.rules.is_empty()) {
+        let percent = c.percent();
+        out.push(Figure {
+            subject: "coverage".into(),
+            metric: "rules proven",
+            unit: "%",
+            value: Some(percent),
+            // A verdict only where the run sets a floor (`--min-coverage`).
+            verdict: c.min_percent.map(|min| {
+                if percent < min {
+                    Verdict::Fail
+                } else {
+                    Verdict::Pass
+                }
+            }),
+            worse: Worse::Lower,
+        });
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_coverage(statuses: &[crate::report::model::CoverageStatus]) -> Report {
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../reports/example/report.json")).unwrap();
+        r.coverage = Some(crate::report::model::Coverage {
+            rules: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| crate::report::model::CoverageRow {
+                    alert: format!("Alert{i}"),
+                    severity: "page".into(),
+                    file: "rules.yml".into(),
+                    group: "g".into(),
+                    status: *s,
+                    drills: vec![],
+                })
+                .collect(),
+            min_percent: None,
+        });
+        r
+    }
+
+    #[test]
+    fn coverage_is_compared_and_a_drop_is_a_regression() {
+        use crate::report::model::CoverageStatus::{NotDrilled, Proven};
+        let before = with_coverage(&[Proven, Proven, Proven, NotDrilled]);
+        let now = with_coverage(&[Proven, NotDrilled, NotDrilled, NotDrilled]);
+        let cmp = compare(&now, &before, "before.json", &Thresholds::default());
+        let row = cmp
+            .changes
+            .iter()
+            .find(|c| c.subject == "coverage")
+            .expect("a coverage row");
+        assert_eq!((row.baseline, row.current), (Some(75.0), Some(25.0)));
+        assert_eq!(row.delta, Some(-50.0));
+        assert!(row.regression, "{row:?}");
+        let same = compare(&before, &before, "before.json", &Thresholds::default());
+        assert!(
+            !same
+                .changes
+                .iter()
+                .find(|c| c.subject == "coverage")
+                .unwrap()
+                .regression
+        );
+    }
 
     #[test]
     fn thresholds_parse() {
