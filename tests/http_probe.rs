@@ -147,6 +147,36 @@ async fn a_service_answering_500_fails_every_request_with_the_status() {
     );
 }
 
+/// An answer that never ends: the probe stops reading at its limit and
+/// fails the request, well before the timeout, and its memory stays bounded.
+#[tokio::test]
+async fn an_endless_answer_fails_the_request_at_the_size_limit() {
+    let url = serve(axum::Router::new().route(
+        "/v1/tasks",
+        post(|| async {
+            let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            let endless =
+                futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            (StatusCode::ACCEPTED, axum::body::Body::from_stream(endless))
+        }),
+    ))
+    .await;
+    let mut cfg = probe(&url);
+    cfg.count = 3;
+    cfg.concurrency = 3;
+    cfg.timeout = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let out = run_http_probe(&cfg, &client()).await;
+    assert!(!out.passed());
+    assert_eq!(out.publish_failures.len(), 3, "{:?}", out.failure_reasons());
+    assert_eq!(
+        out.publish_failures[0].reason,
+        "the answer is larger than 1 MiB; a probe reads at most that much"
+    );
+    // Ended by the limit, not by the 60 s timeout.
+    assert!(started.elapsed() < Duration::from_secs(55));
+}
+
 #[tokio::test]
 async fn a_service_that_never_answers_times_every_request_out() {
     let url = serve(axum::Router::new().route(

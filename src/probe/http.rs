@@ -16,6 +16,9 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The most of one answer an HTTP probe reads.
+pub const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+
 pub use crate::model::http_probe::{
     HttpExpect, HttpProbeConfig, TraceIdFrom, TASK_ID_VAR, TRACE_ID_VAR,
 };
@@ -252,14 +255,22 @@ async fn send_one(
     };
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    // The whole answer (head and body) is the round trip, bounded by the timeout.
-    let body = match resp.bytes().await {
+    // The whole answer (head and body) is the round trip, bounded by the
+    // timeout, and by MAX_ANSWER_BYTES: a service that streams without end
+    // must not take the probe's memory with it.
+    let body = match crate::clients::http::read_body(resp, MAX_ANSWER_BYTES).await {
         Ok(b) => b,
-        Err(e) if e.is_timeout() => return Fate::TimedOut,
-        Err(e) => {
+        Err(crate::clients::http::BodyError::Read(e)) if e.is_timeout() => return Fate::TimedOut,
+        Err(crate::clients::http::BodyError::Read(e)) => {
             return Fate::Failed(format!(
                 "reading the answer failed: {}",
                 crate::clients::http::describe(&e)
+            ))
+        }
+        Err(crate::clients::http::BodyError::TooLarge(_)) => {
+            return Fate::Failed(format!(
+                "the answer is larger than {}; a probe reads at most that much",
+                crate::clients::http::human_bytes(MAX_ANSWER_BYTES)
             ))
         }
     };
