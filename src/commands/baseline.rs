@@ -128,6 +128,24 @@ pub fn read_report(path: &Path) -> Result<(PathBuf, Report), String> {
     } else {
         path.to_path_buf()
     };
+    // Only a regular file, and no more than a report can be: a device
+    // (`/dev/zero`) or a pipe would otherwise be read without end.
+    let limit = crate::clients::github::previous::MAX_REPORT_BYTES;
+    let meta =
+        std::fs::metadata(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file; give the path of a report.json or of its folder",
+            path.display()
+        ));
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "{} is {} bytes, over the {limit}-byte limit of a report.json; is it the right file?",
+            path.display(),
+            meta.len()
+        ));
+    }
     let text =
         std::fs::read(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
     let report = parse_report(&text, &path.display().to_string())?;
@@ -145,4 +163,27 @@ pub fn parse_report(bytes: &[u8], origin: &str) -> Result<Report, String> {
             e.inner()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_file_is_read() {
+        let err = read_report(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err,
+            "/dev/zero is not a regular file; give the path of a report.json or of its folder"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_report(dir.path()).unwrap_err();
+        assert!(err.contains("report.json cannot be read"), "{err}");
+        let big = dir.path().join("big.json");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(crate::clients::github::previous::MAX_REPORT_BYTES + 1)
+            .unwrap();
+        let err = read_report(&big).unwrap_err();
+        assert!(err.contains("over the 67108864-byte limit"), "{err}");
+    }
 }
