@@ -53,7 +53,26 @@ pub fn exit_code(
     report: &Report,
     args: &BaselineArgs,
 ) -> crate::exit::ExitCode {
-    crate::exit::with_regressions(code, report, args.fail_on_regression)
+    let out = crate::exit::with_regressions(code, report, args.fail_on_regression);
+    if let Some(b) = &report.baseline {
+        let regressed: Vec<String> = b
+            .regressions()
+            .map(|c| format!("{} {}", c.subject, c.metric))
+            .collect();
+        if !regressed.is_empty() {
+            eprintln!(
+                "regressed since the baseline ({}): {}{}",
+                b.source,
+                regressed.join(", "),
+                if out != code {
+                    "; --fail-on-regression: exit 1 (the verdict above is the run's own)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    out
 }
 
 /// `--baseline previous`: the report artifact of the latest successful run
