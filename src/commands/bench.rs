@@ -153,14 +153,30 @@ pub async fn run(
         d.added_p50_us,
         d.added_p99_us
     );
+    finish(
+        global,
+        &report,
+        report.load_average_before,
+        report.load_average_after,
+    )
+}
+
+/// Prints the load averages around a bench and writes its `bench.json`
+/// into a new run folder under the reports dir.
+pub(super) fn finish(
+    global: &Global,
+    report: &impl serde::Serialize,
+    before: Option<[f64; 3]>,
+    after: Option<[f64; 3]>,
+) -> Result<ExitCode, Error> {
     let load = |l: Option<[f64; 3]>| {
         l.map(|[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
             .unwrap_or_else(|| "unknown".into())
     };
     println!(
         "load average before: {}   after: {}",
-        load(report.load_average_before),
-        load(report.load_average_after)
+        load(before),
+        load(after)
     );
     let dir = global
         .reports_dir
@@ -169,7 +185,7 @@ pub async fn run(
         .and_then(|_| {
             std::fs::write(
                 dir.join("bench.json"),
-                serde_json::to_vec_pretty(&report).expect("serialises"),
+                serde_json::to_vec_pretty(report).expect("serialises"),
             )
         })
         .map_err(|source| Error::ReportWrite {

@@ -175,31 +175,12 @@ pub async fn run(global: &Global, args: &ProbeArgs, url: &str) -> Result<ExitCod
             ""
         }
     );
-    let load = |l: Option<[f64; 3]>| {
-        l.map(|[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
-            .unwrap_or_else(|| "unknown".into())
-    };
-    println!(
-        "load average before: {}   after: {}",
-        load(report.load_average_before),
-        load(report.load_average_after)
-    );
-    let dir = global
-        .reports_dir
-        .join(crate::runinfo::new_run_id(chrono::Utc::now()));
-    std::fs::create_dir_all(&dir)
-        .and_then(|_| {
-            std::fs::write(
-                dir.join("bench.json"),
-                serde_json::to_vec_pretty(&report).expect("serialises"),
-            )
-        })
-        .map_err(|source| Error::ReportWrite {
-            path: dir.clone(),
-            source,
-        })?;
-    eprintln!("wrote {}", dir.join("bench.json").display());
-    Ok(ExitCode::Success)
+    super::bench::finish(
+        global,
+        &report,
+        report.load_average_before,
+        report.load_average_after,
+    )
 }
 
 /// (a): `count` GETs, `in_flight` at once; the rate of 2xx answers per

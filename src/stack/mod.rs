@@ -816,50 +816,50 @@ fn give_up_if(
     Ok(())
 }
 
-/// Makes Alertmanager re-read its config; it answers once the new config
-/// is in force, with 500 if it was rejected.
+/// `POST <base_url>/-/reload` on Prometheus or Alertmanager: both answer
+/// once the new config is in force, with 500 if it was rejected. A failure
+/// is `error(detail, the child's log tail)`.
+async fn reload(
+    http: &reqwest::Client,
+    child: &mut ManagedChild,
+    base_url: &str,
+    error: fn(String, String) -> StackError,
+) -> Result<(), StackError> {
+    let url = format!("{base_url}/-/reload");
+    let detail = match http.post(&url).timeout(RELOAD_TIMEOUT).send().await {
+        Ok(resp) if resp.status().is_success() => return Ok(()),
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            format!("POST {url} answered {status}: {}", body.trim())
+        }
+        Err(e) => format!("POST {url} failed: {e}"),
+    };
+    Err(error(detail, child.log_tail(LOG_TAIL_LINES)))
+}
+
+/// Makes Alertmanager re-read its config.
 async fn reload_alertmanager(
     http: &reqwest::Client,
     alertmanager: &mut ManagedChild,
     alertmanager_url: &str,
 ) -> Result<(), StackError> {
-    let url = format!("{alertmanager_url}/-/reload");
-    let detail = match http.post(&url).timeout(RELOAD_TIMEOUT).send().await {
-        Ok(resp) if resp.status().is_success() => return Ok(()),
-        Ok(resp) => {
-            let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
-            format!("POST {url} answered {status}: {}", body.trim())
-        }
-        Err(e) => format!("POST {url} failed: {e}"),
-    };
-    Err(StackError::AlertmanagerReload {
-        detail,
-        log_tail: alertmanager.log_tail(LOG_TAIL_LINES),
+    reload(http, alertmanager, alertmanager_url, |detail, log_tail| {
+        StackError::AlertmanagerReload { detail, log_tail }
     })
+    .await
 }
 
-/// Makes Prometheus re-read its config and rules; it answers only once
-/// the reload is done, with 500 if anything in it was rejected.
+/// Makes Prometheus re-read its config and rules.
 async fn reload_prometheus(
     http: &reqwest::Client,
     prometheus: &mut ManagedChild,
     prometheus_url: &str,
 ) -> Result<(), StackError> {
-    let url = format!("{prometheus_url}/-/reload");
-    let detail = match http.post(&url).timeout(RELOAD_TIMEOUT).send().await {
-        Ok(resp) if resp.status().is_success() => return Ok(()),
-        Ok(resp) => {
-            let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
-            format!("POST {url} answered {status}: {}", body.trim())
-        }
-        Err(e) => format!("POST {url} failed: {e}"),
-    };
-    Err(StackError::RulesRejected {
-        detail,
-        log_tail: prometheus.log_tail(LOG_TAIL_LINES),
+    reload(http, prometheus, prometheus_url, |detail, log_tail| {
+        StackError::RulesRejected { detail, log_tail }
     })
+    .await
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
