@@ -192,17 +192,26 @@ async fn stack_starts_wires_up_and_shuts_down_clean() {
 
     // The whole alert path, end to end: with no fleet scraped, the
     // orchestrator metric is absent, so OrchestratorDown fires after its
-    // 4 s `for:` and Alertmanager notifies the webhook.
-    let mut notifications = stack.webhook.subscribe();
+    // 4 s `for:` (before the stack opens) and Alertmanager notifies the
+    // webhook once it does.
+    // It is already firing when the stack opens, so the notification can
+    // arrive at once: look in everything the webhook received.
     let notified = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let n = notifications.recv().await.unwrap();
-            let hit = n.payload.alerts.iter().find(|a| {
-                a.alertname() == Some("OrchestratorDown") && a.status == AlertStatus::Firing
+            let hit = stack.webhook.received().into_iter().find_map(|n| {
+                n.payload
+                    .alerts
+                    .iter()
+                    .find(|a| {
+                        a.alertname() == Some("OrchestratorDown") && a.status == AlertStatus::Firing
+                    })
+                    .cloned()
+                    .map(|a| (n.received_at, a))
             });
-            if let Some(alert) = hit {
-                return (n.received_at, alert.clone());
+            if let Some(hit) = hit {
+                return hit;
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
