@@ -7,7 +7,6 @@ use crate::error::Error;
 use crate::fleet::{Fleet, FleetConfig};
 use crate::spec::{FleetSpec, LocalSpec, Target};
 use crate::stack::{render_local_rules, rules::render_rules, LocalStack, ScrapeJob, StackOptions};
-use std::time::Duration;
 
 /// Prometheus job name of the fleet's own metrics.
 pub const FLEET_JOB: &str = "fleet";
@@ -208,25 +207,4 @@ pub fn fleet_config(spec: &FleetSpec, namespace: &str, nats_url: &str) -> FleetC
         record_task_ids: true,
         otlp_endpoint: None,
     }
-}
-
-/// Waits until Prometheus has scraped the fleet successfully at least once,
-/// so criteria over the run window have a sample before the first sentinel.
-pub async fn wait_for_first_scrape(
-    prom: &crate::clients::prometheus::Prometheus,
-    timeout: Duration,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let q = format!("up{{job=\"{FLEET_JOB}\"}} == 1");
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(crate::clients::prometheus::QueryResult::Vector(v)) =
-            prom.query(&q, chrono::Utc::now()).await
-        {
-            if !v.is_empty() {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
 }

@@ -5,7 +5,7 @@
 use assert_cmd::Command;
 use firedrill::clients::prometheus::Prometheus;
 use firedrill::fleet::Fleet;
-use firedrill::local::{fleet_config, wait_for_first_scrape};
+use firedrill::local::fleet_config;
 use firedrill::report::model::{Check, Finding, Severity};
 use firedrill::spec::{builtin_local_target, Vars};
 use firedrill::stack::rules::STRUCTURAL_ALERTS;
@@ -124,8 +124,10 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let rules_yaml = render_local_rules(&target.vars()).unwrap() + DEFECTS;
-    let stack = LocalStack::start(StackOptions {
-        scrape_jobs: firedrill::local::scrape_jobs_for_fleet(target.fleet().unwrap(), &addr),
+    let fleet_jobs = firedrill::local::scrape_jobs_for_fleet(target.fleet().unwrap(), &addr);
+    let starting = LocalStack::launch(StackOptions {
+        healthy_jobs: fleet_jobs.iter().map(|j| j.job_name.clone()).collect(),
+        scrape_jobs: fleet_jobs,
         rules: vec![("rules.yml".into(), rules_yaml)],
         ..StackOptions::default()
     })
@@ -134,11 +136,12 @@ async fn seven_rules_are_clean_and_each_seed_defect_is_found() {
     let cfg = fleet_config(
         target.fleet().unwrap(),
         target.namespace.as_deref().unwrap(),
-        stack.nats_url.as_deref().unwrap(),
+        starting.nats_url().unwrap(),
     );
     let fleet = Fleet::start(cfg, listener).await.expect("fleet starts");
+    // Opens once the fleet has been scraped successfully.
+    let stack = starting.ready().await.expect("local stack opens");
     let prom = Prometheus::new(&stack.prometheus_url);
-    assert!(wait_for_first_scrape(&prom, Duration::from_secs(30)).await);
 
     let rules = alerting_rules(&prom).await.unwrap();
     assert_eq!(rules.len(), STRUCTURAL_ALERTS.len() + 13);

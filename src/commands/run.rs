@@ -299,7 +299,7 @@ async fn body(
     // Local: two scrape intervals, so every target has had one whole
     // scrape that started after the last sentinel.
     let settle = opts.settle.unwrap_or(if plan.target.is_local() {
-        crate::stack::StackOptions::default().scrape_interval * 2
+        crate::stack::TWO_SCRAPES
     } else {
         Duration::from_secs(30)
     });

@@ -108,7 +108,7 @@ async fn audit_live(
         // The local stack opens right after its first scrapes (the fleet's
         // successful): two more scrape intervals give every series the
         // second sample rate() and increase() need.
-        let wait = crate::stack::StackOptions::default().scrape_interval * 2;
+        let wait = crate::stack::TWO_SCRAPES;
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             sig = shutdown_signal() => return Err(Error::Interrupted(sig)),

@@ -30,6 +30,11 @@ pub use webhook::{
 
 use process::{ManagedChild, NotReady};
 
+/// How often the local stack scrapes (and evaluates rules) by default.
+pub const SCRAPE_INTERVAL: Duration = Duration::from_millis(500);
+/// Two scrape intervals: long enough for every target to have had a whole
+/// scrape that started after now, so a series has a second sample.
+pub const TWO_SCRAPES: Duration = SCRAPE_INTERVAL.saturating_mul(2);
 /// How many times a child is started with fresh ports when it lost a bind race.
 const START_ATTEMPTS: usize = 3;
 /// How long `shutdown()` waits after SIGTERM before it sends SIGKILL.
@@ -86,8 +91,8 @@ impl Default for StackOptions {
             nats: true,
             healthy_jobs: Vec::new(),
             startup_timeout: Duration::from_secs(20),
-            scrape_interval: Duration::from_millis(500),
-            evaluation_interval: Duration::from_millis(500),
+            scrape_interval: SCRAPE_INTERVAL,
+            evaluation_interval: SCRAPE_INTERVAL,
         }
     }
 }
@@ -449,7 +454,13 @@ impl LocalStack {
                     &rules_glob,
                 ),
             )?;
-            reload_prometheus(&http, &mut prometheus, &prometheus_url).await?;
+            reload(
+                &http,
+                &mut prometheus,
+                &prometheus_url,
+                |detail, log_tail| StackError::RulesRejected { detail, log_tail },
+            )
+            .await?;
         }
         let mut children = vec![alertmanager];
         let nats_url = nats.map(|(nats, ports)| {
@@ -624,7 +635,13 @@ impl StartingStack {
             .children
             .first_mut()
             .expect("launch() puts alertmanager first");
-        reload_alertmanager(&self.http, alertmanager, &self.stack.alertmanager_url).await?;
+        reload(
+            &self.http,
+            alertmanager,
+            &self.stack.alertmanager_url,
+            |detail, log_tail| StackError::AlertmanagerReload { detail, log_tail },
+        )
+        .await?;
         tracing::debug!("stack open: alertmanager routes to the webhook");
         Ok(self.stack)
     }
@@ -836,30 +853,6 @@ async fn reload(
         Err(e) => format!("POST {url} failed: {e}"),
     };
     Err(error(detail, child.log_tail(LOG_TAIL_LINES)))
-}
-
-/// Makes Alertmanager re-read its config.
-async fn reload_alertmanager(
-    http: &reqwest::Client,
-    alertmanager: &mut ManagedChild,
-    alertmanager_url: &str,
-) -> Result<(), StackError> {
-    reload(http, alertmanager, alertmanager_url, |detail, log_tail| {
-        StackError::AlertmanagerReload { detail, log_tail }
-    })
-    .await
-}
-
-/// Makes Prometheus re-read its config and rules.
-async fn reload_prometheus(
-    http: &reqwest::Client,
-    prometheus: &mut ManagedChild,
-    prometheus_url: &str,
-) -> Result<(), StackError> {
-    reload(http, prometheus, prometheus_url, |detail, log_tail| {
-        StackError::RulesRejected { detail, log_tail }
-    })
-    .await
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
