@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use async_nats::HeaderMap;
 use firedrill::fleet::{Fleet, FleetConfig, FleetSwitch, TamperKind};
-use firedrill::probe::envelope::{ResultEnvelope, TaskMessage, MSG_ID_HEADER, TRACEPARENT_HEADER};
+use firedrill::probe::envelope::{ResultEnvelope, TaskMessage, TRACEPARENT_HEADER};
 use firedrill::probe::traceparent::TraceParent;
 use futures::StreamExt;
 
@@ -82,7 +82,8 @@ impl Harness {
             };
             let mut headers = HeaderMap::new();
             headers.insert(TRACEPARENT_HEADER, tp.to_string().as_str());
-            headers.insert(MSG_ID_HEADER, task.task_id.as_str());
+            // As a platform's publisher may: the fleet must not mind it.
+            headers.insert("Nats-Msg-Id", task.task_id.as_str());
             let body = serde_json::to_vec(&task).unwrap();
             acks.push(
                 self.js

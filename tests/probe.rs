@@ -5,6 +5,7 @@ use firedrill::fleet::faults::{FleetSwitch, TamperKind};
 use firedrill::local::LocalEnv;
 use firedrill::probe::run_probe;
 use firedrill::spec::{builtin_local_target, builtin_probes, Vars};
+use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -38,6 +39,37 @@ async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_re
     assert!(out.passed());
     assert_eq!(out.latency.count, 200);
     assert!(out.latency.p50_ms > 0.0 && out.latency.p50_ms <= out.latency.p99_ms);
+
+    // On the wire a sentinel carries one header, its own traceparent: no
+    // Nats-Msg-Id (nothing to de-duplicate, a cost to the server) and no
+    // probe name (the body's kind says what it is).
+    let mut tasks = client.subscribe(cfg.subject.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let few = probe_config(&spec, Some(3), Some(3));
+    let out = run_probe(&client, &few, None).await.unwrap();
+    assert_eq!(out.completed, 3, "{:?}", out.failure_reasons());
+    for sent in &out.tasks {
+        let msg = tokio::time::timeout(Duration::from_secs(5), tasks.next())
+            .await
+            .expect("the task is seen on its subject")
+            .unwrap();
+        let headers = msg.headers.expect("a sentinel has headers");
+        let names: Vec<String> = headers.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(names, ["traceparent"], "{headers:?}");
+        let body: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+        let task = out
+            .tasks
+            .iter()
+            .find(|t| body["task_id"] == t.task_id.as_str())
+            .expect("a task this run sent");
+        let tp = headers.get("traceparent").unwrap().as_str();
+        assert!(
+            tp.starts_with(&format!("00-{}-{}-", task.trace_id, task.span_id)),
+            "{tp} is not {task:?}'s"
+        );
+        assert_eq!(body["kind"], "sentinel", "{body} ({})", sent.task_id);
+    }
+    drop(tasks);
 
     // Tampered run: the fleet drops every 7th result and corrupts every 5th
     // trace id; the probe must name exactly those tasks, nothing more.
@@ -109,4 +141,95 @@ async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_re
         );
     }
     env.shutdown().await;
+}
+
+/// `probe --bench` end to end on a small count: every row is measured and
+/// written to bench.json, with the ratios the note quotes. No figure is
+/// asserted beyond being a positive rate (a busy machine).
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_measures_every_row_and_writes_bench_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .current_dir(&d)
+            .env("CI", "true")
+            .args(["--reports-dir", "reports", "probe", "--bench"])
+            .args(["--count", "400", "--concurrency", "32"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("bench (b'): 400 minimal round trips carrying a sentinel's header and "),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("c/b' = "), "{stdout}");
+    let run = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .next()
+        .expect("a run folder")
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path().join("bench.json")).unwrap()).unwrap();
+    let rows: Vec<(&str, u64, u64)> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["per_second"].as_f64().unwrap() > 0.0, "{r}");
+            (
+                r["measurement"].as_str().unwrap(),
+                r["messages"].as_u64().unwrap(),
+                r["in_flight"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("(a) JetStream publish+ack", 400, 32),
+            ("(b) minimal round trip", 400, 32),
+            ("(b') minimal round trip, sentinel-sized", 400, 32),
+            ("(c) sentinel round trip via fleet", 400, 32),
+        ]
+    );
+    let per_s = |i: usize| json["rows"][i]["per_second"].as_f64().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * a.max(b);
+    assert!(
+        close(json["c_over_b"].as_f64().unwrap(), per_s(3) / per_s(1)),
+        "{json}"
+    );
+    assert!(
+        close(
+            json["c_over_b_sentinel_sized"].as_f64().unwrap(),
+            per_s(3) / per_s(2)
+        ),
+        "{json}"
+    );
+    assert!(
+        close(
+            json["b_sentinel_sized_over_b"].as_f64().unwrap(),
+            per_s(2) / per_s(1)
+        ),
+        "{json}"
+    );
+    let c = &json["sentinel_latency_ms"];
+    let (p50, max) = (c["p50"].as_f64().unwrap(), c["max"].as_f64().unwrap());
+    assert!(
+        p50 > 0.0 && p50 <= c["p99"].as_f64().unwrap() && p50 <= max,
+        "{c}"
+    );
+    let d = &json["one_in_flight"];
+    assert_eq!(d["messages"], 2000);
+    assert!(d["minimal_p50_us"].as_f64().unwrap() > 0.0, "{d}");
+    assert!(d["sentinel_p50_us"].as_f64().unwrap() > 0.0, "{d}");
+    assert!(
+        json["peak_rss_mib_10k_in_flight"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
 }

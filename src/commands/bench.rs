@@ -5,6 +5,10 @@
 //! (a) raw JetStream publish+ack throughput;
 //! (b) the minimal round trip: publish acked, a bare durable pull consumer
 //!     acks and replies, the reply is matched;
+//! (b') the same bare round trip carrying a sentinel's bytes: its header
+//!     and a body as long as its task JSON, echoed back. b'/b is what NATS
+//!     pays to carry a real task rather than a counter; c/b' is what
+//!     firedrill's probe and fleet add on top;
 //! (c) firedrill's sentinel round trip through the reference fleet, with
 //!     trace context and HDR recording on;
 //! (d) the latency (b) and (c) have with one message in flight, and what
@@ -62,13 +66,39 @@ fn ratio(v: &f64) -> String {
 struct BenchReport {
     rows: Vec<Row>,
     c_over_a: f64,
+    /// The goal figure (>= 0.8).
     c_over_b: f64,
+    /// Firedrill's own share: (c) against the bare loop carrying the same bytes.
+    c_over_b_sentinel_sized: f64,
+    /// NATS' share: the bare loop with a sentinel's bytes against (b).
+    b_sentinel_sized_over_b: f64,
     peak_rss_mib_10k_in_flight: Option<f64>,
+    /// (c)'s round-trip latency at full concurrency: a run whose rate is an
+    /// outlier shows here whether a few sentinels stalled or all were slow.
+    sentinel_latency_ms: Spread,
     one_in_flight: OneInFlight,
     /// `/proc/loadavg` (1, 5, 15 min) when the bench started and ended: the
     /// figures of a busy machine say so.
     load_average_before: Option<[f64; 3]>,
     load_average_after: Option<[f64; 3]>,
+}
+
+/// p50, p99 and max of a latency summary, in milliseconds.
+#[derive(Debug, Serialize)]
+struct Spread {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl From<&LatencySummary> for Spread {
+    fn from(l: &LatencySummary) -> Self {
+        Spread {
+            p50: l.p50_ms,
+            p99: l.p99_ms,
+            max: l.max_ms,
+        }
+    }
 }
 
 /// (d): round-trip latency with one message in flight, in microseconds.
@@ -133,13 +163,21 @@ pub async fn run(
     report.load_average_after = load_average();
     println!("{}", Table::new(&report.rows).with(Style::rounded()));
     println!(
-        "c/a = {:.2}   c/b = {:.2} (goal >= 0.8)   peak RSS with {RSS_IN_FLIGHT} sentinels in flight: {}",
+        "c/a = {:.2}   c/b = {:.2} (goal >= 0.8)   c/b' = {:.2} (firedrill's share)   b'/b = {:.2} (NATS carrying a sentinel's bytes)\n\
+         peak RSS with {RSS_IN_FLIGHT} sentinels in flight: {}",
         report.c_over_a,
         report.c_over_b,
+        report.c_over_b_sentinel_sized,
+        report.b_sentinel_sized_over_b,
         report
             .peak_rss_mib_10k_in_flight
             .map(|m| format!("{m:.1} MiB (goal <= 64 MiB)"))
             .unwrap_or_else(|| "unknown (no /proc)".into())
+    );
+    let l = &report.sentinel_latency_ms;
+    println!(
+        "(c) round trip at {in_flight} in flight: p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+        l.p50, l.p99, l.max
     );
     let d = &report.one_in_flight;
     println!(
@@ -239,11 +277,23 @@ async fn measure(
         .await
         .map_err(|e| dep("raw publish", e))?;
     eprintln!("bench (b): {count} minimal round trips…");
-    let (b, _) = minimal_round_trip(&client, &js, &stream, count, in_flight)
+    let (b, _) = minimal_round_trip(&client, &js, &stream, count, in_flight, &Carried::Counter)
         .await
         .map_err(|e| dep("minimal round trip", e))?;
-    eprintln!("bench (c): {count} sentinel round trips through the fleet…");
     let cfg = probe_config(spec, Some(count), Some(in_flight));
+    let (headers, body) = crate::probe::run::TaskEncoder::new(&cfg).sample();
+    eprintln!(
+        "bench (b'): {count} minimal round trips carrying a sentinel's header and {} body bytes…",
+        body.len()
+    );
+    let sized = Carried::SentinelSized {
+        headers,
+        body_len: body.len(),
+    };
+    let (b_sized, _) = minimal_round_trip(&client, &js, &stream, count, in_flight, &sized)
+        .await
+        .map_err(|e| dep("sentinel-sized minimal round trip", e))?;
+    eprintln!("bench (c): {count} sentinel round trips through the fleet…");
     let (progress, bar) = progress_bar(global, count, "sentinels");
     let c_out = crate::probe::run_probe(&probe_client, &cfg, progress).await?;
     if let Some(b) = bar {
@@ -253,9 +303,16 @@ async fn measure(
     warn_unclean(&c_out);
 
     eprintln!("bench (d): {ONE_IN_FLIGHT_COUNT} minimal, then {ONE_IN_FLIGHT_COUNT} sentinel round trips, one in flight…");
-    let (_, minimal) = minimal_round_trip(&client, &js, &stream, ONE_IN_FLIGHT_COUNT, 1)
-        .await
-        .map_err(|e| dep("minimal round trip, one in flight", e))?;
+    let (_, minimal) = minimal_round_trip(
+        &client,
+        &js,
+        &stream,
+        ONE_IN_FLIGHT_COUNT,
+        1,
+        &Carried::Counter,
+    )
+    .await
+    .map_err(|e| dep("minimal round trip, one in flight", e))?;
     let cfg = probe_config(spec, Some(ONE_IN_FLIGHT_COUNT), Some(1));
     let d_out = crate::probe::run_probe(&probe_client, &cfg, None).await?;
     warn_unclean(&d_out);
@@ -273,12 +330,16 @@ async fn measure(
     Ok(BenchReport {
         c_over_a: c / a,
         c_over_b: c / b,
+        c_over_b_sentinel_sized: c / b_sized,
+        b_sentinel_sized_over_b: b_sized / b,
         rows: vec![
             row("(a) JetStream publish+ack", a),
             row("(b) minimal round trip", b),
+            row("(b') minimal round trip, sentinel-sized", b_sized),
             row("(c) sentinel round trip via fleet", c),
         ],
         peak_rss_mib_10k_in_flight: rss,
+        sentinel_latency_ms: Spread::from(&c_out.latency),
         one_in_flight: OneInFlight::new(ONE_IN_FLIGHT_COUNT, &minimal, &d_out.latency),
         load_average_before: None,
         load_average_after: None,
@@ -320,12 +381,42 @@ async fn raw_publish(
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
+/// What a minimal round trip's message carries besides its counter.
+enum Carried {
+    /// The counter alone, no header: the transport's floor.
+    Counter,
+    /// A sentinel's headers, and the counter padded to its body's length.
+    SentinelSized {
+        headers: async_nats::HeaderMap,
+        body_len: usize,
+    },
+}
+
+impl Carried {
+    fn body(&self, i: u64) -> bytes::Bytes {
+        let mut body = i.to_string();
+        if let Carried::SentinelSized { body_len, .. } = self {
+            body.push(' ');
+            let pad = body_len.saturating_sub(body.len());
+            body.extend(std::iter::repeat_n('x', pad));
+        }
+        body.into()
+    }
+
+    /// The counter a reply carries back.
+    fn counter(payload: &[u8]) -> Option<u64> {
+        let text = std::str::from_utf8(payload).ok()?;
+        text.split(' ').next()?.parse().ok()
+    }
+}
+
 async fn minimal_round_trip(
     client: &async_nats::Client,
     js: &jetstream::Context,
     stream: &stream::Stream,
     count: usize,
     in_flight: usize,
+    carried: &Carried,
 ) -> Result<(f64, LatencySummary), String> {
     let consumer = stream
         .get_or_create_consumer(
@@ -365,9 +456,7 @@ async fn minimal_round_trip(
         tokio::spawn(async move {
             while let Some(m) = replies.next().await {
                 let received = Instant::now();
-                let id = std::str::from_utf8(&m.payload)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
+                let id = Carried::counter(&m.payload);
                 if let Some(tx) = id.and_then(|id| pending.lock().expect("poisoned").remove(&id)) {
                     let _ = tx.send(received);
                 }
@@ -384,10 +473,15 @@ async fn minimal_round_trip(
         let (tx, rx) = oneshot::channel();
         pending.lock().expect("poisoned").insert(i, tx);
         let sent_at = Instant::now();
-        let ack = js
-            .publish(format!("{RT_SUBJECT}.x"), i.to_string().into())
-            .await
-            .map_err(|e| e.to_string())?;
+        let subject = format!("{RT_SUBJECT}.x");
+        let published = match carried {
+            Carried::Counter => js.publish(subject, carried.body(i)).await,
+            Carried::SentinelSized { headers, .. } => {
+                js.publish_with_headers(subject, headers.clone(), carried.body(i))
+                    .await
+            }
+        };
+        let ack = published.map_err(|e| e.to_string())?;
         handles.push(tokio::spawn(async move {
             let latency = match ack.await {
                 Ok(_) => match tokio::time::timeout(Duration::from_secs(30), rx).await {
@@ -432,4 +526,30 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_sized_bodies_are_as_long_as_a_sentinel_and_carry_their_counter() {
+        let sized = Carried::SentinelSized {
+            headers: async_nats::HeaderMap::new(),
+            body_len: 180,
+        };
+        for i in [0u64, 7, 123_456, u64::MAX] {
+            let body = sized.body(i);
+            assert_eq!(body.len(), 180);
+            assert_eq!(Carried::counter(&body), Some(i));
+            assert_eq!(Carried::counter(&Carried::Counter.body(i)), Some(i));
+        }
+        // A body shorter than the counter is never cut short.
+        let tiny = Carried::SentinelSized {
+            headers: async_nats::HeaderMap::new(),
+            body_len: 2,
+        };
+        assert_eq!(Carried::counter(&tiny.body(123_456)), Some(123_456));
+        assert_eq!(Carried::counter(b"not a counter"), None);
+    }
 }

@@ -1,7 +1,7 @@
 //! The wire format of sentinel tasks and their result envelopes.
 //!
 //! The probe publishes a [`TaskMessage`] on the task subject with a
-//! `traceparent` header and `Nats-Msg-Id` = task id; a worker (the platform,
+//! `traceparent` header (its only header); a worker (the platform,
 //! or the reference fleet) answers with a [`ResultEnvelope`] on the result
 //! subject, carrying the same `task_id` and the `trace_id` it took from the
 //! incoming `traceparent`.
@@ -11,8 +11,6 @@ use std::borrow::Cow;
 
 /// Header that carries W3C trace context across NATS.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
-/// JetStream de-duplication header.
-pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 
 /// A task as published on the task subject.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
