@@ -226,31 +226,9 @@ async fn a_closed_port_lists_every_request_as_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_http_measures_the_probe_against_a_bare_loop() {
     let bench = |args: Vec<String>| async move {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
-                .current_dir(&d)
-                .env("CI", "true")
-                .args(["--reports-dir", "reports", "probe", "--count", "300"])
-                .args(&args)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let json = std::fs::read_dir(dir.path().join("reports"))
-            .ok()
-            .and_then(|mut r| r.next())
-            .map(|e| e.unwrap().path().join("bench.json"))
-            .map(|p| {
-                serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()
-            });
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            json,
-        )
+        let count = ["--count".to_string(), "300".to_string()];
+        let run = crate::common::run::probe_bench(count.into_iter().chain(args).collect()).await;
+        (run.code, run.stderr, run.json)
     };
     let (code, err, json) = bench(vec!["--bench-http".into()]).await;
     assert_eq!(code, Some(0), "{err}");

@@ -148,34 +148,16 @@ async fn two_hundred_sentinels_complete_with_their_trace_ids_and_tampering_is_re
 /// asserted beyond being a positive rate (a busy machine).
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_measures_every_row_and_writes_bench_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .current_dir(&d)
-            .env("CI", "true")
-            .args(["--reports-dir", "reports", "probe", "--bench"])
-            .args(["--count", "400", "--concurrency", "32"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let args = ["--bench", "--count", "400", "--concurrency", "32"];
+    let run = crate::common::run::probe_bench(args.map(String::from).to_vec()).await;
+    let err = &run.stderr;
+    assert_eq!(run.code, Some(0), "{err}");
     assert!(
         err.contains("bench (b'): 400 minimal round trips carrying a sentinel's header and "),
         "{err}"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("c/b' = "), "{stdout}");
-    let run = std::fs::read_dir(dir.path().join("reports"))
-        .unwrap()
-        .next()
-        .expect("a run folder")
-        .unwrap();
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.path().join("bench.json")).unwrap()).unwrap();
+    assert!(run.stdout.contains("c/b' = "), "{}", run.stdout);
+    let json = run.json.expect("bench.json written");
     let rows: Vec<(&str, u64, u64)> = json["rows"]
         .as_array()
         .unwrap()
