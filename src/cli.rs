@@ -240,9 +240,18 @@ pub struct ProbeArgs {
     /// Sentinels in flight at once (overrides the spec).
     #[arg(long, env = "FIREDRILL_CONCURRENCY")]
     pub concurrency: Option<usize>,
-    /// Benchmark mode (local target): raw publish throughput, minimal round
-    /// trip and sentinel round trip with the same client and in-flight count,
-    /// plus peak RSS with 10 000 sentinels in flight.
+    /// Benchmark mode (local target; build with --release): (a) raw
+    /// JetStream publish+ack, (b) a bare consumer's round trip, (b') the
+    /// same carrying a sentinel's header and body bytes, (c) the sentinel
+    /// round trip through the fleet, each with --count messages (default
+    /// 20000, at most 1000000) and --concurrency in flight (default 512).
+    /// Prints c/b (goal >= 0.8), c/b' (what firedrill adds: 1.0 is nothing),
+    /// b'/b (what NATS pays for a real task's bytes), (c)'s p50/p99/max,
+    /// firedrill's own peak RSS with 10 000 sentinels in flight, and (d)
+    /// the latency of (b) and (c) with one message in flight. Writes
+    /// bench.json (with the build type and load averages) to a new run
+    /// folder under --reports-dir. FIREDRILL_COUNT/FIREDRILL_CONCURRENCY
+    /// apply here too.
     #[arg(long)]
     pub bench: bool,
     /// Benchmark the HTTP probe against a bare reqwest loop on the same

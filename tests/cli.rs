@@ -394,6 +394,62 @@ fn sigterm_during_smoke_exits_4_and_leaves_no_child() {
     }
 }
 
+#[test]
+fn sigint_during_bench_exits_4_stops_the_stack_and_says_so() {
+    use std::io::BufRead;
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = firedrill()
+        .args(["--reports-dir"])
+        .arg(reports.path())
+        .args([
+            "probe",
+            "--bench",
+            "--count",
+            "1000000",
+            "--concurrency",
+            "64",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt in phase (a), with the stack and fleet up.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("bench (a)")) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("bench never reached (a): {seen:?}"),
+        }
+    }
+    let kids = children_of(child.id());
+    assert!(kids.len() >= 3, "stack children: {kids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    seen.extend(rx.try_iter());
+    assert_eq!(status.code(), Some(4), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("interrupted by SIGINT")),
+        "{seen:?}"
+    );
+    for k in kids {
+        assert!(!alive(k), "child {k} survived SIGINT of the bench");
+    }
+}
+
 /// A loopback HTTP server that answers every request with a 500 whose body
 /// echoes the request's Authorization header, as some proxies and
 /// misconfigured services do. Serves `n` requests, then stops.

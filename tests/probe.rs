@@ -158,6 +158,12 @@ async fn bench_measures_every_row_and_writes_bench_json() {
     );
     assert!(run.stdout.contains("c/b' = "), "{}", run.stdout);
     let json = run.json.expect("bench.json written");
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    assert_eq!(json["build"], build);
     let rows: Vec<(&str, u64, u64)> = json["rows"]
         .as_array()
         .unwrap()

@@ -25,19 +25,23 @@ use crate::local::LocalEnv;
 use crate::model::probe::LatencySummary;
 use crate::probe::latency::Latencies;
 use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tabled::{settings::Style, Table, Tabled};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 
 const BENCH_STREAM: &str = "FIREDRILL_BENCH";
 const RAW_SUBJECT: &str = "firedrill.bench.raw";
 const RT_SUBJECT: &str = "firedrill.bench.rt";
 const RT_REPLY: &str = "firedrill.bench.reply";
 const RSS_IN_FLIGHT: usize = 10_000;
+/// Most messages per measurement: the probe keeps a record of every
+/// sentinel it sends (for the report), so memory grows with the count.
+const MAX_COUNT: usize = 1_000_000;
 /// Round trips per side of (d): enough for a stable p99.
 const ONE_IN_FLIGHT_COUNT: usize = 2_000;
 
@@ -64,6 +68,8 @@ fn ratio(v: &f64) -> String {
 
 #[derive(Debug, Serialize)]
 struct BenchReport {
+    /// `debug` or `release`: a debug build's figures are not the product's.
+    build: &'static str,
     rows: Vec<Row>,
     c_over_a: f64,
     /// The goal figure (>= 0.8).
@@ -141,11 +147,12 @@ pub async fn run(
                 .into(),
         ));
     }
+    let (count, in_flight) = sizes(args.count, args.concurrency)?;
+    // SIGINT/SIGTERM stop the bench and its stack (exit 4), not kill it.
+    let _ = crate::signals::source();
     let load_average_before = load_average();
-    let count = args.count.unwrap_or(20_000);
-    let in_flight = args.concurrency.unwrap_or(512);
     eprintln!("bench: starting the local stack (fleet with no simulated cold start or work)…");
-    let env = LocalEnv::start_with(&plan.target, |cfg| {
+    let start = LocalEnv::start_with(&plan.target, |cfg| {
         cfg.cold_start = Duration::ZERO;
         cfg.work = Duration::ZERO;
         // As many tasks at once as the probe keeps in flight, like the
@@ -154,14 +161,23 @@ pub async fn run(
         // Per-sentinel task_id series exist for AC2 only; the bench measures
         // the round trip, not the fleet's bookkeeping of 20 000 new series.
         cfg.record_task_ids = false;
-    })
-    .await?;
-    let result = measure(global, &env, spec, count, in_flight).await;
+    });
+    let env = tokio::select! {
+        env = start => env?,
+        sig = crate::signals::shutdown_signal() => return Err(Error::Interrupted(sig)),
+    };
+    let result = tokio::select! {
+        r = measure(global, &env, spec, count, in_flight) => r,
+        sig = crate::signals::shutdown_signal() => Err(Error::Interrupted(sig)),
+    };
     env.shutdown().await;
     let mut report = result?;
     report.load_average_before = load_average_before;
     report.load_average_after = load_average();
     println!("{}", Table::new(&report.rows).with(Style::rounded()));
+    if report.build == "debug" {
+        println!("debug build: build with --release for figures worth quoting");
+    }
     println!(
         "c/a = {:.2}   c/b = {:.2} (goal >= 0.8)   c/b' = {:.2} (firedrill's share)   b'/b = {:.2} (NATS carrying a sentinel's bytes)\n\
          peak RSS with {RSS_IN_FLIGHT} sentinels in flight: {}",
@@ -197,6 +213,25 @@ pub async fn run(
         report.load_average_before,
         report.load_average_after,
     )
+}
+
+/// Messages per measurement and messages in flight: `--count` (default
+/// 20 000, at most [`MAX_COUNT`]) and `--concurrency` (default 512, at most
+/// the count: more could never be in flight).
+fn sizes(count: Option<usize>, concurrency: Option<usize>) -> Result<(usize, usize), Error> {
+    let count = count.unwrap_or(20_000);
+    if count == 0 || count > MAX_COUNT {
+        return Err(Error::Usage(format!(
+            "probe --bench: --count {count} is out of range; give 1 to {MAX_COUNT} messages per measurement (default 20000)"
+        )));
+    }
+    let in_flight = concurrency.unwrap_or(512);
+    if in_flight == 0 {
+        return Err(Error::Usage(
+            "probe --bench: --concurrency 0 would never send anything; give at least 1 message in flight (default 512)".into(),
+        ));
+    }
+    Ok((count, in_flight.min(count)))
 }
 
 /// Prints the load averages around a bench and writes its `bench.json`
@@ -328,6 +363,11 @@ async fn measure(
         vs_minimal: v / b,
     };
     Ok(BenchReport {
+        build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         c_over_a: c / a,
         c_over_b: c / b,
         c_over_b_sentinel_sized: c / b_sized,
@@ -360,23 +400,24 @@ async fn raw_publish(
     count: usize,
     in_flight: usize,
 ) -> Result<f64, String> {
-    let sem = Arc::new(Semaphore::new(in_flight));
+    // At most `in_flight` acks awaited at once, each collected as it
+    // comes: memory stays with what is in flight, not with the count.
     let start = Instant::now();
-    let mut handles = Vec::with_capacity(count);
+    let mut acks = FuturesUnordered::new();
     for i in 0..count {
-        let permit = sem.clone().acquire_owned().await.expect("open");
+        if acks.len() >= in_flight {
+            if let Some(acked) = acks.next().await {
+                acked?;
+            }
+        }
         let ack = js
             .publish(format!("{RAW_SUBJECT}.x"), format!("{i}").into())
             .await
             .map_err(|e| e.to_string())?;
-        handles.push(tokio::spawn(async move {
-            let r = ack.await.map(|_| ()).map_err(|e| e.to_string());
-            drop(permit);
-            r
-        }));
+        acks.push(async move { ack.await.map(|_| ()).map_err(|e| e.to_string()) });
     }
-    for h in handles {
-        h.await.map_err(|e| e.to_string())??;
+    while let Some(acked) = acks.next().await {
+        acked?;
     }
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
@@ -465,11 +506,24 @@ async fn minimal_round_trip(
     };
     client.flush().await.map_err(|e| e.to_string())?;
 
-    let sem = Arc::new(Semaphore::new(in_flight));
+    // As in (a): at most `in_flight` round trips awaited at once, each
+    // recorded as it ends.
     let start = Instant::now();
-    let mut handles = Vec::with_capacity(count);
+    let mut ok = 0usize;
+    let mut latencies = Latencies::default();
+    let mut round_trips = FuturesUnordered::new();
+    let mut record = |latency: Option<Duration>| {
+        if let Some(latency) = latency {
+            ok += 1;
+            latencies.record(latency);
+        }
+    };
     for i in 0..count as u64 {
-        let permit = sem.clone().acquire_owned().await.expect("open");
+        if round_trips.len() >= in_flight {
+            if let Some(latency) = round_trips.next().await {
+                record(latency);
+            }
+        }
         let (tx, rx) = oneshot::channel();
         pending.lock().expect("poisoned").insert(i, tx);
         let sent_at = Instant::now();
@@ -482,25 +536,18 @@ async fn minimal_round_trip(
             }
         };
         let ack = published.map_err(|e| e.to_string())?;
-        handles.push(tokio::spawn(async move {
-            let latency = match ack.await {
+        round_trips.push(async move {
+            match ack.await {
                 Ok(_) => match tokio::time::timeout(Duration::from_secs(30), rx).await {
                     Ok(Ok(received)) => Some(received.saturating_duration_since(sent_at)),
                     _ => None,
                 },
                 Err(_) => None,
-            };
-            drop(permit);
-            latency
-        }));
+            }
+        });
     }
-    let mut ok = 0usize;
-    let mut latencies = Latencies::default();
-    for h in handles {
-        if let Some(latency) = h.await.ok().flatten() {
-            ok += 1;
-            latencies.record(latency);
-        }
+    while let Some(latency) = round_trips.next().await {
+        record(latency);
     }
     let rate = ok as f64 / start.elapsed().as_secs_f64();
     responder.abort();
@@ -531,6 +578,22 @@ fn peak_rss_mib() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_and_concurrency_out_of_range_are_usage_errors() {
+        assert_eq!(sizes(None, None).unwrap(), (20_000, 512));
+        assert_eq!(sizes(Some(100), Some(10_000_000)).unwrap(), (100, 100));
+        assert_eq!(sizes(Some(1), Some(1)).unwrap(), (1, 1));
+        for (count, concurrency, says) in [
+            (Some(0), None, "--count 0"),
+            (Some(MAX_COUNT + 1), None, "--count 1000001"),
+            (None, Some(0), "--concurrency 0"),
+        ] {
+            let err = sizes(count, concurrency).unwrap_err();
+            assert!(matches!(err, Error::Usage(_)), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
 
     #[test]
     fn sentinel_sized_bodies_are_as_long_as_a_sentinel_and_carry_their_counter() {
