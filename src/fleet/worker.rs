@@ -34,10 +34,14 @@ pub(crate) const MAX_BATCH: usize = 1000;
 /// Expiry of a pull request: bounds how long a pause takes to take effect.
 pub(crate) const BATCH_EXPIRES: Duration = Duration::from_millis(250);
 /// How long past its expiry a pull request may stay open on this side.
-/// The server ends an expired request with a 408 status, but it was seen
-/// not to come at all: async-nats then waits expiry + 5 s before giving
-/// up, and every task published meanwhile waits with it (`probe --bench`:
-/// (c) p99 5.02 s, max 5.03 s, in 2 of 28 runs). The server does not
+/// The server ends an expired request with a 408 status, but it expires
+/// requests lazily, when a new message or request next touches the
+/// consumer's waiting queue (nats-io/nats-server#3099), and under load the
+/// 408 was seen not to come at all. async-nats then waits expiry + 5 s
+/// before giving up, with every task published meanwhile waiting too
+/// (`probe --bench`: (c) p99 5.02 s, max 5.03 s, in 2 of 27 runs). A new
+/// pull request is also what prompts the server to expire the old one. It
+/// does not
 /// deliver on a request past its expiry, so ending it here loses nothing,
 /// unless a message the server sent just before expiry is still in
 /// transit a whole second later; that one would be redelivered after the
