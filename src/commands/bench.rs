@@ -42,6 +42,14 @@ const RSS_IN_FLIGHT: usize = 10_000;
 /// Most messages per measurement: the probe keeps a record of every
 /// sentinel it sends (for the report), so memory grows with the count.
 const MAX_COUNT: usize = 1_000_000;
+/// The build these figures come from, recorded in every bench.json.
+pub(super) const BUILD: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+/// What a debug build's figures are told on the console.
+pub(super) const RELEASE_HINT: &str = "build with --release for figures worth quoting";
 /// Round trips per side of (d): enough for a stable p99.
 const ONE_IN_FLIGHT_COUNT: usize = 2_000;
 
@@ -175,8 +183,8 @@ pub async fn run(
     report.load_average_before = load_average_before;
     report.load_average_after = load_average();
     println!("{}", Table::new(&report.rows).with(Style::rounded()));
-    if report.build == "debug" {
-        println!("debug build: build with --release for figures worth quoting");
+    if cfg!(debug_assertions) {
+        println!("debug build: {RELEASE_HINT}");
     }
     println!(
         "c/a = {:.2}   c/b = {:.2} (goal >= 0.8)   c/b' = {:.2} (firedrill's share)   b'/b = {:.2} (NATS carrying a sentinel's bytes)\n\
@@ -363,11 +371,7 @@ async fn measure(
         vs_minimal: v / b,
     };
     Ok(BenchReport {
-        build: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        build: BUILD,
         c_over_a: c / a,
         c_over_b: c / b,
         c_over_b_sentinel_sized: c / b_sized,
@@ -402,6 +406,7 @@ async fn raw_publish(
 ) -> Result<f64, String> {
     // At most `in_flight` acks awaited at once, each collected as it
     // comes: memory stays with what is in flight, not with the count.
+    let subject = async_nats::Subject::from(format!("{RAW_SUBJECT}.x"));
     let start = Instant::now();
     let mut acks = FuturesUnordered::new();
     for i in 0..count {
@@ -411,7 +416,7 @@ async fn raw_publish(
             }
         }
         let ack = js
-            .publish(format!("{RAW_SUBJECT}.x"), format!("{i}").into())
+            .publish(subject.clone(), format!("{i}").into())
             .await
             .map_err(|e| e.to_string())?;
         acks.push(async move { ack.await.map(|_| ()).map_err(|e| e.to_string()) });
@@ -508,26 +513,20 @@ async fn minimal_round_trip(
 
     // As in (a): at most `in_flight` round trips awaited at once, each
     // recorded as it ends.
+    let subject = async_nats::Subject::from(format!("{RT_SUBJECT}.x"));
     let start = Instant::now();
-    let mut ok = 0usize;
     let mut latencies = Latencies::default();
     let mut round_trips = FuturesUnordered::new();
-    let mut record = |latency: Option<Duration>| {
-        if let Some(latency) = latency {
-            ok += 1;
-            latencies.record(latency);
-        }
-    };
     for i in 0..count as u64 {
         if round_trips.len() >= in_flight {
-            if let Some(latency) = round_trips.next().await {
-                record(latency);
+            if let Some(Some(latency)) = round_trips.next().await {
+                latencies.record(latency);
             }
         }
         let (tx, rx) = oneshot::channel();
         pending.lock().expect("poisoned").insert(i, tx);
         let sent_at = Instant::now();
-        let subject = format!("{RT_SUBJECT}.x");
+        let subject = subject.clone();
         let published = match carried {
             Carried::Counter => js.publish(subject, carried.body(i)).await,
             Carried::SentinelSized { headers, .. } => {
@@ -547,17 +546,21 @@ async fn minimal_round_trip(
         });
     }
     while let Some(latency) = round_trips.next().await {
-        record(latency);
+        if let Some(latency) = latency {
+            latencies.record(latency);
+        }
     }
-    let rate = ok as f64 / start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed();
     responder.abort();
     matcher.abort();
-    if ok < count {
+    let summary = latencies.summary();
+    let ok = summary.count;
+    if ok < count as u64 {
         return Err(format!(
             "only {ok} of {count} minimal round trips completed"
         ));
     }
-    Ok((rate, latencies.summary()))
+    Ok((ok as f64 / elapsed.as_secs_f64(), summary))
 }
 
 /// The load averages of `/proc/loadavg`, when there is one.

@@ -129,11 +129,7 @@ pub async fn run(global: &Global, args: &ProbeArgs, url: &str) -> Result<ExitCod
     };
     let report = BenchHttpReport {
         url: url.clone(),
-        build: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        build: super::bench::BUILD,
         added_p50_ms: probe.latency.p50_ms - bare_lat.p50_ms,
         added_p99_ms: probe.latency.p99_ms - bare_lat.p99_ms,
         throughput_ratio: if bare_rate > 0.0 {
@@ -170,9 +166,9 @@ pub async fn run(global: &Global, args: &ProbeArgs, url: &str) -> Result<ExitCod
         report.throughput_ratio,
         report.build,
         if cfg!(debug_assertions) {
-            "; build with --release for figures worth quoting"
+            format!("; {}", super::bench::RELEASE_HINT)
         } else {
-            ""
+            String::new()
         }
     );
     super::bench::finish(
